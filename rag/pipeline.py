@@ -1,0 +1,234 @@
+"""Where the stages meet: ingest files into the index, search it, answer from it.
+
+Every edge (CLI, API, eval) builds one Pipeline from Settings and calls it; no
+other module wires stages together.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.answer import Composer
+from rag.chunking import Chunker
+from rag.config import RetrieverName, Settings
+from rag.documents import discover, doc_id_for, load_file, parse_bytes
+from rag.embedding import Embedder, SentenceTransformerEmbedder
+from rag.errors import DocumentNotFoundError, FileTooLargeError, InputError, NoIndexError
+from rag.index import STORE, Index, IndexWriter, current_snapshot
+from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, Retriever
+from rag.store import Store
+from rag.types import Answer, Chunk, Document, Hit
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    chunks: int = 0
+    seconds: float = 0.0
+    snapshot: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.replaced or self.deleted)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"added": self.added, "replaced": self.replaced, "skipped": self.skipped,
+                "deleted": self.deleted, "chunks_embedded": self.chunks,
+                "seconds": round(self.seconds, 3), "snapshot": self.snapshot}
+
+
+def safe_doc_id(filename: str) -> str:
+    """A doc_id from an uploaded name: never a path, only a tame identifier."""
+    stem = Path(filename.replace("\\", "/")).name.rsplit(".", 1)[0]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "upload"
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.root = Path(settings.index_dir)
+        self._embedder = embedder
+        self._index: Index | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = SentenceTransformerEmbedder(self.settings.model_name,
+                                                             self.settings.model_path)
+            return self._embedder
+
+    def chunker(self) -> Chunker:
+        e = self.embedder
+        return Chunker(self.settings.chunk_tokens, self.settings.chunk_overlap,
+                       count_wordpieces=e.count_tokens if e.max_tokens else None,
+                       max_wordpieces=e.max_tokens)
+
+    @property
+    def index(self) -> Index:
+        """The loaded current snapshot (loaded on first use, swapped by ``reload``)."""
+        if self._index is None:
+            self.reload()
+        assert self._index is not None
+        return self._index
+
+    def reload(self) -> Index:
+        dimension = self._embedder.dimension if self._embedder is not None else None
+        index = Index(self.root, self.settings.model_name, dimension)
+        self._index = index
+        return index
+
+    def _writer(self, chunker: Chunker, wait_s: float = 0.0) -> IndexWriter:
+        return IndexWriter(self.root, self.settings.model_name, self.embedder.dimension,
+                           chunker.describe(), wait_s=wait_s)
+
+    def _existing(self) -> Store | None:
+        snapshot = current_snapshot(self.root)
+        return Store(snapshot / STORE, readonly=True) if snapshot else None
+
+    def _prepare(self, docs: Sequence[Document], chunker: Chunker,
+                 progress: bool) -> list[tuple[Document, list[Chunk], Any]]:
+        chunked = [(d, chunker.chunk(d)) for d in docs]
+        texts = [c.text for _, chunks in chunked for c in chunks]
+        vectors = self.embedder.embed(texts, self.settings.embed_batch_size, progress=progress)
+        out, start = [], 0
+        for doc, chunks in chunked:
+            out.append((doc, chunks, vectors[start:start + len(chunks)]))
+            start += len(chunks)
+        return out
+
+    def ingest(self, paths: Iterable[Path], prune: bool = False,
+               progress: bool = False) -> IngestReport:
+        """Index new and changed files; with ``prune``, drop files gone from these folders."""
+        t0 = time.perf_counter()
+        paths = [Path(p) for p in paths]
+        found = list(discover(paths))
+        report = IngestReport()
+        existing = self._existing()
+        known = existing.sources() if existing else {}
+        taken = existing.doc_ids() if existing else set()
+        if existing:
+            existing.close()
+        docs: list[Document] = []
+        for file, root in found:
+            source = str(file)
+            if source in known:
+                doc_id, sha = known[source]
+                doc = load_file(file, doc_id)
+                (report.skipped if doc.sha256 == sha else report.replaced).append(doc_id)
+                if doc.sha256 == sha:
+                    continue
+            else:
+                doc = load_file(file, doc_id_for(file, root, taken))
+                taken.add(doc.doc_id)
+                report.added.append(doc.doc_id)
+            docs.append(doc)
+        if prune:
+            seen = {str(f) for f, _ in found}
+            folders = [str(p.resolve()) + os.sep for p in paths if p.is_dir()]
+            report.deleted = sorted(doc_id for source, (doc_id, _) in known.items()
+                                    if source not in seen and source.startswith(tuple(folders)))
+        if docs or report.deleted or existing is None:
+            chunker = self.chunker()
+            prepared = self._prepare(docs, chunker, progress)
+            with self._writer(chunker) as w:
+                for doc_id in report.deleted:
+                    w.delete(doc_id)
+                for doc, chunks, vectors in prepared:
+                    w.delete(doc.doc_id)
+                    w.add(doc, chunks, vectors)
+                    report.chunks += len(chunks)
+                report.snapshot = w.commit()
+            self.reload()
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def upload(self, filename: str, data: bytes) -> tuple[str, IngestReport]:
+        """Index one uploaded file (its name is used for type and id only, never as a path)."""
+        if len(data) > self.settings.max_upload_bytes:
+            raise FileTooLargeError(f"{filename}: {len(data)} bytes is over the upload limit of "
+                                    f"{self.settings.max_upload_bytes} bytes")
+        doc_id = safe_doc_id(filename)
+        doc = parse_bytes(data, filename, doc_id, f"upload:{doc_id}")
+        report = IngestReport()
+        chunker = self.chunker()
+        prepared = self._prepare([doc], chunker, progress=False)
+        with self._writer(chunker, wait_s=30.0) as w:
+            existed = w.store.document(doc_id) is not None
+            (report.replaced if existed else report.added).append(doc_id)
+            w.delete(doc_id)
+            for d, chunks, vectors in prepared:
+                w.add(d, chunks, vectors)
+                report.chunks += len(chunks)
+            report.snapshot = w.commit()
+        self.reload()
+        return doc_id, report
+
+    def delete(self, doc_id: str) -> IngestReport:
+        if current_snapshot(self.root) is None:
+            raise NoIndexError(self.root)
+        report = IngestReport(deleted=[doc_id])
+        with self._writer(self.chunker(), wait_s=30.0) as w:
+            if w.store.document(doc_id) is None:
+                raise DocumentNotFoundError(doc_id)
+            w.delete(doc_id)
+            report.snapshot = w.commit()
+        self.reload()
+        return report
+
+    def documents(self) -> list[dict[str, Any]]:
+        return self.index.store.documents()
+
+    def document(self, doc_id: str) -> Document:
+        doc = self.index.store.document(doc_id)
+        if doc is None:
+            raise DocumentNotFoundError(doc_id)
+        return doc
+
+    def retriever(self, name: RetrieverName | None = None) -> Retriever:
+        name = name or self.settings.retriever
+        index = self.index
+        if name == "dense":
+            return DenseRetriever(index, self.embedder)
+        if name == "bm25":
+            return BM25Retriever(index)
+        if name == "hybrid":
+            return HybridRetriever(index, self.embedder, self.settings.hybrid_weight,
+                                   self.settings.candidates)
+        raise InputError(f"unknown retriever {name!r}: use dense, bm25 or hybrid")
+
+    def search(self, query: str, k: int = 5, retriever: RetrieverName | None = None) -> list[Hit]:
+        if not query.strip():
+            raise InputError("empty query: ask something")
+        return self.retriever(retriever).search(query, k)
+
+    def ask(self, question: str, k: int = 5, retriever: RetrieverName | None = None) -> Answer:
+        if not question.strip():
+            raise InputError("empty question: ask something")
+        t0 = time.perf_counter()
+        r = self.retriever(retriever)
+        hits = r.search(question, k)
+        t1 = time.perf_counter()
+        composer = Composer(self.embedder, self.settings.answer_max_words,
+                            self.settings.abstain_threshold)
+        answer = composer.compose(question, hits, self.index.store.document)
+        t2 = time.perf_counter()
+        provenance = dict(answer.provenance)
+        provenance.update(snapshot=self.index.snapshot, model=self.settings.model_name,
+                          retriever=r.name, timings_ms={
+                              "retrieve": round((t1 - t0) * 1000, 2),
+                              "compose": round((t2 - t1) * 1000, 2),
+                              "total": round((t2 - t0) * 1000, 2)})
+        return Answer(answer.question, answer.text, answer.citations, answer.abstained,
+                      provenance)

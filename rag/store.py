@@ -1,0 +1,133 @@
+"""SQLite store of documents and chunks, one file per snapshot.
+
+A chunk's integer row id is also its id in FAISS and in the BM25 id map, so the
+three structures agree by construction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rag.types import Chunk, Document
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    chunk_id TEXT NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
+"""
+
+_CHUNK_COLUMNS = "id, doc_id, chunk_id, ordinal, text, char_start, char_end, n_tokens"
+
+
+def _chunk(row: sqlite3.Row) -> Chunk:
+    return Chunk(doc_id=row["doc_id"], chunk_id=row["chunk_id"], ordinal=row["ordinal"],
+                 text=row["text"], char_start=row["char_start"], char_end=row["char_end"],
+                 n_tokens=row["n_tokens"])
+
+
+class Store:
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        self.path = path
+        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def commit(self) -> None:
+        self._db.commit()
+
+    def add_document(self, doc: Document, chunks: Sequence[Chunk]) -> list[int]:
+        """Insert a document and its chunks; return the chunks' row ids in order."""
+        self._db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
+                         (doc.doc_id, doc.title, doc.source, doc.sha256, doc.text))
+        ids = []
+        for c in chunks:
+            cur = self._db.execute(
+                "INSERT INTO chunks (chunk_id, doc_id, ordinal, char_start, char_end, n_tokens,"
+                " text) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (c.chunk_id, c.doc_id, c.ordinal, c.char_start, c.char_end, c.n_tokens, c.text))
+            assert cur.lastrowid is not None
+            ids.append(cur.lastrowid)
+        return ids
+
+    def delete_document(self, doc_id: str) -> list[int]:
+        """Delete a document and its chunks; return the removed chunk row ids."""
+        ids = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        self._db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        self._db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+        return ids
+
+    def document(self, doc_id: str) -> Document | None:
+        row = self._db.execute("SELECT * FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        if row is None:
+            return None
+        return Document(doc_id=row["doc_id"], title=row["title"], source=row["source"],
+                        text=row["text"], sha256=row["sha256"])
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Metadata of every document (no text), ordered by doc_id."""
+        rows = self._db.execute(
+            "SELECT d.doc_id, d.title, d.source, d.sha256, length(d.text) AS chars,"
+            " (SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id) AS chunks"
+            " FROM documents d ORDER BY d.doc_id")
+        return [dict(r) for r in rows]
+
+    def sources(self) -> dict[str, tuple[str, str]]:
+        """source path -> (doc_id, sha256), for incremental ingest."""
+        rows = self._db.execute("SELECT source, doc_id, sha256 FROM documents")
+        return {r["source"]: (r["doc_id"], r["sha256"]) for r in rows}
+
+    def doc_ids(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT doc_id FROM documents")}
+
+    def chunks_by_ids(self, ids: Iterable[int]) -> dict[int, Chunk]:
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        found: dict[int, Chunk] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for row in self._db.execute(
+                    f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", part):
+                found[row["id"]] = _chunk(row)
+        return found
+
+    def titles(self, doc_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        wanted = list(set(doc_ids))
+        marks = ",".join("?" * len(wanted))
+        rows = self._db.execute(
+            f"SELECT doc_id, title, source FROM documents WHERE doc_id IN ({marks})", wanted)
+        return {r["doc_id"]: (r["title"], r["source"]) for r in rows}
+
+    def all_chunks(self) -> tuple[list[int], list[str]]:
+        """Every chunk's row id and text, in row-id order (what BM25 is built from)."""
+        rows = self._db.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    def counts(self) -> tuple[int, int]:
+        docs = self._db.execute("SELECT count(*) FROM documents").fetchone()[0]
+        chunks = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return int(docs), int(chunks)

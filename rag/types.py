@@ -1,0 +1,68 @@
+"""The pipeline's nouns: small immutable records passed from stage to stage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A cleaned source file. Every offset in the system points into ``text``."""
+
+    doc_id: str
+    title: str
+    source: str
+    text: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A token-bounded span of a document: ``document.text[char_start:char_end] == text``."""
+
+    doc_id: str
+    chunk_id: str
+    ordinal: int
+    text: str
+    char_start: int
+    char_end: int
+    n_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A retrieved chunk with its rank, final score and the score from each stage."""
+
+    rank: int
+    score: float
+    chunk: Chunk
+    title: str
+    source: str
+    stage_scores: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A quote that is checked character for character against the stored document."""
+
+    n: int
+    doc_id: str
+    chunk_id: str
+    title: str
+    quote: str
+    char_start: int
+    char_end: int
+    verified: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An extractive answer, or an abstention when the evidence is too weak."""
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    abstained: bool
+    provenance: Mapping[str, Any]
