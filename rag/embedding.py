@@ -50,7 +50,8 @@ class Embedder(ABC):
         return out
 
     def embed_query(self, text: str) -> Vectors:
-        return self.embed_batch([text])[0]
+        row: Vectors = self.embed_batch([text])[0]
+        return row
 
 
 def packaged_model_path() -> Path:
@@ -73,8 +74,11 @@ class SentenceTransformerEmbedder(Embedder):
                 "set RAG_MODEL_PATH to a local model folder")
         self.name = name
         self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
-        self.dimension = int(self._model.get_embedding_dimension())
-        self.max_tokens = int(self._model.max_seq_length)
+        dimension = self._model.get_embedding_dimension()
+        if dimension is None:
+            raise IndexMismatchError(f"model folder {folder} does not declare its dimension")
+        self.dimension = int(dimension)
+        self.max_tokens = int(self._model.max_seq_length or 0) or None
         self._tokenizer = self._model.tokenizer
 
     def count_tokens(self, text: str) -> int:

@@ -7,6 +7,7 @@ three structures agree by construction.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,12 +51,18 @@ class Store:
         uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
         self._db.execute("PRAGMA foreign_keys = ON")
         if not readonly:
             self._db.executescript(SCHEMA)
 
     def close(self) -> None:
         self._db.close()
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run a read under the lock: API threads share one connection."""
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
 
     def commit(self) -> None:
         self._db.commit()
@@ -76,21 +83,22 @@ class Store:
 
     def delete_document(self, doc_id: str) -> list[int]:
         """Delete a document and its chunks; return the removed chunk row ids."""
-        ids = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        ids = [r[0] for r in self._rows("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
         self._db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         self._db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
         return ids
 
     def document(self, doc_id: str) -> Document | None:
-        row = self._db.execute("SELECT * FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-        if row is None:
+        rows = self._rows("SELECT * FROM documents WHERE doc_id = ?", (doc_id,))
+        if not rows:
             return None
+        row = rows[0]
         return Document(doc_id=row["doc_id"], title=row["title"], source=row["source"],
                         text=row["text"], sha256=row["sha256"])
 
     def documents(self) -> list[dict[str, Any]]:
         """Metadata of every document (no text), ordered by doc_id."""
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT d.doc_id, d.title, d.source, d.sha256, length(d.text) AS chars,"
             " (SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id) AS chunks"
             " FROM documents d ORDER BY d.doc_id")
@@ -98,11 +106,11 @@ class Store:
 
     def sources(self) -> dict[str, tuple[str, str]]:
         """source path -> (doc_id, sha256), for incremental ingest."""
-        rows = self._db.execute("SELECT source, doc_id, sha256 FROM documents")
+        rows = self._rows("SELECT source, doc_id, sha256 FROM documents")
         return {r["source"]: (r["doc_id"], r["sha256"]) for r in rows}
 
     def doc_ids(self) -> set[str]:
-        return {r[0] for r in self._db.execute("SELECT doc_id FROM documents")}
+        return {r[0] for r in self._rows("SELECT doc_id FROM documents")}
 
     def chunks_by_ids(self, ids: Iterable[int]) -> dict[int, Chunk]:
         wanted = list(dict.fromkeys(int(i) for i in ids))
@@ -110,7 +118,7 @@ class Store:
         for start in range(0, len(wanted), 500):
             part = wanted[start:start + 500]
             marks = ",".join("?" * len(part))
-            for row in self._db.execute(
+            for row in self._rows(
                     f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", part):
                 found[row["id"]] = _chunk(row)
         return found
@@ -118,16 +126,16 @@ class Store:
     def titles(self, doc_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         wanted = list(set(doc_ids))
         marks = ",".join("?" * len(wanted))
-        rows = self._db.execute(
+        rows = self._rows(
             f"SELECT doc_id, title, source FROM documents WHERE doc_id IN ({marks})", wanted)
         return {r["doc_id"]: (r["title"], r["source"]) for r in rows}
 
     def all_chunks(self) -> tuple[list[int], list[str]]:
         """Every chunk's row id and text, in row-id order (what BM25 is built from)."""
-        rows = self._db.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
+        rows = self._rows("SELECT id, text FROM chunks ORDER BY id")
         return [r[0] for r in rows], [r[1] for r in rows]
 
     def counts(self) -> tuple[int, int]:
-        docs = self._db.execute("SELECT count(*) FROM documents").fetchone()[0]
-        chunks = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        docs = self._rows("SELECT count(*) FROM documents")[0][0]
+        chunks = self._rows("SELECT count(*) FROM chunks")[0][0]
         return int(docs), int(chunks)

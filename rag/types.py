@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -42,6 +42,14 @@ class Hit:
     source: str
     stage_scores: Mapping[str, float] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The wire form shared by ``rag search --json`` and ``POST /v1/search``."""
+        c = self.chunk
+        return {"rank": self.rank, "score": self.score, "doc_id": c.doc_id,
+                "chunk_id": c.chunk_id, "title": self.title, "source": self.source,
+                "text": c.text, "char_start": c.char_start, "char_end": c.char_end,
+                "stage_scores": dict(self.stage_scores)}
+
 
 @dataclass(frozen=True, slots=True)
 class Citation:
@@ -66,3 +74,9 @@ class Answer:
     citations: tuple[Citation, ...]
     abstained: bool
     provenance: Mapping[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The wire form shared by ``rag ask --json`` and ``POST /v1/ask``."""
+        return {"question": self.question, "answer": self.text,
+                "citations": [asdict(c) for c in self.citations],
+                "abstained": self.abstained, "provenance": dict(self.provenance)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -16,9 +17,9 @@ FloatArray = npt.NDArray[np.float32]
 class VectorIndex:
     """The ANN surface (index/search/save/load/count) over ``IndexIDMap2(IndexFlatIP)``."""
 
-    def __init__(self, dimension: int, index: faiss.Index | None = None) -> None:
+    def __init__(self, dimension: int, index: Any = None) -> None:
         self.dimension = dimension
-        self._index = index if index is not None else faiss.IndexIDMap2(
+        self._index: Any = index if index is not None else faiss.IndexIDMap2(
             faiss.IndexFlatIP(dimension))
 
     def index(self, ids: Sequence[int], vectors: FloatArray) -> None:

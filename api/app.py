@@ -1,0 +1,100 @@
+"""``create_app(settings)``: the FastAPI application and its start-up."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from api.deps import get_pipeline
+from api.limits import BodyLimitMiddleware
+from api.metrics import Metrics, MetricsMiddleware
+from api.routes import router
+from api.schemas import Status
+from rag import __version__
+from rag.config import Settings
+from rag.errors import NoIndexError, RagError
+from rag.pipeline import Pipeline
+
+log = logging.getLogger("rag.api")
+
+
+def _load(app: FastAPI) -> None:
+    """Load the model and the index in the background so /healthz answers at once."""
+    pipeline: Pipeline = app.state.pipeline
+    try:
+        _ = pipeline.embedder
+        pipeline.reload()
+    except NoIndexError as exc:
+        log.warning("%s (uploads will create it)", exc)
+    except Exception as exc:  # surfaced on /readyz instead of killing the server
+        log.exception("start-up failed")
+        app.state.load_error = str(exc)
+        return
+    app.state.ready.set()
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.pipeline = pipeline or Pipeline(settings)
+        app.state.ready = threading.Event()
+        app.state.load_error = None
+        loader = threading.Thread(target=_load, args=(app,), name="rag-loader", daemon=True)
+        loader.start()
+        yield
+        loader.join(timeout=1)
+
+    app = FastAPI(title="rag: cited answers from your documents", version=__version__,
+                  lifespan=lifespan)
+    app.include_router(router)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(RagError)
+    async def rag_error(_: Request, exc: RagError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+
+    @app.get("/healthz", response_model=Status)
+    def healthz() -> Status:
+        return Status(status="ok")
+
+    @app.get("/readyz", response_model=Status, responses={503: {"model": Status}})
+    def readyz(request: Request) -> Status | JSONResponse:
+        state = request.app.state
+        if not state.ready.is_set():
+            reason = state.load_error or "loading"
+            return JSONResponse({"status": reason}, status_code=503)
+        try:
+            index = get_pipeline(request).index
+        except NoIndexError as exc:
+            return JSONResponse({"status": str(exc)}, status_code=503)
+        docs, chunks = index.store.counts()
+        return Status(status="ready", snapshot=index.snapshot, documents=docs, chunks=chunks)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    return app

@@ -1,0 +1,155 @@
+"""The `rag` command: a thin layer that builds Settings, calls the Pipeline, prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import click
+
+from rag.config import Settings
+from rag.errors import RagError
+
+F = TypeVar("F", bound=Callable[..., Any])
+RETRIEVERS = click.Choice(["dense", "bm25", "hybrid"])
+
+
+def _errors(func: F) -> F:
+    """Turn library errors into one line on stderr and exit status 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RagError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return cast(F, wrapper)
+
+
+def _pipeline(ctx: click.Context) -> Any:
+    from rag.pipeline import Pipeline
+
+    return Pipeline(ctx.obj)
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@click.group()
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None,
+              help="Index folder (default: $RAG_INDEX_DIR or ./index).")
+@click.pass_context
+def main(ctx: click.Context, index_dir: Path | None) -> None:
+    """Ask questions of your documents; every answer sentence cites its source."""
+    settings = Settings()
+    if index_dir is not None:
+        settings = settings.model_copy(update={"index_dir": index_dir})
+    ctx.obj = settings
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--prune", is_flag=True, help="Delete documents whose files left these folders.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_errors
+def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, as_json: bool) -> None:
+    """Index files and folders (.txt .md .html .pdf); unchanged files are skipped."""
+    report = _pipeline(ctx).ingest(paths, prune=prune, progress=sys.stderr.isatty())
+    if as_json:
+        _emit(report.as_dict())
+        return
+    for label, items in (("added", report.added), ("replaced", report.replaced),
+                         ("skipped", report.skipped), ("deleted", report.deleted)):
+        click.echo(f"{label:>9}: {len(items)}" + (f"  ({', '.join(items)})" if items else ""))
+    click.echo(f"   chunks: {report.chunks} embedded in {report.seconds:.2f}s"
+               + (f", snapshot {report.snapshot}" if report.snapshot else ", index unchanged"))
+
+
+@main.command()
+@click.argument("query")
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option("--retriever", type=RETRIEVERS, default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_errors
+def search(ctx: click.Context, query: str, k: int, retriever: str | None, as_json: bool) -> None:
+    """Ranked passages for QUERY."""
+    hits = _pipeline(ctx).search(query, k, retriever)
+    if as_json:
+        _emit({"query": query, "hits": [h.as_dict() for h in hits]})
+        return
+    for h in hits:
+        c = h.chunk
+        click.echo(f"{h.rank}. [{h.score:.3f}] {h.title} ({c.doc_id}, chars "
+                   f"{c.char_start}-{c.char_end})")
+        click.echo("   " + " ".join(c.text.split())[:400])
+
+
+@main.command()
+@click.argument("question")
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option("--retriever", type=RETRIEVERS, default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_errors
+def ask(ctx: click.Context, question: str, k: int, retriever: str | None, as_json: bool) -> None:
+    """A short answer to QUESTION made of cited quotes, or an abstention."""
+    answer = _pipeline(ctx).ask(question, k, retriever)
+    if as_json:
+        _emit(answer.as_dict())
+        return
+    click.echo(answer.text)
+    for c in answer.citations:
+        click.echo(f"\n[{c.n}] {c.title} ({c.doc_id}, chars {c.char_start}-{c.char_end})")
+        click.echo(f"    \u201c{c.quote}\u201d")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_errors
+def docs(ctx: click.Context, as_json: bool) -> None:
+    """The indexed documents."""
+    documents = _pipeline(ctx).documents()
+    if as_json:
+        _emit({"documents": documents})
+        return
+    for d in documents:
+        click.echo(f"{d['doc_id']}  {d['chunks']:>4} chunks  {d['chars']:>8} chars  {d['title']}")
+
+
+@main.command()
+@click.argument("doc_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_errors
+def show(ctx: click.Context, doc_id: str, as_json: bool) -> None:
+    """The stored text of DOC_ID (what every citation offset points into)."""
+    doc = _pipeline(ctx).document(doc_id)
+    if as_json:
+        _emit({"doc_id": doc.doc_id, "title": doc.title, "source": doc.source, "text": doc.text})
+        return
+    click.echo(f"# {doc.title}\n# {doc.source}\n")
+    click.echo(doc.text)
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default $RAG_HOST or 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default $RAG_PORT or 8000).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings: Settings = ctx.obj
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                log_level="info")
