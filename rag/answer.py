@@ -43,8 +43,8 @@ class Composer:
     contains. The composer abstains when the best cosine is under ``threshold``.
     """
 
-    def __init__(self, embedder: Embedder, max_words: int = 120, threshold: float = 0.40,
-                 max_sentences: int = 3, lexical_weight: float = 0.3, margin: float = 0.12,
+    def __init__(self, embedder: Embedder, max_words: int = 120, threshold: float = 0.27,
+                 max_sentences: int = 3, lexical_weight: float = 0.3, margin: float = 0.15,
                  duplicate_cosine: float = 0.92) -> None:
         self.embedder = embedder
         self.max_words = max_words

@@ -149,6 +149,7 @@ class IndexWriter:
         try:
             self._open()
         except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
             self._lock.__exit__(None, None, None)
             raise
         return self

@@ -1,0 +1,217 @@
+"""The HTTP API: TestClient (lifespan runs) for breadth, a real uvicorn server end to end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from api import create_app
+from rag.config import Settings
+from rag.embedding import SentenceTransformerEmbedder
+from rag.pipeline import Pipeline
+from tests.conftest import OFF_TOPIC, RAG, SEED_A, SEED_B, SEED_QUESTIONS, SEEDS
+
+
+def _wait_ready(get: object, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if get("/readyz").status_code == 200:  # type: ignore[operator]
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the service did not become ready")
+
+
+def _client(settings: Settings, embedder: SentenceTransformerEmbedder) -> TestClient:
+    return TestClient(create_app(settings, Pipeline(settings, embedder=embedder)))
+
+
+@pytest.fixture
+def client(tmp_path: Path, seed_index: Path,
+           embedder: SentenceTransformerEmbedder) -> Iterator[TestClient]:
+    shutil.copytree(seed_index, tmp_path / "index")
+    with _client(Settings(index_dir=tmp_path / "index", max_body_bytes=200_000,
+                          max_upload_bytes=100_000), embedder) as c:
+        _wait_ready(c.get)
+        yield c
+
+
+def test_health_ready_metrics_and_openapi(client: TestClient) -> None:
+    assert client.get("/healthz").json()["status"] == "ok"
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["documents"] == 2 and ready["chunks"] == 15
+    client.post("/v1/search", json={"query": "Japan"})
+    metrics = client.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert 'rag_http_requests_total{method="POST",route="/v1/search",status="200"} 1.0' \
+        in metrics.text
+    assert "rag_http_request_duration_seconds_bucket" in metrics.text
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/search", "/v1/ask", "/v1/documents", "/v1/documents/{doc_id}"} <= \
+        set(spec["paths"])
+    assert client.get("/docs").status_code == 200
+
+
+def test_search_and_ask(client: TestClient) -> None:
+    question, doc_id, fact = SEED_QUESTIONS[3]
+    found = client.post("/v1/search", json={"query": question, "k": 2, "retriever": "dense"})
+    assert found.status_code == 200
+    hits = found.json()["hits"]
+    assert len(hits) == 2 and hits[0]["doc_id"] == doc_id
+    assert set(hits[0]["stage_scores"]) == {"dense"}
+    asked = client.post("/v1/ask", json={"question": question}).json()
+    assert fact in asked["answer"] and not asked["abstained"]
+    assert set(asked["citations"][0]) == {"n", "doc_id", "chunk_id", "title", "quote",
+                                          "char_start", "char_end", "verified"}
+    prov = asked["provenance"]
+    assert {"snapshot", "model", "retriever", "timings_ms", "passages",
+            "dropped_citations"} <= set(prov)
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status", "needle"), [
+    ("post", "/v1/search", {"json": {"query": "   "}}, 422, "query"),
+    ("post", "/v1/search", {"json": {"query": ""}}, 422, "query"),
+    ("post", "/v1/search", {"json": {"query": "x", "k": 0}}, 422, "k"),
+    ("post", "/v1/search", {"json": {"query": "x", "k": 51}}, 422, "k"),
+    ("post", "/v1/search", {"json": {"query": "x", "retriever": "magic"}}, 422, "retriever"),
+    ("post", "/v1/search", {"json": {"query": "x", "extra": 1}}, 422, "extra"),
+    ("post", "/v1/search", {"json": {}}, 422, "query"),
+    ("post", "/v1/search", {"content": b"{not json", "headers": {
+        "content-type": "application/json"}}, 422, "JSON"),
+    ("post", "/v1/ask", {"json": {"question": "q" * 2001}}, 422, "question"),
+    ("post", "/v1/ask", {"json": {"question": "\n\t "}}, 422, "question"),
+    ("post", "/v1/ask", {"json": {"question": "x" * 250_000}}, 413, "limit"),
+    ("get", "/v1/documents/nope", {}, 404, "nope"),
+    ("delete", "/v1/documents/nope", {}, 404, "nope"),
+    ("post", "/v1/documents", {"files": {"file": ("a.exe", b"MZ")}}, 415, "a.exe"),
+    ("post", "/v1/documents", {"files": {"file": ("a.txt", b"\xff\xfe\xfa")}}, 422, "UTF-8"),
+    ("post", "/v1/documents", {"files": {"file": ("a.txt", b"x" * 150_000)}}, 413, "limit"),
+    ("post", "/v1/documents", {"data": {"x": "1"}}, 422, "file"),
+])
+def test_bad_input_is_a_4xx_that_names_the_problem_and_changes_nothing(
+        client: TestClient, method: str, path: str, kwargs: dict[str, object], status: int,
+        needle: str) -> None:
+    before = client.get("/readyz").json()["snapshot"]
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == status, response.text
+    assert needle.lower() in response.json()["detail"].lower()
+    assert client.get("/readyz").json()["snapshot"] == before
+
+
+def test_documents_upload_ask_delete(client: TestClient) -> None:
+    listed = client.get("/v1/documents").json()["documents"]
+    assert {d["doc_id"] for d in listed} == {SEED_A, SEED_B}
+    full = client.get(f"/v1/documents/{SEED_B}").json()
+    assert full["text"].startswith("U.S. reluctance") and len(full["sha256"]) == 64
+
+    question = "At what temperature is sourdough bread baked?"
+    assert client.post("/v1/ask", json={"question": question}).json()["abstained"]
+    body = (b"# Sourdough\n\nSourdough bread rises with a starter of wild yeast. "
+            b"Bake sourdough bread at 250 degrees Celsius for forty minutes.\n")
+    up = client.post("/v1/documents", files={"file": ("../secret/sourdough.md", body)})
+    assert up.status_code == 201 and up.json()["doc_id"] == "sourdough"
+    assert up.json()["status"] == "added" and up.json()["chunks"] == 1
+    asked = client.post("/v1/ask", json={"question": question}).json()
+    assert not asked["abstained"] and "250 degrees Celsius" in asked["answer"]
+    assert asked["citations"][0]["doc_id"] == "sourdough"
+    assert client.delete("/v1/documents/sourdough").json()["deleted"] is True
+    assert client.post("/v1/ask", json={"question": question}).json()["abstained"]
+    assert client.get("/v1/documents/sourdough").status_code == 404
+
+
+def test_api_key_guards_v1_but_not_health(tmp_path: Path, seed_index: Path,
+                                          embedder: SentenceTransformerEmbedder) -> None:
+    shutil.copytree(seed_index, tmp_path / "index")
+    settings = Settings(index_dir=tmp_path / "index", api_key=SecretStr("s3cret"))
+    with _client(settings, embedder) as c:
+        _wait_ready(c.get)
+        assert c.get("/healthz").status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},
+                        {"Authorization": "Basic s3cret"}):
+            r = c.post("/v1/search", json={"query": "Japan"}, headers=headers)
+            assert r.status_code == 401 and "API key" in r.json()["detail"]
+            assert c.get("/v1/documents", headers=headers).status_code == 401
+            assert c.delete(f"/v1/documents/{SEED_A}", headers=headers).status_code == 401
+        good = {"Authorization": "Bearer s3cret"}
+        assert c.post("/v1/search", json={"query": "Japan"}, headers=good).status_code == 200
+        assert c.get(f"/v1/documents/{SEED_A}", headers=good).status_code == 200
+
+
+def test_no_index_yet_then_first_upload_creates_it(tmp_path: Path,
+                                                   embedder: SentenceTransformerEmbedder) -> None:
+    settings = Settings(index_dir=tmp_path / "index")
+    with _client(settings, embedder) as c:
+        time.sleep(0.5)
+        not_ready = c.get("/readyz")
+        assert not_ready.status_code == 503 and "rag ingest" in not_ready.json()["status"]
+        assert c.post("/v1/search", json={"query": "x"}).status_code == 503
+        up = c.post("/v1/documents", files={"file": ("tea.txt", b"Green tea is steamed.")})
+        assert up.status_code == 201
+        assert c.get("/readyz").status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`rag serve` as a real process on 127.0.0.1, over a freshly ingested copy of the seeds."""
+    root = tmp_path_factory.mktemp("served")
+    env = {**os.environ, "RAG_INDEX_DIR": str(root / "index")}
+    subprocess.run([RAG, "ingest", str(SEEDS)], env=env, check=True, capture_output=True,
+                   timeout=300)
+    port = _free_port()
+    proc = subprocess.Popen([RAG, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            _wait_ready(http.get)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_real_server_answers_with_verifiable_quotes(server: str) -> None:
+    with httpx.Client(base_url=server, timeout=60) as http:
+        for question, doc_id, fact in SEED_QUESTIONS:
+            answer = http.post("/v1/ask", json={"question": question}).json()
+            assert not answer["abstained"] and fact in answer["answer"], question
+            assert any(c["doc_id"] == doc_id for c in answer["citations"])
+            for c in answer["citations"]:
+                text = http.get(f"/v1/documents/{c['doc_id']}").json()["text"]
+                assert text[c["char_start"]:c["char_end"]] == c["quote"] and c["verified"]
+        for question in OFF_TOPIC:
+            answer = http.post("/v1/ask", json={"question": question}).json()
+            assert answer["abstained"] and answer["citations"] == []
+
+
+def test_real_server_upload_ask_delete(server: str) -> None:
+    question = "What makes oolong tea different from green tea?"
+    body = b"Oolong tea is partly oxidised, while green tea is steamed to stop oxidation."
+    with httpx.Client(base_url=server, timeout=60) as http:
+        assert http.post("/v1/ask", json={"question": question}).json()["abstained"]
+        up = http.post("/v1/documents", files={"file": ("oolong.txt", body)})
+        assert up.status_code == 201
+        answer = http.post("/v1/ask", json={"question": question}).json()
+        assert "partly oxidised" in answer["answer"]
+        assert answer["citations"][0]["doc_id"] == "oolong"
+        assert http.delete("/v1/documents/oolong").status_code == 200
+        assert http.post("/v1/ask", json={"question": question}).json()["abstained"]
+        assert http.get("/metrics").status_code == 200

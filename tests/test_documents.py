@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.documents import clean_text, discover, doc_id_for, load_file, parse_bytes
+from rag.errors import UnreadableFileError, UnsupportedFileError
+from tests.conftest import SEED_A, SEED_B, SEEDS
+
+
+def _minimal_pdf(text: str) -> bytes:
+    """A one-page PDF with a real text layer, written by hand (no PDF writer needed)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_seed_mojibake_and_ad_markers_are_repaired() -> None:
+    doc = load_file(SEEDS / f"{SEED_A}.txt", SEED_A)
+    assert "[ad_" not in doc.text
+    for broken in ("â€", "†", "Â", "\u00a0"):
+        assert broken not in doc.text
+    assert "“2+2” meetings" in doc.text
+    assert "“democratic ecosystem” for 5G" in doc.text
+    assert "export controls.\nIn addition" in doc.text
+    assert len(doc.sha256) == 64
+
+
+def test_clean_text_keeps_curly_quotes_and_collapses_blank_runs() -> None:
+    assert clean_text("[ad_1]\nIt’s “fine”.\r\n\r\n\r\n\r\nNext.  \n[ad_2]") == \
+        "It’s “fine”.\n\nNext."
+
+
+def test_title_comes_from_a_heading_line_or_the_file_name() -> None:
+    assert load_file(SEEDS / f"{SEED_B}.txt", SEED_B).title.startswith("U.S. reluctance")
+    assert load_file(SEEDS / f"{SEED_A}.txt", SEED_A).title == SEED_A
+
+
+def test_html_keeps_text_only() -> None:
+    html = (b"<html><head><title>Tea</title><style>p{color:red}</style></head><body>"
+            b"<script>alert(1)</script><h1>Tea</h1><p>Green tea is steamed.</p></body></html>")
+    doc = parse_bytes(html, "tea.html", "tea", "tea.html")
+    assert doc.title == "Tea"
+    assert "Green tea is steamed." in doc.text
+    assert "alert" not in doc.text and "color" not in doc.text
+
+
+def test_pdf_text_layer_is_extracted() -> None:
+    doc = parse_bytes(_minimal_pdf("Basalt forms from cooled lava."), "rock.pdf", "rock", "x")
+    assert "Basalt forms from cooled lava." in doc.text
+
+
+def test_bad_files_fail_with_their_name(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedFileError, match=r"x\.exe"):
+        parse_bytes(b"MZ", "x.exe", "x", "x")
+    with pytest.raises(UnreadableFileError, match=r"latin\.txt.*UTF-8"):
+        parse_bytes("caf\u00e9".encode("latin-1"), "latin.txt", "latin", "x")
+    with pytest.raises(UnreadableFileError, match=r"broken\.pdf"):
+        parse_bytes(b"%PDF-1.4 garbage", "broken.pdf", "broken", "x")
+    with pytest.raises(UnreadableFileError, match="no text"):
+        parse_bytes(b"  \n[ad_1]\n", "empty.txt", "empty", "x")
+    (tmp_path / "a.bin").write_bytes(b"\x00")
+    with pytest.raises(UnsupportedFileError, match=r"a\.bin"):
+        list(discover([tmp_path / "a.bin"]))
+    with pytest.raises(UnreadableFileError, match="no such file"):
+        list(discover([tmp_path / "missing"]))
+
+
+def test_discover_skips_hidden_and_unsupported_inside_folders(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".git").mkdir()
+    for name in ("a.txt", "sub/b.md", "c.png", ".git/d.txt", "sub/e.HTML"):
+        (tmp_path / name).write_text("x")
+    found = sorted(f.relative_to(tmp_path).as_posix() for f, _ in discover([tmp_path]))
+    assert found == ["a.txt", "sub/b.md", "sub/e.HTML"]
+
+
+def test_doc_ids_are_made_unique_with_the_relative_path(tmp_path: Path) -> None:
+    taken: set[str] = set()
+    first = doc_id_for(tmp_path / "x" / "notes.txt", tmp_path, taken)
+    taken.add(first)
+    second = doc_id_for(tmp_path / "y" / "notes.md", tmp_path, taken)
+    assert (first, second) == ("notes", "y/notes")

@@ -1,0 +1,111 @@
+"""Ingest end to end: incremental counts, prune, ids, and the snapshot on disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.errors import DocumentNotFoundError, NoIndexError, UnreadableFileError
+from rag.index import Index, current_snapshot
+from rag.pipeline import Pipeline, safe_doc_id
+from tests.conftest import SEED_A, SEED_B
+
+
+def _state(root: Path) -> tuple[set[str], list[int], list[int], list[int]]:
+    index = Index(root)
+    try:
+        docs = {d["doc_id"] for d in index.store.documents()}
+        store_ids, _ = index.store.all_chunks()
+        return docs, sorted(store_ids), sorted(index.vectors.ids().tolist()), \
+            sorted(index.lexical.ids.tolist())
+    finally:
+        index.close()
+
+
+def test_ingest_skips_replaces_and_prunes(pipeline: Pipeline, corpus: Path) -> None:
+    first = pipeline.ingest([corpus])
+    assert sorted(first.added) == [SEED_A, SEED_B] and first.chunks >= 10
+
+    again = pipeline.ingest([corpus])
+    assert (again.added, again.replaced, again.deleted) == ([], [], [])
+    assert sorted(again.skipped) == [SEED_A, SEED_B] and again.snapshot is None
+
+    changed = corpus / f"{SEED_B}.txt"
+    changed.write_text(changed.read_text() + "\nThe panel met again in the spring of 2016.\n")
+    (corpus / "extra.md").write_text("# Tea\n\nGreen tea leaves are steamed to stop oxidation.\n")
+    third = pipeline.ingest([corpus])
+    assert third.replaced == [SEED_B] and third.added == ["extra"] and third.skipped == [SEED_A]
+    assert "spring of 2016" in pipeline.document(SEED_B).text
+
+    (corpus / f"{SEED_A}.txt").unlink()
+    kept = pipeline.ingest([corpus])
+    assert kept.deleted == [] and SEED_A in {d["doc_id"] for d in pipeline.documents()}
+    pruned = pipeline.ingest([corpus], prune=True)
+    assert pruned.deleted == [SEED_A]
+    assert {d["doc_id"] for d in pipeline.documents()} == {SEED_B, "extra"}
+
+    docs, store_ids, dense_ids, bm25_ids = _state(pipeline.root)
+    assert docs == {SEED_B, "extra"}
+    assert store_ids == dense_ids == bm25_ids
+
+
+def test_manifest_describes_the_index(pipeline: Pipeline, corpus: Path) -> None:
+    report = pipeline.ingest([corpus])
+    snapshot = current_snapshot(pipeline.root)
+    assert snapshot is not None and snapshot.name == report.snapshot
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    assert manifest["model"] == "all-MiniLM-L6-v2" and manifest["dimension"] == 384
+    assert manifest["chunker"] == {"tokenizer": "cl100k_base", "max_tokens": 200,
+                                   "overlap": 30, "max_wordpieces": 256}
+    assert manifest["documents"] == 2 and manifest["chunks"] == report.chunks
+
+
+def test_same_file_name_in_two_folders_gets_two_ids(pipeline: Pipeline, tmp_path: Path) -> None:
+    for sub in ("a", "b"):
+        (tmp_path / "docs" / sub).mkdir(parents=True)
+        (tmp_path / "docs" / sub / "notes.txt").write_text(f"Notes from folder {sub}.")
+    report = pipeline.ingest([tmp_path / "docs"])
+    assert sorted(report.added) == ["b/notes", "notes"]
+
+
+def test_a_bad_file_fails_the_ingest_and_changes_nothing(pipeline: Pipeline,
+                                                         corpus: Path) -> None:
+    pipeline.ingest([corpus])
+    before = current_snapshot(pipeline.root)
+    (corpus / "bad.txt").write_bytes(b"\xff\xfe\x00broken")
+    (corpus / "good.txt").write_text("A perfectly good new document.")
+    with pytest.raises(UnreadableFileError, match=r"bad\.txt"):
+        pipeline.ingest([corpus])
+    assert current_snapshot(pipeline.root) == before
+    assert "good" not in {d["doc_id"] for d in pipeline.documents()}
+
+
+def test_no_index_and_unknown_document_errors(pipeline: Pipeline) -> None:
+    with pytest.raises(NoIndexError, match="rag ingest"):
+        pipeline.search("anything")
+    with pytest.raises(NoIndexError):
+        pipeline.delete("x")
+
+
+def test_upload_and_delete_keep_all_three_structures_in_step(pipeline: Pipeline,
+                                                             corpus: Path) -> None:
+    pipeline.ingest([corpus])
+    doc_id, report = pipeline.upload("../../etc/Tea Notes.md",
+                                     b"# Tea\n\nOolong is partly oxidised.")
+    assert doc_id == "Tea_Notes" and report.added == ["Tea_Notes"]
+    assert pipeline.document("Tea_Notes").source == "upload:Tea_Notes"
+    _, again = pipeline.upload("Tea Notes.md", b"# Tea\n\nOolong is partly oxidised, slowly.")
+    assert again.replaced == ["Tea_Notes"]
+    pipeline.delete("Tea_Notes")
+    with pytest.raises(DocumentNotFoundError):
+        pipeline.delete("Tea_Notes")
+    docs, store_ids, dense_ids, bm25_ids = _state(pipeline.root)
+    assert docs == {SEED_A, SEED_B} and store_ids == dense_ids == bm25_ids
+
+
+def test_safe_doc_id_never_keeps_path_parts() -> None:
+    assert safe_doc_id("../../x/y/report.final.pdf") == "report.final"
+    assert safe_doc_id("C:\\Users\\me\\a b.txt") == "a_b"
+    assert safe_doc_id("....txt") == "upload"
