@@ -40,10 +40,11 @@ class Composer:
 
     A sentence's score is its cosine similarity to the question plus
     ``lexical_weight`` times the share of the question's content words it
-    contains. The composer abstains when the best cosine is under ``threshold``.
+    contains. The composer abstains when the best score is under ``threshold``: a
+    question that neither means nor mentions what any passage says is not answered.
     """
 
-    def __init__(self, embedder: Embedder, max_words: int = 120, threshold: float = 0.27,
+    def __init__(self, embedder: Embedder, max_words: int = 120, threshold: float = 0.355,
                  max_sentences: int = 3, lexical_weight: float = 0.3, margin: float = 0.15,
                  duplicate_cosine: float = 0.92) -> None:
         self.embedder = embedder
@@ -90,9 +91,9 @@ class Composer:
         overlap = np.array([len(q_terms & self._terms(c.quote)) / max(len(q_terms), 1)
                             for c in candidates], dtype=np.float32)
         scores = cosine + self.lexical_weight * overlap
-        best_cosine = float(cosine.max())
-        if best_cosine < self.threshold:
-            return self._abstain(question, passages, best=best_cosine)
+        best = float(scores.max())
+        if best < self.threshold:
+            return self._abstain(question, passages, best=best)
 
         chosen: list[int] = []
         words = 0
@@ -125,7 +126,7 @@ class Composer:
                                       quote=c.quote, char_start=c.start, char_end=c.end,
                                       verified=True))
         if not citations:
-            return self._abstain(question, passages, best=best_cosine, dropped=dropped)
+            return self._abstain(question, passages, best=best, dropped=dropped)
         text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
         cited = {c.chunk_id for c in citations}
         provenance: dict[str, Any] = {
@@ -134,13 +135,13 @@ class Composer:
                                  "overlap": round(float(overlap[i]), 6),
                                  "score": round(float(scores[i]), 6)}
                                 for n, i in enumerate(chosen)],
-            "best_cosine": round(best_cosine, 6), "threshold": self.threshold,
+            "best_score": round(best, 6), "threshold": self.threshold,
             "dropped_citations": dropped}
         return Answer(question, text, tuple(citations), False, provenance)
 
     def _abstain(self, question: str, passages: list[dict[str, Any]], best: float | None,
                  dropped: int = 0) -> Answer:
         provenance = {"passages": [], "closest": passages[:3],
-                      "best_cosine": None if best is None else round(best, 6),
+                      "best_score": None if best is None else round(best, 6),
                       "threshold": self.threshold, "dropped_citations": dropped}
         return Answer(question, ABSTENTION, (), True, provenance)

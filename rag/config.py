@@ -34,7 +34,7 @@ class Settings(BaseSettings):
 
     answer_max_words: int = Field(default=120, ge=10, le=1000)
     # Calibrated on the seeds by `python -m eval.calibrate` (see README, "Abstention").
-    abstain_threshold: float = 0.27
+    abstain_threshold: float = 0.355
 
     host: str = "127.0.0.1"
     port: int = 8000

@@ -25,7 +25,7 @@ def test_off_topic_questions_abstain(seed_pipeline: Pipeline) -> None:
     for question in OFF_TOPIC:
         answer = seed_pipeline.ask(question)
         assert answer.abstained and answer.citations == () and answer.text == ABSTENTION
-        assert answer.provenance["best_cosine"] < answer.provenance["threshold"]
+        assert answer.provenance["best_score"] < answer.provenance["threshold"]
         assert len(answer.provenance["closest"]) > 0
 
 

@@ -1,0 +1,1 @@
+"""Evaluation and benchmarks: thin consumers of the rag library."""

@@ -1,0 +1,73 @@
+"""Latency of a real `rag serve` over HTTP: sequential requests on 127.0.0.1.
+
+    python -m eval.bench_api [--docs seeds] [--requests 200]
+
+Ingests the documents into a temporary index, starts `rag serve` on a free
+loopback port, waits for /readyz, then times /v1/search and /v1/ask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from eval.bench_core import QUERIES, percentile
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--docs", type=Path, default=Path("seeds"))
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    rag = str(Path(sys.executable).with_name("rag"))
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "RAG_INDEX_DIR": str(Path(tmp) / "index")}
+        subprocess.run([rag, "ingest", str(args.docs)], env=env, check=True,
+                       capture_output=True)
+        port = _free_port()
+        server = subprocess.Popen([rag, "serve", "--port", str(port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    try:
+                        if http.get("/readyz").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    time.sleep(0.1)
+                result: dict[str, object] = {"requests": args.requests}
+                for route, field in (("/v1/search", "query"), ("/v1/ask", "question")):
+                    http.post(route, json={field: QUERIES[0]}).raise_for_status()
+                    times = []
+                    for i in range(args.requests):
+                        t = time.perf_counter()
+                        http.post(route, json={field: QUERIES[i % len(QUERIES)]})
+                        times.append((time.perf_counter() - t) * 1000)
+                    result[route] = {"p50_ms": round(percentile(times, 50), 2),
+                                     "p99_ms": round(percentile(times, 99), 2),
+                                     "max_ms": round(max(times), 2)}
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
