@@ -153,3 +153,39 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     settings: Settings = ctx.obj
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
                 log_level="info")
+
+
+@main.command("eval")
+@click.option("--dataset", "dataset_dir", required=True, type=click.Path(path_type=Path),
+              help="A BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/).")
+@click.option("--retriever", "retrievers", default="bm25,dense,hybrid", show_default=True,
+              help="Comma-separated retrievers to compare in one run.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N queries.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@click.option("--plot", "plot_out", type=click.Path(path_type=Path), default=None)
+@click.option("--cache", type=click.Path(path_type=Path), default=Path(".cache/eval"),
+              show_default=True, help="Where per-dataset indexes are kept between runs.")
+@click.pass_context
+@_errors
+def evaluate(ctx: click.Context, dataset_dir: Path, retrievers: str, split: str,
+             limit: int | None, json_out: Path | None, plot_out: Path | None,
+             cache: Path) -> None:
+    """Benchmark retrievers on a BEIR dataset: nDCG@10, recall, MRR, MAP, latency."""
+    from eval import beir, runner
+
+    names = [r.strip() for r in retrievers.split(",") if r.strip()]
+    unknown = [n for n in names if n not in ("dense", "bm25", "hybrid")]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown retriever(s) {unknown}: use dense, bm25, hybrid",
+                                 param_hint="--retriever")
+    dataset = beir.load(dataset_dir, split)
+    report = runner.evaluate(dataset, names, ctx.obj, cache, limit,  # type: ignore[arg-type]
+                             progress=sys.stderr.isatty())
+    click.echo(runner.table(report))
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2))
+        click.echo(f"report: {json_out}")
+    if plot_out is not None:
+        runner.plot(report, plot_out)
+        click.echo(f"plot: {plot_out}")

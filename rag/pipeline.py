@@ -140,19 +140,47 @@ class Pipeline:
             report.deleted = sorted(doc_id for source, (doc_id, _) in known.items()
                                     if source not in seen and source.startswith(tuple(folders)))
         if docs or report.deleted or existing is None:
-            chunker = self.chunker()
-            prepared = self._prepare(docs, chunker, progress)
-            with self._writer(chunker) as w:
-                for doc_id in report.deleted:
-                    w.delete(doc_id)
-                for doc, chunks, vectors in prepared:
-                    w.delete(doc.doc_id)
-                    w.add(doc, chunks, vectors)
-                    report.chunks += len(chunks)
-                report.snapshot = w.commit()
-            self.reload()
+            self._write(docs, report, progress)
         report.seconds = time.perf_counter() - t0
         return report
+
+    def ingest_documents(self, docs: Sequence[Document], progress: bool = False) -> IngestReport:
+        """Index documents made in code (eval, other sources): upsert by doc_id and sha256."""
+        t0 = time.perf_counter()
+        report = IngestReport()
+        existing = self._existing()
+        known = {d: sha for _, (d, sha) in existing.sources().items()} if existing else {}
+        if existing:
+            existing.close()
+        todo = []
+        for doc in docs:
+            if doc.doc_id not in known:
+                report.added.append(doc.doc_id)
+            elif known[doc.doc_id] == doc.sha256:
+                report.skipped.append(doc.doc_id)
+                continue
+            else:
+                report.replaced.append(doc.doc_id)
+            todo.append(doc)
+        if todo or existing is None:
+            self._write(todo, report, progress)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _write(self, docs: Sequence[Document], report: IngestReport, progress: bool,
+               wait_s: float = 0.0) -> None:
+        """Chunk and embed outside the lock, then write one snapshot with every change."""
+        chunker = self.chunker()
+        prepared = self._prepare(docs, chunker, progress)
+        with self._writer(chunker, wait_s) as w:
+            for doc_id in report.deleted:
+                w.delete(doc_id)
+            for doc, chunks, vectors in prepared:
+                w.delete(doc.doc_id)
+                w.add(doc, chunks, vectors)
+                report.chunks += len(chunks)
+            report.snapshot = w.commit()
+        self.reload()
 
     def upload(self, filename: str, data: bytes) -> tuple[str, IngestReport]:
         """Index one uploaded file (its name is used for type and id only, never as a path)."""

@@ -135,6 +135,10 @@ class Store:
         rows = self._rows("SELECT id, text FROM chunks ORDER BY id")
         return [r[0] for r in rows], [r[1] for r in rows]
 
+    def chunk_doc_ids(self) -> dict[int, str]:
+        """chunk row id -> doc_id for every chunk (to aggregate chunk hits per document)."""
+        return {r[0]: r[1] for r in self._rows("SELECT id, doc_id FROM chunks")}
+
     def counts(self) -> tuple[int, int]:
         docs = self._rows("SELECT count(*) FROM documents")[0][0]
         chunks = self._rows("SELECT count(*) FROM chunks")[0][0]
