@@ -18,9 +18,15 @@ _BOUNDARY = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])"
 _LINES = re.compile(r"[^\n]+")
 
 
+_BULLET = re.compile(r"(?:[-*•·–]|\d{1,3}[.)])\s+")
+
+
 def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
     while start < end and text[start].isspace():
         start += 1
+    bullet = _BULLET.match(text, start, end)
+    if bullet:
+        start = bullet.end()
     while end > start and text[end - 1].isspace():
         end -= 1
     return start, end
@@ -33,6 +39,8 @@ def _ends_with_abbreviation(text: str, line_start: int, dot: int) -> bool:
     word = text[word_start:dot].lower().strip("\"'“‘([")
     if word in _ABBREVIATIONS:
         return True
+    if word.isdigit() and not text[line_start:word_start].strip():
+        return True  # a numbered list item: "2. Second item"
     # A single capital ("J. Smith") is an initial, not a sentence end.
     return len(word) == 1 and word.isalpha()
 
