@@ -29,8 +29,12 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=30, ge=0, le=500)
 
     retriever: RetrieverName = "hybrid"
+    hybrid_method: Literal["convex", "rrf"] = "convex"
     hybrid_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     candidates: int = Field(default=100, ge=1, le=10_000)
+    # A local sentence-transformers CrossEncoder folder; None leaves reranking off.
+    reranker_model: Path | None = None
+    rerank_candidates: int = Field(default=20, ge=1, le=1000)
 
     answer_max_words: int = Field(default=120, ge=10, le=1000)
     # Calibrated on the seeds by `python -m eval.calibrate` (see README, "Abstention").

@@ -22,6 +22,7 @@ from rag.documents import discover, doc_id_for, load_file, parse_bytes
 from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.errors import DocumentNotFoundError, FileTooLargeError, InputError, NoIndexError
 from rag.index import STORE, Index, IndexWriter, current_snapshot
+from rag.rerank import CrossEncoderReranker, Reranker
 from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, Retriever
 from rag.store import Store
 from rag.types import Answer, Chunk, Document, Hit
@@ -54,10 +55,14 @@ def safe_doc_id(filename: str) -> str:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None,
+                 reranker: Reranker | None = None) -> None:
         self.settings = settings
         self.root = Path(settings.index_dir)
         self._embedder = embedder
+        self._reranker = reranker
+        if reranker is None and settings.reranker_model is not None:
+            self._reranker = CrossEncoderReranker(settings.reranker_model)
         self._index: Index | None = None
         self._lock = threading.Lock()
 
@@ -233,20 +238,26 @@ class Pipeline:
             return BM25Retriever(index)
         if name == "hybrid":
             return HybridRetriever(index, self.embedder, self.settings.hybrid_weight,
-                                   self.settings.candidates)
+                                   self.settings.candidates, self.settings.hybrid_method)
         raise InputError(f"unknown retriever {name!r}: use dense, bm25 or hybrid")
 
     def search(self, query: str, k: int = 5, retriever: RetrieverName | None = None) -> list[Hit]:
         if not query.strip():
             raise InputError("empty query: ask something")
-        return self.retriever(retriever).search(query, k)
+        return self._search(self.retriever(retriever), query, k)
+
+    def _search(self, retriever: Retriever, query: str, k: int) -> list[Hit]:
+        if self._reranker is None:
+            return retriever.search(query, k)
+        hits = retriever.search(query, max(k, self.settings.rerank_candidates))
+        return self._reranker.rerank(query, hits, k)
 
     def ask(self, question: str, k: int = 5, retriever: RetrieverName | None = None) -> Answer:
         if not question.strip():
             raise InputError("empty question: ask something")
         t0 = time.perf_counter()
         r = self.retriever(retriever)
-        hits = r.search(question, k)
+        hits = self._search(r, question, k)
         t1 = time.perf_counter()
         composer = Composer(self.embedder, self.settings.answer_max_words,
                             self.settings.abstain_threshold)
@@ -254,7 +265,8 @@ class Pipeline:
         t2 = time.perf_counter()
         provenance = dict(answer.provenance)
         provenance.update(snapshot=self.index.snapshot, model=self.settings.model_name,
-                          retriever=r.name, timings_ms={
+                          retriever=r.name,
+                          reranker=self._reranker.name if self._reranker else None, timings_ms={
                               "retrieve": round((t1 - t0) * 1000, 2),
                               "compose": round((t2 - t1) * 1000, 2),
                               "total": round((t2 - t0) * 1000, 2)})
