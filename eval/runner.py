@@ -19,6 +19,7 @@ from eval import metrics
 from eval.beir import Dataset
 from rag.config import RetrieverName, Settings
 from rag.pipeline import Pipeline
+from rag.retrieval import Retriever
 from rag.types import Document
 
 TOP_DOCS = 100
@@ -34,7 +35,8 @@ def documents(ds: Dataset) -> list[Document]:
     return out
 
 
-def cached_index(ds: Dataset, settings: Settings, cache: Path) -> tuple[Path, float]:
+def cached_index(ds: Dataset, settings: Settings, cache: Path,
+                 progress: bool = True) -> tuple[Path, float]:
     """The dataset's index for these settings, built on first use; returns (path, build_s)."""
     key = json.dumps({"corpus": ds.fingerprint, "model": settings.model_name,
                       "model_path": str(settings.model_path), "tokens": settings.chunk_tokens,
@@ -45,10 +47,36 @@ def cached_index(ds: Dataset, settings: Settings, cache: Path) -> tuple[Path, fl
         return folder / "index", float(json.loads(meta.read_text())["build_s"])
     pipeline = Pipeline(settings.model_copy(update={"index_dir": folder / "index"}))
     t0 = time.perf_counter()
-    report = pipeline.ingest_documents(documents(ds), progress=True)
+    report = pipeline.ingest_documents(documents(ds), progress=progress)
     build_s = time.perf_counter() - t0
     meta.write_text(json.dumps({"build_s": build_s, "chunks": report.chunks, "key": key}))
     return folder / "index", build_s
+
+
+def _best_per_doc(ranked: Sequence[tuple[int, float, Any]],
+                  doc_of: dict[int, str]) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for chunk_id, score, _ in ranked:
+        doc = doc_of[chunk_id]
+        if doc not in best:
+            best[doc] = score
+            if len(best) == TOP_DOCS:
+                break
+    return best
+
+
+def run_batched(retriever: Retriever, ds: Dataset, doc_of: dict[int, str],
+                batch: int = 64) -> dict[str, dict[str, float]]:
+    """The same run as ``run_retriever`` with queries embedded in batches (for tuning)."""
+    qids = list(ds.queries)
+    k = min(CHUNKS_PER_QUERY, max(len(doc_of), 1))
+    run: dict[str, dict[str, float]] = {}
+    for start in range(0, len(qids), batch):
+        part = qids[start:start + batch]
+        for qid, ranked in zip(part, retriever.rank([ds.queries[q] for q in part], k),
+                               strict=True):
+            run[qid] = _best_per_doc(ranked, doc_of)
+    return run
 
 
 def run_retriever(pipeline: Pipeline, name: RetrieverName, ds: Dataset,
@@ -69,12 +97,7 @@ def run_retriever(pipeline: Pipeline, name: RetrieverName, ds: Dataset,
         t0 = time.perf_counter()
         ranked = retriever.rank([text], k)[0]
         latencies.append((time.perf_counter() - t0) * 1000)
-        best: dict[str, float] = {}
-        for chunk_id, score, _ in ranked:
-            doc = doc_of[chunk_id]
-            if doc not in best:
-                best[doc] = score
-        run[qid] = dict(list(best.items())[:TOP_DOCS])
+        run[qid] = _best_per_doc(ranked, doc_of)
     return run, latencies
 
 
@@ -85,7 +108,7 @@ def evaluate(dataset: Dataset, retrievers: Sequence[RetrieverName], settings: Se
         dataset = Dataset(dataset.name, dataset.path, dataset.corpus,
                           {q: dataset.queries[q] for q in keep},
                           {q: dataset.qrels[q] for q in keep}, dataset.fingerprint)
-    index_dir, build_s = cached_index(dataset, settings, cache)
+    index_dir, build_s = cached_index(dataset, settings, cache, progress)
     pipeline = Pipeline(settings.model_copy(update={"index_dir": index_dir}))
     report: dict[str, Any] = {"dataset": dataset.name, "queries": len(dataset.queries),
                               "documents": len(dataset.corpus),

@@ -29,8 +29,9 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=30, ge=0, le=500)
 
     retriever: RetrieverName = "hybrid"
-    hybrid_method: Literal["convex", "rrf"] = "convex"
-    hybrid_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Chosen on SciFact train by `python -m eval.tune` (README, "Evaluation").
+    hybrid_method: Literal["convex", "zscore", "rrf"] = "zscore"
+    hybrid_weight: float = Field(default=0.7, ge=0.0, le=1.0)
     candidates: int = Field(default=100, ge=1, le=10_000)
     # A local sentence-transformers CrossEncoder folder; None leaves reranking off.
     reranker_model: Path | None = None

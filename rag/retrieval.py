@@ -32,6 +32,24 @@ def convex_fusion(dense: Mapping[int, float], lexical: Mapping[int, float],
     return {i: weight * d.get(i, 0.0) + (1 - weight) * b.get(i, 0.0) for i in set(d) | set(b)}
 
 
+def zscore(scores: Mapping[int, float]) -> dict[int, float]:
+    """Standardize to mean 0, deviation 1; all-equal scores map to 0."""
+    if not scores:
+        return {}
+    values = np.fromiter(scores.values(), dtype=np.float64)
+    mean, std = float(values.mean()), float(values.std())
+    if std < 1e-12:
+        return dict.fromkeys(scores, 0.0)
+    return {i: (s - mean) / std for i, s in scores.items()}
+
+
+def zscore_fusion(dense: Mapping[int, float], lexical: Mapping[int, float],
+                  weight: float) -> dict[int, float]:
+    """weight * z(dense) + (1 - weight) * z(lexical) over the shared candidate set."""
+    d, b = zscore(dense), zscore(lexical)
+    return {i: weight * d.get(i, 0.0) + (1 - weight) * b.get(i, 0.0) for i in set(d) | set(b)}
+
+
 def rrf_fusion(rankings: Sequence[Sequence[int]], k: int = 60) -> dict[int, float]:
     """Reciprocal-rank fusion: sum of 1 / (k + rank), ranks from 1."""
     fused: dict[int, float] = {}
@@ -140,6 +158,8 @@ class HybridRetriever(Retriever):
             bm25 = {i: float(all_bm25[p]) for i, p in zip(dense, positions, strict=True)}
             if self.method == "rrf":
                 fused = rrf_fusion([_ranked(dense), _ranked(bm25)])
+            elif self.method == "zscore":
+                fused = zscore_fusion(dense, bm25, self.weight)
             else:
                 fused = convex_fusion(dense, bm25, self.weight)
             out.append([(i, s, {"dense": dense[i], "bm25": bm25[i], "fused": s})

@@ -4,7 +4,7 @@ import pytest
 
 from rag.errors import InputError
 from rag.pipeline import Pipeline
-from rag.retrieval import convex_fusion, minmax, rrf_fusion
+from rag.retrieval import convex_fusion, minmax, rrf_fusion, zscore, zscore_fusion
 from tests.conftest import SEED_QUESTIONS
 
 
@@ -50,6 +50,16 @@ def test_convex_fusion_by_hand() -> None:
     fused = convex_fusion(dense, lexical, weight=0.25)
     # dense -> {1: 1, 2: .5, 3: 0}; lexical -> {2: 1, 3: .5, 4: 0}
     assert fused == pytest.approx({1: 0.25, 2: 0.875, 3: 0.375, 4: 0.0})
+
+
+def test_zscore_fusion_by_hand() -> None:
+    assert zscore({1: 1.0, 2: 3.0}) == {1: -1.0, 2: 1.0}
+    assert zscore({5: 2.0, 6: 2.0}) == {5: 0.0, 6: 0.0}
+    dense = {1: 1.0, 2: 3.0}  # z: 1 -> -1, 2 -> 1
+    lexical = {1: 4.0, 2: 2.0, 3: 0.0}  # mean 2, std sqrt(8/3): 1 -> 1.2247, 3 -> -1.2247
+    fused = zscore_fusion(dense, lexical, weight=0.5)
+    z = 2 / (8 / 3) ** 0.5
+    assert fused == pytest.approx({1: 0.5 * (-1 + z), 2: 0.5, 3: -0.5 * z})
 
 
 def test_rrf_fusion_by_hand() -> None:
