@@ -118,7 +118,10 @@ class Pipeline:
         """Index new and changed files; with ``prune``, drop files gone from these folders."""
         t0 = time.perf_counter()
         paths = [Path(p) for p in paths]
-        found = list(discover(paths))
+        roots: dict[Path, Path] = {}
+        for file, root in discover(paths):
+            roots.setdefault(file, root)  # a file named twice is read once
+        found = list(roots.items())
         report = IngestReport()
         existing = self._existing()
         known = existing.sources() if existing else {}

@@ -70,6 +70,11 @@ def test_same_file_name_in_two_folders_gets_two_ids(pipeline: Pipeline, tmp_path
     assert sorted(report.added) == ["b/notes", "notes"]
 
 
+def test_a_file_named_twice_is_indexed_once(pipeline: Pipeline, corpus: Path) -> None:
+    report = pipeline.ingest([corpus, corpus / f"{SEED_A}.txt", corpus])
+    assert sorted(report.added) == [SEED_A, SEED_B]
+
+
 def test_a_bad_file_fails_the_ingest_and_changes_nothing(pipeline: Pipeline,
                                                          corpus: Path) -> None:
     pipeline.ingest([corpus])
