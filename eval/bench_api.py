@@ -1,9 +1,12 @@
 """Latency of a real `rag serve` over HTTP: sequential requests on 127.0.0.1.
 
     python -m eval.bench_api [--docs seeds] [--requests 200]
+    python -m eval.bench_api --index .cache/eval/scifact-*/index \
+        --queries ../shared/datasets/scifact/queries.jsonl
 
-Ingests the documents into a temporary index, starts `rag serve` on a free
-loopback port, waits for /readyz, then times /v1/search and /v1/ask.
+Ingests the documents into a temporary index (or serves an existing --index),
+starts `rag serve` on a free loopback port, waits for /readyz, then times
+/v1/search and /v1/ask with the default retriever.
 """
 
 from __future__ import annotations
@@ -32,13 +35,23 @@ def _free_port() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--docs", type=Path, default=Path("seeds"))
+    parser.add_argument("--index", type=Path, default=None, help="serve this index as is")
+    parser.add_argument("--queries", type=Path, default=None,
+                        help="a BEIR queries.jsonl to draw the questions from")
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--skip-ask", action="store_true")
     args = parser.parse_args()
+    queries = QUERIES
+    if args.queries is not None:
+        queries = [json.loads(line)["text"] for line in
+                   args.queries.read_text().splitlines() if line.strip()]
     rag = str(Path(sys.executable).with_name("rag"))
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "RAG_INDEX_DIR": str(Path(tmp) / "index")}
-        subprocess.run([rag, "ingest", str(args.docs)], env=env, check=True,
-                       capture_output=True)
+        index = args.index or Path(tmp) / "index"
+        env = {**os.environ, "RAG_INDEX_DIR": str(index)}
+        if args.index is None:
+            subprocess.run([rag, "ingest", str(args.docs)], env=env, check=True,
+                           capture_output=True)
         port = _free_port()
         server = subprocess.Popen([rag, "serve", "--port", str(port)], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -52,13 +65,15 @@ def main() -> None:
                     except httpx.TransportError:
                         pass
                     time.sleep(0.1)
-                result: dict[str, object] = {"requests": args.requests}
-                for route, field in (("/v1/search", "query"), ("/v1/ask", "question")):
-                    http.post(route, json={field: QUERIES[0]}).raise_for_status()
+                ready = http.get("/readyz").json()
+                result: dict[str, object] = {"requests": args.requests, "index": ready}
+                routes = [("/v1/search", "query"), ("/v1/ask", "question")]
+                for route, field in routes[:1] if args.skip_ask else routes:
+                    http.post(route, json={field: queries[0]}).raise_for_status()
                     times = []
                     for i in range(args.requests):
                         t = time.perf_counter()
-                        http.post(route, json={field: QUERIES[i % len(QUERIES)]})
+                        http.post(route, json={field: queries[i % len(queries)]})
                         times.append((time.perf_counter() - t) * 1000)
                     result[route] = {"p50_ms": round(percentile(times, 50), 2),
                                      "p99_ms": round(percentile(times, 99), 2),

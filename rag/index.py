@@ -85,7 +85,8 @@ def check_manifest(manifest: Mapping[str, Any], root: Path, model: str | None,
 class Index:
     """One loaded snapshot, read-only. Cheap to replace: load a new one and swap."""
 
-    def __init__(self, root: Path, model: str | None = None, dimension: int | None = None):
+    def __init__(self, root: Path, model: str | None = None, dimension: int | None = None,
+                 search_threads: int | None = None):
         snapshot = current_snapshot(root)
         if snapshot is None:
             raise NoIndexError(root)
@@ -95,6 +96,7 @@ class Index:
         check_manifest(self.manifest, root, model, dimension)
         self.store = Store(snapshot / STORE, readonly=True)
         self.vectors = VectorIndex.load(snapshot / VECTORS)
+        self.vectors.threads = search_threads
         self.lexical = LexicalIndex.load(snapshot / LEXICAL)
 
     @property

@@ -70,8 +70,11 @@ class Pipeline:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
+                onnx = None
+                if self.settings.onnx_queries:
+                    onnx = self.settings.onnx_dir or self.root / ".onnx"
                 self._embedder = SentenceTransformerEmbedder(self.settings.model_name,
-                                                             self.settings.model_path)
+                                                             self.settings.model_path, onnx)
             return self._embedder
 
     def chunker(self) -> Chunker:
@@ -90,7 +93,7 @@ class Pipeline:
 
     def reload(self) -> Index:
         dimension = self._embedder.dimension if self._embedder is not None else None
-        index = Index(self.root, self.settings.model_name, dimension)
+        index = Index(self.root, self.settings.model_name, dimension, self.settings.faiss_threads)
         self._index = index
         return index
 

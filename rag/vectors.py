@@ -17,8 +17,11 @@ FloatArray = npt.NDArray[np.float32]
 class VectorIndex:
     """The ANN surface (index/search/save/load/count) over ``IndexIDMap2(IndexFlatIP)``."""
 
-    def __init__(self, dimension: int, index: Any = None) -> None:
+    def __init__(self, dimension: int, index: Any = None, threads: int | None = None) -> None:
         self.dimension = dimension
+        # OpenMP threads for search. The setting is per calling thread (API requests run on
+        # a pool of them), so search() applies it each time; None leaves FAISS's default.
+        self.threads = threads
         self._index: Any = index if index is not None else faiss.IndexIDMap2(
             faiss.IndexFlatIP(dimension))
 
@@ -42,6 +45,8 @@ class VectorIndex:
         if self.count() == 0:
             n = len(queries)
             return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
+        if self.threads is not None:
+            faiss.omp_set_num_threads(self.threads)
         scores, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return scores, ids
 

@@ -19,12 +19,15 @@ PROBE = textwrap.dedent("""
     socket.create_connection = refuse
     socket.getaddrinfo = refuse
 
+    import sys, tempfile
+    from pathlib import Path
     import rag
     from rag.chunking import cl100k
     from rag.embedding import SentenceTransformerEmbedder
 
     assert cl100k().encode("offline") == cl100k().encode("offline")
-    e = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    e = SentenceTransformerEmbedder("all-MiniLM-L6-v2", onnx_cache=Path(tempfile.mkdtemp()))
+    assert e._onnx is not None  # the ONNX export is made locally, too
     v = e.embed(["no network needed"])
     print("OK", v.shape[1], e.max_tokens)
 """)
