@@ -56,7 +56,7 @@ def export(model: Any, out: Path) -> None:
     # causal and its key length always equals the mask's, so both hold for every input
     # (tests/test_embedding.py compares the export with torch across lengths and padding).
     with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", category=torch.jit._trace.TracerWarning)
         warnings.filterwarnings("ignore", message="Exporting aten::index operator")
         torch.onnx.export(Pooled(), tuple(sample[name] for name in _INPUTS), str(tmp),
                           input_names=list(_INPUTS), output_names=["embedding"],
