@@ -200,18 +200,12 @@ class Pipeline:
                                     f"{self.settings.max_upload_bytes} bytes")
         doc_id = safe_doc_id(filename)
         doc = parse_bytes(data, filename, doc_id, f"upload:{doc_id}")
-        report = IngestReport()
-        chunker = self.chunker()
-        prepared = self._prepare([doc], chunker, progress=False)
-        with self._writer(chunker, wait_s=30.0) as w:
-            existed = w.store.document(doc_id) is not None
-            (report.replaced if existed else report.added).append(doc_id)
-            w.delete(doc_id)
-            for d, chunks, vectors in prepared:
-                w.add(d, chunks, vectors)
-                report.chunks += len(chunks)
-            report.snapshot = w.commit()
-        self.reload()
+        existing = self._existing()
+        existed = existing is not None and doc_id in existing.doc_ids()
+        if existing:
+            existing.close()
+        report = IngestReport(replaced=[doc_id]) if existed else IngestReport(added=[doc_id])
+        self._write([doc], report, progress=False, wait_s=30.0)
         return doc_id, report
 
     def delete(self, doc_id: str) -> IngestReport:
@@ -248,8 +242,6 @@ class Pipeline:
         raise InputError(f"unknown retriever {name!r}: use dense, bm25 or hybrid")
 
     def search(self, query: str, k: int = 5, retriever: RetrieverName | None = None) -> list[Hit]:
-        if not query.strip():
-            raise InputError("empty query: ask something")
         return self._search(self.retriever(retriever), query, k)
 
     def _search(self, retriever: Retriever, query: str, k: int) -> list[Hit]:
