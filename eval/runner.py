@@ -18,6 +18,7 @@ import numpy as np
 from eval import metrics
 from eval.beir import Dataset
 from rag.config import RetrieverName, Settings
+from rag.index import FORMAT
 from rag.pipeline import Pipeline
 from rag.retrieval import Retriever
 from rag.types import Document
@@ -38,7 +39,7 @@ def documents(ds: Dataset) -> list[Document]:
 def cached_index(ds: Dataset, settings: Settings, cache: Path,
                  progress: bool = True) -> tuple[Path, float]:
     """The dataset's index for these settings, built on first use; returns (path, build_s)."""
-    key = json.dumps({"corpus": ds.fingerprint, "model": settings.model_name,
+    key = json.dumps({"corpus": ds.fingerprint, "format": FORMAT, "model": settings.model_name,
                       "model_path": str(settings.model_path), "tokens": settings.chunk_tokens,
                       "overlap": settings.chunk_overlap}, sort_keys=True)
     folder = cache / f"{ds.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"

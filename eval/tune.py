@@ -21,6 +21,7 @@ from rag.pipeline import Pipeline
 from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, Retriever
 
 WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+SENTENCE_WEIGHTS = (0.1, 0.2, 0.3, 0.5)
 
 
 def variants(pipeline: Pipeline) -> dict[str, Retriever]:
@@ -32,6 +33,9 @@ def variants(pipeline: Pipeline) -> dict[str, Retriever]:
             out[f"{method}-w{w}"] = HybridRetriever(index, embedder, w, 100, method)
     out["rrf-k60"] = HybridRetriever(index, embedder, 0.5, 100, "rrf")
     out["convex-w0.5-c300"] = HybridRetriever(index, embedder, 0.5, 300, "convex")
+    for w in (0.6, 0.7):
+        for s in SENTENCE_WEIGHTS:
+            out[f"zscore-w{w}-sent{s}"] = HybridRetriever(index, embedder, w, 100, "zscore", s)
     return out
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
-from rag.embedding import Embedder
-from rag.text import sentence_spans
+from rag.embedding import Embedder, Vectors
+from rag.sentences import SentenceIndex
 from rag.types import Answer, Citation, Document, Hit
 
 ABSTENTION = "The documents don't say: no indexed passage answers this question closely enough."
@@ -60,32 +60,36 @@ class Composer:
         words = [w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1]
         return set(self._stemmer.stemWords(words))
 
-    def _candidates(self, hits: Sequence[Hit],
-                    docs: dict[str, Document]) -> list[Candidate]:
+    def _candidates(self, hits: Sequence[Hit], docs: dict[str, Document],
+                    sentences: SentenceIndex) -> tuple[list[Candidate], Vectors]:
+        """The quotable sentences of the hits, with the vectors stored at ingest."""
         seen: set[tuple[str, int, int]] = set()
         out: list[Candidate] = []
+        vectors: list[Vectors] = []
         for hit in hits:
             text = docs[hit.chunk.doc_id].text
-            for start, end in sentence_spans(text, hit.chunk.char_start, hit.chunk.char_end):
+            starts, ends, stored = sentences.of_chunk(hit.row)
+            for start, end, vector in zip(starts.tolist(), ends.tolist(), stored, strict=True):
                 key = (hit.chunk.doc_id, start, end)
                 words = len(text[start:end].split())
                 if key in seen or words < 4 or words > self.max_words:
                     continue
                 seen.add(key)
                 out.append(Candidate(hit, start, end, text[start:end], words))
-        return out
+                vectors.append(vector)
+        dim = self.embedder.dimension
+        return out, np.stack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
 
     def compose(self, question: str, hits: Sequence[Hit],
-                fetch: Callable[[str], Document | None]) -> Answer:
+                fetch: Callable[[str], Document | None], sentences: SentenceIndex) -> Answer:
         docs = {d: doc for d in {h.chunk.doc_id for h in hits} if (doc := fetch(d)) is not None}
         hits = [h for h in hits if h.chunk.doc_id in docs]
-        candidates = self._candidates(hits, docs)
+        candidates, vectors = self._candidates(hits, docs, sentences)
         passages = [{"doc_id": h.chunk.doc_id, "chunk_id": h.chunk.chunk_id, "rank": h.rank,
                      "score": round(h.score, 6), "stage_scores": dict(h.stage_scores)}
                     for h in hits]
         if not candidates:
             return self._abstain(question, passages, best=None)
-        vectors = self.embedder.embed([c.quote for c in candidates])
         cosine = vectors @ self.embedder.embed_query(question)
         q_terms = self._terms(question)
         overlap = np.array([len(q_terms & self._terms(c.quote)) / max(len(q_terms), 1)

@@ -3,7 +3,8 @@
     index/
       CURRENT                 name of the live snapshot (replaced atomically)
       .lock                   held by the one writer
-      snapshots/<id>/         manifest.json, vectors.faiss, store.sqlite, bm25/
+      snapshots/<id>/         manifest.json, vectors.faiss, store.sqlite, bm25/,
+                              sentences.npz
       snapshots/.tmp-<id>/    a snapshot being written; never read
 
 A writer copies the current snapshot into a temporary folder, changes it,
@@ -28,15 +29,17 @@ from typing import Any
 
 from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError
 from rag.lexical import LexicalIndex
+from rag.sentences import SentenceIndex
 from rag.store import Store
 from rag.types import Chunk, Document
 from rag.vectors import FloatArray, VectorIndex
 
-FORMAT = 1
+FORMAT = 2
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 STORE = "store.sqlite"
 LEXICAL = "bm25"
+SENTENCES = "sentences.npz"
 KEEP_SNAPSHOTS = 2
 
 
@@ -98,6 +101,7 @@ class Index:
         self.vectors = VectorIndex.load(snapshot / VECTORS)
         self.vectors.threads = search_threads
         self.lexical = LexicalIndex.load(snapshot / LEXICAL)
+        self.sentences = SentenceIndex.load(snapshot / SENTENCES)
 
     @property
     def snapshot(self) -> str:
@@ -166,8 +170,10 @@ class IndexWriter:
             self.previous = manifest["snapshot"]
             shutil.copy2(base / STORE, self.tmp / STORE)
             self.vectors = VectorIndex.load(base / VECTORS)
+            self.sentences = SentenceIndex.load(base / SENTENCES)
         else:
             self.vectors = VectorIndex(self.dimension)
+            self.sentences = SentenceIndex.empty(self.dimension)
         self.store = Store(self.tmp / STORE)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -179,19 +185,28 @@ class IndexWriter:
         finally:
             self._lock.__exit__(None, None, None)
 
-    def add(self, doc: Document, chunks: Sequence[Chunk], vectors: FloatArray) -> None:
+    def add(self, doc: Document, chunks: Sequence[Chunk], vectors: FloatArray,
+            sentences: Sequence[tuple[int, int, int]], sentence_vectors: FloatArray) -> None:
+        """Add a document; ``sentences`` are (index into ``chunks``, start, end)."""
         ids = self.store.add_document(doc, chunks)
         self.vectors.index(ids, vectors)
+        self.sentences = self.sentences.plus([ids[i] for i, _, _ in sentences],
+                                             [s for _, s, _ in sentences],
+                                             [e for _, _, e in sentences], sentence_vectors)
 
     def delete(self, doc_id: str) -> None:
-        self.vectors.remove(self.store.delete_document(doc_id))
+        ids = self.store.delete_document(doc_id)
+        self.vectors.remove(ids)
+        self.sentences = self.sentences.without(ids)
 
     def commit(self) -> str:
         """Write the snapshot completely, then make it current. Returns its id."""
         self.store.commit()
         ids, texts = self.store.all_chunks()
-        if sorted(ids) != sorted(self.vectors.ids().tolist()):
-            raise RuntimeError("store and vectors disagree; snapshot not written")
+        if sorted(ids) != sorted(self.vectors.ids().tolist()) \
+                or not self.sentences.chunk_ids() <= set(ids):
+            raise RuntimeError("store, vectors and sentences disagree; snapshot not written")
+        self.sentences.save(self.tmp / SENTENCES)
         LexicalIndex.build(ids, texts).save(self.tmp / LEXICAL)
         self.vectors.save(self.tmp / VECTORS)
         docs, chunks = self.store.counts()
@@ -199,7 +214,8 @@ class IndexWriter:
                     "created": datetime.now(UTC).isoformat(), "model": self.model,
                     "dimension": self.dimension, "metric": "inner_product",
                     "chunker": self.chunker, "lexical": {"k1": 1.5, "b": 0.75},
-                    "documents": docs, "chunks": chunks}
+                    "documents": docs, "chunks": chunks,
+                    "sentences": self.sentences.count()}
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         self.store.close()
         _fsync_tree(self.tmp)

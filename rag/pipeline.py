@@ -15,16 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rag.answer import Composer
 from rag.chunking import Chunker
 from rag.config import RetrieverName, Settings
 from rag.documents import discover, doc_id_for, load_file, parse_bytes
-from rag.embedding import Embedder, SentenceTransformerEmbedder
+from rag.embedding import Embedder, SentenceTransformerEmbedder, Vectors
 from rag.errors import DocumentNotFoundError, FileTooLargeError, InputError, NoIndexError
 from rag.index import STORE, Index, IndexWriter, current_snapshot
 from rag.rerank import CrossEncoderReranker, Reranker
 from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, Retriever
 from rag.store import Store
+from rag.text import sentence_spans
 from rag.types import Answer, Chunk, Document, Hit
 
 
@@ -46,6 +49,20 @@ class IngestReport:
         return {"added": self.added, "replaced": self.replaced, "skipped": self.skipped,
                 "deleted": self.deleted, "chunks_embedded": self.chunks,
                 "seconds": round(self.seconds, 3), "snapshot": self.snapshot}
+
+
+@dataclass
+class Prepared:
+    """A document ready to write: its chunks and sentences with their vectors."""
+
+    doc: Document
+    chunks: list[Chunk]
+    chunk_offset: int
+    sentences: list[tuple[int, int, int, int]]  # chunk index, start, end, text index
+    sentence_offset: int
+    vectors: Vectors = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    sentence_vectors: Vectors = field(
+        default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
 
 
 def safe_doc_id(filename: str) -> str:
@@ -106,14 +123,29 @@ class Pipeline:
         return Store(snapshot / STORE, readonly=True) if snapshot else None
 
     def _prepare(self, docs: Sequence[Document], chunker: Chunker,
-                 progress: bool) -> list[tuple[Document, list[Chunk], Any]]:
-        chunked = [(d, chunker.chunk(d)) for d in docs]
-        texts = [c.text for _, chunks in chunked for c in chunks]
-        vectors = self.embedder.embed(texts, self.settings.embed_batch_size, progress=progress)
-        out, start = [], 0
-        for doc, chunks in chunked:
-            out.append((doc, chunks, vectors[start:start + len(chunks)]))
-            start += len(chunks)
+                 progress: bool) -> list[Prepared]:
+        """Chunk, then embed every chunk and every distinct sentence (overlaps once)."""
+        out: list[Prepared] = []
+        chunk_texts: list[str] = []
+        sentence_texts: list[str] = []
+        for doc in docs:
+            chunks = chunker.chunk(doc)
+            rows, first = [], len(sentence_texts)
+            seen: dict[tuple[int, int], int] = {}
+            for n, c in enumerate(chunks):
+                for span in sentence_spans(doc.text, c.char_start, c.char_end):
+                    if span not in seen:
+                        seen[span] = len(sentence_texts)
+                        sentence_texts.append(doc.text[span[0]:span[1]])
+                    rows.append((n, span[0], span[1], seen[span] - first))
+            out.append(Prepared(doc, chunks, len(chunk_texts), rows, first))
+            chunk_texts.extend(c.text for c in chunks)
+        size = self.settings.embed_batch_size
+        chunk_vectors = self.embedder.embed(chunk_texts, size, progress=progress)
+        sentence_vectors = self.embedder.embed(sentence_texts, size, progress=progress)
+        for p in out:
+            p.vectors = chunk_vectors[p.chunk_offset:p.chunk_offset + len(p.chunks)]
+            p.sentence_vectors = sentence_vectors[[p.sentence_offset + r[3] for r in p.sentences]]
         return out
 
     def ingest(self, paths: Iterable[Path], prune: bool = False,
@@ -186,10 +218,11 @@ class Pipeline:
         with self._writer(chunker, wait_s) as w:
             for doc_id in report.deleted:
                 w.delete(doc_id)
-            for doc, chunks, vectors in prepared:
-                w.delete(doc.doc_id)
-                w.add(doc, chunks, vectors)
-                report.chunks += len(chunks)
+            for p in prepared:
+                w.delete(p.doc.doc_id)
+                w.add(p.doc, p.chunks, p.vectors, [r[:3] for r in p.sentences],
+                      p.sentence_vectors)
+                report.chunks += len(p.chunks)
             report.snapshot = w.commit()
         self.reload()
 
@@ -238,7 +271,8 @@ class Pipeline:
             return BM25Retriever(index)
         if name == "hybrid":
             return HybridRetriever(index, self.embedder, self.settings.hybrid_weight,
-                                   self.settings.candidates, self.settings.hybrid_method)
+                                   self.settings.candidates, self.settings.hybrid_method,
+                                   self.settings.sentence_weight)
         raise InputError(f"unknown retriever {name!r}: use dense, bm25 or hybrid")
 
     def search(self, query: str, k: int = 5, retriever: RetrieverName | None = None) -> list[Hit]:
@@ -259,7 +293,8 @@ class Pipeline:
         t1 = time.perf_counter()
         composer = Composer(self.embedder, self.settings.answer_max_words,
                             self.settings.abstain_threshold)
-        answer = composer.compose(question, hits, self.index.store.document)
+        answer = composer.compose(question, hits, self.index.store.document,
+                                  self.index.sentences)
         t2 = time.perf_counter()
         provenance = dict(answer.provenance)
         provenance.update(snapshot=self.index.snapshot, model=self.settings.model_name,

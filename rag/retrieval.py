@@ -86,7 +86,7 @@ class Retriever(ABC):
         titles = self.index.store.titles(c.doc_id for c in chunks.values())
         return [
             [Hit(rank=n, score=score, chunk=chunks[i], title=titles[chunks[i].doc_id][0],
-                 source=titles[chunks[i].doc_id][1], stage_scores=stages)
+                 source=titles[chunks[i].doc_id][1], stage_scores=stages, row=i)
              for n, (i, score, stages) in enumerate(r, start=1)]
             for r in ranked
         ]
@@ -123,17 +123,23 @@ class BM25Retriever(Retriever):
 
 
 class HybridRetriever(Retriever):
-    """Dense and BM25 candidates, each rescored by the other, then fused."""
+    """Dense and BM25 candidates, each rescored by the other, then fused.
+
+    With ``sentence_weight`` > 0, each candidate's best sentence similarity
+    (z-scored over the candidates) is added to the fused score with that weight.
+    """
 
     name = "hybrid"
 
     def __init__(self, index: Index, embedder: Embedder, weight: float = 0.5,
-                 candidates: int = 100, method: str = "convex") -> None:
+                 candidates: int = 100, method: str = "convex",
+                 sentence_weight: float = 0.0) -> None:
         super().__init__(index)
         self.embedder = embedder
         self.weight = weight
         self.candidates = candidates
         self.method = method
+        self.sentence_weight = sentence_weight
 
     def rank(self, queries: Sequence[str], k: int) -> list[Scored]:
         vectors = self.index.vectors
@@ -162,7 +168,13 @@ class HybridRetriever(Retriever):
                 fused = zscore_fusion(dense, bm25, self.weight)
             else:
                 fused = convex_fusion(dense, bm25, self.weight)
-            out.append([(i, s, {"dense": dense[i], "bm25": bm25[i], "fused": s})
+            best: dict[int, float] = {}
+            if self.sentence_weight > 0 and self.index.sentences.count():
+                best = self.index.sentences.best(fused, qvecs[qi])
+                z = zscore(best)
+                fused = {i: s + self.sentence_weight * z[i] for i, s in fused.items()}
+            out.append([(i, s, {"dense": dense[i], "bm25": bm25[i], "fused": s,
+                                **({"sentence": best[i]} if best else {})})
                         for i, s in _top(fused, k)])
         return out
 

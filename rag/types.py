@@ -41,6 +41,7 @@ class Hit:
     title: str
     source: str
     stage_scores: Mapping[str, float] = field(default_factory=dict)
+    row: int = -1  # the chunk's id in the index (FAISS, BM25, sentences)
 
     def as_dict(self) -> dict[str, Any]:
         """The wire form shared by ``rag search --json`` and ``POST /v1/search``."""

@@ -18,6 +18,7 @@ def _state(root: Path) -> tuple[set[str], list[int], list[int], list[int]]:
     try:
         docs = {d["doc_id"] for d in index.store.documents()}
         store_ids, _ = index.store.all_chunks()
+        assert index.sentences.chunk_ids() == set(store_ids)  # every chunk has sentences
         return docs, sorted(store_ids), sorted(index.vectors.ids().tolist()), \
             sorted(index.lexical.ids.tolist())
     finally:

@@ -22,8 +22,15 @@ def test_hits_carry_text_spans_and_stage_scores(seed_pipeline: Pipeline) -> None
     for h in hits:
         doc = seed_pipeline.document(h.chunk.doc_id)
         assert doc.text[h.chunk.char_start:h.chunk.char_end] == h.chunk.text
-        assert set(h.stage_scores) == {"dense", "bm25", "fused"}
+        assert set(h.stage_scores) == {"dense", "bm25", "fused", "sentence"}
         assert h.title == doc.title
+        starts, ends, vectors = seed_pipeline.index.sentences.of_chunk(h.row)
+        assert [doc.text[a:b] for a, b in zip(starts, ends, strict=True)]
+        assert all(h.chunk.char_start <= a < b <= h.chunk.char_end
+                   for a, b in zip(starts, ends, strict=True))
+        query = seed_pipeline.embedder.embed_query("Open RAN 5G software")
+        assert h.stage_scores["sentence"] == pytest.approx(float((vectors @ query).max()),
+                                                          abs=1e-5)
 
 
 def test_k_and_empty_queries(seed_pipeline: Pipeline) -> None:
