@@ -39,9 +39,9 @@ class Settings(BaseSettings):
     retriever: RetrieverName = "hybrid"
     # Chosen on SciFact train by `python -m eval.tune` (README, "Evaluation").
     hybrid_method: Literal["convex", "zscore", "rrf"] = "zscore"
-    hybrid_weight: float = Field(default=0.7, ge=0.0, le=1.0)
+    hybrid_weight: float = Field(default=0.6, ge=0.0, le=1.0)
     # Weight of each candidate's best-sentence similarity in hybrid (0 turns it off).
-    sentence_weight: float = Field(default=0.2, ge=0.0, le=5.0)
+    sentence_weight: float = Field(default=0.5, ge=0.0, le=5.0)
     candidates: int = Field(default=100, ge=1, le=10_000)
     # A local sentence-transformers CrossEncoder folder; None leaves reranking off.
     reranker_model: Path | None = None
