@@ -41,10 +41,6 @@ class IngestReport:
     seconds: float = 0.0
     snapshot: str | None = None
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.replaced or self.deleted)
-
     def as_dict(self) -> dict[str, Any]:
         return {"added": self.added, "replaced": self.replaced, "skipped": self.skipped,
                 "deleted": self.deleted, "chunks_embedded": self.chunks,

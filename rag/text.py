@@ -63,7 +63,3 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
             spans.append((a, b))
     return spans
 
-
-def paragraph_ends(text: str) -> frozenset[int]:
-    """Offsets where a blank line or a line break follows: preferred chunk ends."""
-    return frozenset(m.start() for m in re.finditer(r"\n", text))
