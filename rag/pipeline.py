@@ -114,9 +114,16 @@ class Pipeline:
         return IndexWriter(self.root, self.settings.model_name, self.embedder.dimension,
                            chunker.describe(), wait_s=wait_s)
 
-    def _existing(self) -> Store | None:
+    def _indexed(self) -> dict[str, tuple[str, str]] | None:
+        """source -> (doc_id, sha256) in the current snapshot; None when there is no index."""
         snapshot = current_snapshot(self.root)
-        return Store(snapshot / STORE, readonly=True) if snapshot else None
+        if snapshot is None:
+            return None
+        store = Store(snapshot / STORE, readonly=True)
+        try:
+            return store.sources()
+        finally:
+            store.close()
 
     def _prepare(self, docs: Sequence[Document], chunker: Chunker,
                  progress: bool) -> list[Prepared]:
@@ -154,11 +161,9 @@ class Pipeline:
             roots.setdefault(file, root)  # a file named twice is read once
         found = list(roots.items())
         report = IngestReport()
-        existing = self._existing()
-        known = existing.sources() if existing else {}
-        taken = existing.doc_ids() if existing else set()
-        if existing:
-            existing.close()
+        indexed = self._indexed()
+        known = indexed or {}
+        taken = {doc_id for doc_id, _ in known.values()}
         docs: list[Document] = []
         for file, root in found:
             source = str(file)
@@ -178,7 +183,7 @@ class Pipeline:
             folders = [str(p.resolve()) + os.sep for p in paths if p.is_dir()]
             report.deleted = sorted(doc_id for source, (doc_id, _) in known.items()
                                     if source not in seen and source.startswith(tuple(folders)))
-        if docs or report.deleted or existing is None:
+        if docs or report.deleted or indexed is None:
             self._write(docs, report, progress)
         report.seconds = time.perf_counter() - t0
         return report
@@ -187,10 +192,8 @@ class Pipeline:
         """Index documents made in code (eval, other sources): upsert by doc_id and sha256."""
         t0 = time.perf_counter()
         report = IngestReport()
-        existing = self._existing()
-        known = {d: sha for _, (d, sha) in existing.sources().items()} if existing else {}
-        if existing:
-            existing.close()
+        indexed = self._indexed()
+        known = dict((indexed or {}).values())
         todo = []
         for doc in docs:
             if doc.doc_id not in known:
@@ -201,7 +204,7 @@ class Pipeline:
             else:
                 report.replaced.append(doc.doc_id)
             todo.append(doc)
-        if todo or existing is None:
+        if todo or indexed is None:
             self._write(todo, report, progress)
         report.seconds = time.perf_counter() - t0
         return report
@@ -229,10 +232,7 @@ class Pipeline:
                                     f"{self.settings.max_upload_bytes} bytes")
         doc_id = safe_doc_id(filename)
         doc = parse_bytes(data, filename, doc_id, f"upload:{doc_id}")
-        existing = self._existing()
-        existed = existing is not None and doc_id in existing.doc_ids()
-        if existing:
-            existing.close()
+        existed = any(d == doc_id for d, _ in (self._indexed() or {}).values())
         report = IngestReport(replaced=[doc_id]) if existed else IngestReport(added=[doc_id])
         self._write([doc], report, progress=False, wait_s=30.0)
         return doc_id, report

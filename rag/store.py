@@ -109,9 +109,6 @@ class Store:
         rows = self._rows("SELECT source, doc_id, sha256 FROM documents")
         return {r["source"]: (r["doc_id"], r["sha256"]) for r in rows}
 
-    def doc_ids(self) -> set[str]:
-        return {r[0] for r in self._rows("SELECT doc_id FROM documents")}
-
     def chunks_by_ids(self, ids: Iterable[int]) -> dict[int, Chunk]:
         wanted = list(dict.fromkeys(int(i) for i in ids))
         found: dict[int, Chunk] = {}
