@@ -25,11 +25,15 @@ def minmax(scores: Mapping[int, float]) -> dict[int, float]:
     return {i: (s - lo) / (hi - lo) for i, s in scores.items()}
 
 
+def _weighted(d: Mapping[int, float], b: Mapping[int, float], weight: float) -> dict[int, float]:
+    """weight * d + (1 - weight) * b over both key sets; a missing score counts as 0."""
+    return {i: weight * d.get(i, 0.0) + (1 - weight) * b.get(i, 0.0) for i in set(d) | set(b)}
+
+
 def convex_fusion(dense: Mapping[int, float], lexical: Mapping[int, float],
                   weight: float) -> dict[int, float]:
-    """weight * minmax(dense) + (1 - weight) * minmax(lexical); a missing score counts as 0."""
-    d, b = minmax(dense), minmax(lexical)
-    return {i: weight * d.get(i, 0.0) + (1 - weight) * b.get(i, 0.0) for i in set(d) | set(b)}
+    """weight * minmax(dense) + (1 - weight) * minmax(lexical)."""
+    return _weighted(minmax(dense), minmax(lexical), weight)
 
 
 def zscore(scores: Mapping[int, float]) -> dict[int, float]:
@@ -46,8 +50,7 @@ def zscore(scores: Mapping[int, float]) -> dict[int, float]:
 def zscore_fusion(dense: Mapping[int, float], lexical: Mapping[int, float],
                   weight: float) -> dict[int, float]:
     """weight * z(dense) + (1 - weight) * z(lexical) over the shared candidate set."""
-    d, b = zscore(dense), zscore(lexical)
-    return {i: weight * d.get(i, 0.0) + (1 - weight) * b.get(i, 0.0) for i in set(d) | set(b)}
+    return _weighted(zscore(dense), zscore(lexical), weight)
 
 
 def rrf_fusion(rankings: Sequence[Sequence[int]], k: int = 60) -> dict[int, float]:
