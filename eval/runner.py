@@ -40,6 +40,7 @@ def cached_index(ds: Dataset, settings: Settings, cache: Path,
                  progress: bool = True) -> tuple[Path, float]:
     """The dataset's index for these settings, built on first use; returns (path, build_s)."""
     key = json.dumps({"corpus": ds.fingerprint, "format": FORMAT, "model": settings.model_name,
+                      "backend": settings.embed_backend,
                       "model_path": str(settings.model_path), "tokens": settings.chunk_tokens,
                       "overlap": settings.chunk_overlap}, sort_keys=True)
     folder = cache / f"{ds.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"

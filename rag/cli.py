@@ -189,3 +189,28 @@ def evaluate(ctx: click.Context, dataset_dir: Path, retrievers: str, split: str,
     if plot_out is not None:
         runner.plot(report, plot_out)
         click.echo(f"plot: {plot_out}")
+
+
+@main.command("bench")
+@click.option("--dataset", "dataset_dir", required=True, type=click.Path(path_type=Path),
+              help="A BEIR dataset folder; its test queries are timed and scored.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@click.option("--cache", type=click.Path(path_type=Path), default=Path(".cache/bench"),
+              show_default=True, help="Work folder: txtai's virtualenv, indexes, raw results.")
+@click.option("--no-http", is_flag=True, help="Skip the HTTP timings.")
+@click.option("--no-txtai-default", is_flag=True, help="Skip txtai in its default configuration.")
+@click.pass_context
+@_errors
+def bench(ctx: click.Context, dataset_dir: Path, json_out: Path | None, cache: Path,
+          no_http: bool, no_txtai_default: bool) -> None:
+    """Race this project against txtai: ingest, search latency, nDCG@10, memory."""
+    from eval import beir
+    from eval import bench as runner
+
+    dataset = beir.load(dataset_dir, "test")
+    report = runner.run(dataset, ctx.obj, cache.resolve(), http=not no_http,
+                        txtai_default=not no_txtai_default)
+    click.echo(runner.table(report))
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2))
+        click.echo(f"report: {json_out}")

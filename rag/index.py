@@ -78,7 +78,8 @@ def check_manifest(manifest: Mapping[str, Any], root: Path, model: str | None,
         raise IndexMismatchError(
             f"index at {root} was built with model {manifest['model']!r} "
             f"(dimension {manifest['dimension']}), but the settings use {model!r}: set "
-            f"RAG_MODEL_NAME/RAG_MODEL_PATH back, or ingest into a new --index folder")
+            f"RAG_MODEL_NAME/RAG_MODEL_PATH/RAG_EMBED_BACKEND back (a '+int8' model is "
+            f"RAG_EMBED_BACKEND=onnx-int8), or ingest into a new --index folder")
     if dimension is not None and manifest["dimension"] != dimension:
         raise IndexMismatchError(
             f"index at {root} holds {manifest['dimension']}-dimensional vectors, the model "

@@ -15,20 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rag.answer import Composer
 from rag.chunking import Chunker
 from rag.config import RetrieverName, Settings
 from rag.documents import discover, doc_id_for, load_file, parse_bytes
-from rag.embedding import Embedder, SentenceTransformerEmbedder, Vectors
+from rag.embedding import Embedder, SentenceTransformerEmbedder, model_id
 from rag.errors import DocumentNotFoundError, FileTooLargeError, InputError, NoIndexError
 from rag.index import STORE, Index, IndexWriter, current_snapshot
+from rag.prepare import Preparer
 from rag.rerank import CrossEncoderReranker, Reranker
 from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, Retriever
 from rag.store import Store
-from rag.text import sentence_spans
-from rag.types import Answer, Chunk, Document, Hit
+from rag.types import Answer, Document, Hit
 
 
 @dataclass
@@ -38,27 +36,15 @@ class IngestReport:
     skipped: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     chunks: int = 0
+    reused: int = 0  # chunks whose vectors came from the index or a duplicate, not the model
     seconds: float = 0.0
     snapshot: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"added": self.added, "replaced": self.replaced, "skipped": self.skipped,
-                "deleted": self.deleted, "chunks_embedded": self.chunks,
+                "deleted": self.deleted, "chunks_written": self.chunks,
+                "chunks_embedded": self.chunks - self.reused, "chunks_reused": self.reused,
                 "seconds": round(self.seconds, 3), "snapshot": self.snapshot}
-
-
-@dataclass
-class Prepared:
-    """A document ready to write: its chunks and sentences with their vectors."""
-
-    doc: Document
-    chunks: list[Chunk]
-    chunk_offset: int
-    sentences: list[tuple[int, int, int, int]]  # chunk index, start, end, text index
-    sentence_offset: int
-    vectors: Vectors = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
-    sentence_vectors: Vectors = field(
-        default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
 
 
 def safe_doc_id(filename: str) -> str:
@@ -83,12 +69,14 @@ class Pipeline:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                onnx = None
-                if self.settings.onnx_queries:
-                    onnx = self.settings.onnx_dir or self.root / ".onnx"
-                self._embedder = SentenceTransformerEmbedder(self.settings.model_name,
-                                                             self.settings.model_path, onnx)
+                self._embedder = SentenceTransformerEmbedder(
+                    self.settings.model_name, self.settings.model_path,
+                    self.settings.onnx_dir or self.root / ".onnx", self.settings.embed_backend)
             return self._embedder
+
+    @property
+    def model_id(self) -> str:
+        return model_id(self.settings.model_name, self.settings.embed_backend)
 
     def chunker(self) -> Chunker:
         e = self.embedder
@@ -106,12 +94,12 @@ class Pipeline:
 
     def reload(self) -> Index:
         dimension = self._embedder.dimension if self._embedder is not None else None
-        index = Index(self.root, self.settings.model_name, dimension, self.settings.faiss_threads)
+        index = Index(self.root, self.model_id, dimension, self.settings.faiss_threads)
         self._index = index
         return index
 
     def _writer(self, chunker: Chunker, wait_s: float = 0.0) -> IndexWriter:
-        return IndexWriter(self.root, self.settings.model_name, self.embedder.dimension,
+        return IndexWriter(self.root, self.model_id, self.embedder.dimension,
                            chunker.describe(), wait_s=wait_s)
 
     def _indexed(self) -> dict[str, tuple[str, str]] | None:
@@ -124,32 +112,6 @@ class Pipeline:
             return store.sources()
         finally:
             store.close()
-
-    def _prepare(self, docs: Sequence[Document], chunker: Chunker,
-                 progress: bool) -> list[Prepared]:
-        """Chunk, then embed every chunk and every distinct sentence (overlaps once)."""
-        out: list[Prepared] = []
-        chunk_texts: list[str] = []
-        sentence_texts: list[str] = []
-        for doc in docs:
-            chunks = chunker.chunk(doc)
-            rows, first = [], len(sentence_texts)
-            seen: dict[tuple[int, int], int] = {}
-            for n, c in enumerate(chunks):
-                for span in sentence_spans(doc.text, c.char_start, c.char_end):
-                    if span not in seen:
-                        seen[span] = len(sentence_texts)
-                        sentence_texts.append(doc.text[span[0]:span[1]])
-                    rows.append((n, span[0], span[1], seen[span] - first))
-            out.append(Prepared(doc, chunks, len(chunk_texts), rows, first))
-            chunk_texts.extend(c.text for c in chunks)
-        size = self.settings.embed_batch_size
-        chunk_vectors = self.embedder.embed(chunk_texts, size, progress=progress)
-        sentence_vectors = self.embedder.embed(sentence_texts, size, progress=progress)
-        for p in out:
-            p.vectors = chunk_vectors[p.chunk_offset:p.chunk_offset + len(p.chunks)]
-            p.sentence_vectors = sentence_vectors[[p.sentence_offset + r[3] for r in p.sentences]]
-        return out
 
     def ingest(self, paths: Iterable[Path], prune: bool = False,
                progress: bool = False) -> IngestReport:
@@ -213,7 +175,10 @@ class Pipeline:
                wait_s: float = 0.0) -> None:
         """Chunk and embed outside the lock, then write one snapshot with every change."""
         chunker = self.chunker()
-        prepared = self._prepare(docs, chunker, progress)
+        preparer = Preparer(self.embedder, chunker, self.settings.embed_batch_size,
+                            self.settings.sentence_vectors == "context")
+        prepared, report.reused = preparer.prepare(
+            docs, self.index if report.replaced else None, progress)
         with self._writer(chunker, wait_s) as w:
             for doc_id in report.deleted:
                 w.delete(doc_id)
@@ -293,7 +258,7 @@ class Pipeline:
                                   self.index.sentences)
         t2 = time.perf_counter()
         provenance = dict(answer.provenance)
-        provenance.update(snapshot=self.index.snapshot, model=self.settings.model_name,
+        provenance.update(snapshot=self.index.snapshot, model=self.model_id,
                           retriever=r.name,
                           reranker=self._reranker.name if self._reranker else None, timings_ms={
                               "retrieve": round((t1 - t0) * 1000, 2),

@@ -120,6 +120,11 @@ class Store:
                 found[row["id"]] = _chunk(row)
         return found
 
+    def chunk_rows(self, doc_id: str) -> list[tuple[int, str]]:
+        """(row id, text) of one document's chunks."""
+        rows = self._rows("SELECT id, text FROM chunks WHERE doc_id = ? ORDER BY id", (doc_id,))
+        return [(int(r[0]), str(r[1])) for r in rows]
+
     def titles(self, doc_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         wanted = list(set(doc_ids))
         marks = ",".join("?" * len(wanted))

@@ -50,8 +50,10 @@ OFF_TOPIC = [
 
 
 @pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> SentenceTransformerEmbedder:
+    """The product's default: the ONNX export of MiniLM (same vectors as torch)."""
+    return SentenceTransformerEmbedder("all-MiniLM-L6-v2", backend="onnx",
+                                       onnx_cache=tmp_path_factory.mktemp("onnx"))
 
 
 @pytest.fixture

@@ -16,44 +16,59 @@ TEXTS = ["Japan", "Which countries has Japan negotiated defense agreements with?
 
 
 @pytest.fixture(scope="module")
-def onnx_embedder(tmp_path_factory: pytest.TempPathFactory) -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder("all-MiniLM-L6-v2",
-                                       onnx_cache=tmp_path_factory.mktemp("onnx"))
+def torch_embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder("all-MiniLM-L6-v2", backend="torch")
 
 
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
 def test_vectors_are_normalized_and_length_sorted_batches_keep_order(
-        embedder: SentenceTransformerEmbedder) -> None:
-    vectors = embedder.embed(TEXTS * 10, batch_size=7)
+        backend: str, embedder: SentenceTransformerEmbedder,
+        torch_embedder: SentenceTransformerEmbedder) -> None:
+    e = embedder if backend == "onnx" else torch_embedder
+    vectors = e.embed(TEXTS * 10, batch_size=7)
     assert vectors.shape == (40, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert np.allclose(vectors[:4], embedder.embed_batch(TEXTS), atol=1e-5)
+    assert np.allclose(vectors[:4], e.embed_batch(TEXTS), atol=1e-5)
     assert np.allclose(vectors[4:8], vectors[:4], atol=1e-6)
 
 
-def test_onnx_queries_match_torch(embedder: SentenceTransformerEmbedder,
-                                  onnx_embedder: SentenceTransformerEmbedder) -> None:
-    assert onnx_embedder._onnx is not None
-    fast = onnx_embedder.embed_batch(TEXTS)  # query-sized: the ONNX path
-    assert np.abs(fast - embedder.embed_batch(TEXTS)).max() < 1e-5
+def test_onnx_matches_torch_for_queries_and_bulk(
+        embedder: SentenceTransformerEmbedder, torch_embedder: SentenceTransformerEmbedder) -> None:
+    assert embedder._onnx is not None and torch_embedder._onnx is None
+    assert np.abs(embedder.embed_batch(TEXTS) - torch_embedder.embed_batch(TEXTS)).max() < 1e-5
     for text in TEXTS:
-        assert np.abs(onnx_embedder.embed_query(text) - embedder.embed_query(text)).max() < 1e-5
+        assert np.abs(embedder.embed_query(text) - torch_embedder.embed_query(text)).max() < 1e-5
+    # Bulk: many lengths, so batches are cut by the token budget and padded differently.
+    many = [" ".join(["word"] * n) + f" {n}" for n in range(1, 300, 7)] + TEXTS
+    assert np.abs(embedder.embed(many) - torch_embedder.embed(many)).max() < 1e-5
 
 
-def test_the_export_is_made_once_and_reused(onnx_embedder: SentenceTransformerEmbedder) -> None:
-    assert onnx_embedder._onnx is not None
-    path = onnx_embedder._onnx.path
+def test_int8_is_close_to_fp32_and_marks_its_indexes(
+        embedder: SentenceTransformerEmbedder) -> None:
+    assert embedder._onnx is not None
+    int8 = SentenceTransformerEmbedder("all-MiniLM-L6-v2", backend="onnx-int8",
+                                       onnx_cache=embedder._onnx.path.parent)
+    assert int8.name == "all-MiniLM-L6-v2+int8" and embedder.name == "all-MiniLM-L6-v2"
+    cosine = np.sum(int8.embed(TEXTS) * embedder.embed(TEXTS), axis=1)
+    assert cosine.min() > 0.97
+
+
+def test_the_export_is_made_once_and_reused(embedder: SentenceTransformerEmbedder) -> None:
+    assert embedder._onnx is not None
+    path = embedder._onnx.path
     stamp = path.stat().st_mtime_ns
-    again = SentenceTransformerEmbedder("all-MiniLM-L6-v2", onnx_cache=path.parent)
+    again = SentenceTransformerEmbedder("all-MiniLM-L6-v2", onnx_cache=path.parent,
+                                        backend="onnx")
     assert again._onnx is not None and again._onnx.path == path
     assert path.stat().st_mtime_ns == stamp
     assert not list(path.parent.glob("*.tmp-*"))
 
 
-def test_search_is_the_same_with_onnx_queries(seed_index: Path,
-                                              embedder: SentenceTransformerEmbedder,
-                                              onnx_embedder: SentenceTransformerEmbedder) -> None:
-    plain = Pipeline(Settings(index_dir=seed_index), embedder=embedder)
-    fast = Pipeline(Settings(index_dir=seed_index), embedder=onnx_embedder)
+def test_search_is_the_same_with_either_backend(
+        seed_index: Path, embedder: SentenceTransformerEmbedder,
+        torch_embedder: SentenceTransformerEmbedder) -> None:
+    plain = Pipeline(Settings(index_dir=seed_index), embedder=torch_embedder)
+    fast = Pipeline(Settings(index_dir=seed_index), embedder=embedder)
     for question, _, _ in SEED_QUESTIONS:
         a, b = plain.search(question, 5, "hybrid"), fast.search(question, 5, "hybrid")
         assert [h.chunk.chunk_id for h in a] == [h.chunk.chunk_id for h in b]

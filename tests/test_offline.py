@@ -26,7 +26,8 @@ PROBE = textwrap.dedent("""
     from rag.embedding import SentenceTransformerEmbedder
 
     assert cl100k().encode("offline") == cl100k().encode("offline")
-    e = SentenceTransformerEmbedder("all-MiniLM-L6-v2", onnx_cache=Path(tempfile.mkdtemp()))
+    e = SentenceTransformerEmbedder("all-MiniLM-L6-v2", onnx_cache=Path(tempfile.mkdtemp()),
+                                    backend="onnx")
     assert e._onnx is not None  # the ONNX export is made locally, too
     v = e.embed(["no network needed"])
     print("OK", v.shape[1], e.max_tokens)

@@ -1,0 +1,181 @@
+"""The embedding model exported to ONNX and run by onnxruntime: the fast path on this CPU.
+
+Against torch here: one short query 3.5 ms instead of 12 ms, ingest 33 instead
+of 27 chunks/s and 180 instead of 117 sentences/s, with the same vectors to
+1e-6. Texts are tokenized all at once (Rust, off the model's path), sorted by
+token count and cut into batches by a token budget, so padding is minimal.
+The export is made offline from the local model folder, once, and cached; the
+optional int8 variant (dynamic, per-channel quantization) is derived from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.embedding import Vectors
+
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+EXPORT_VERSION = "v2"  # v2: token states as a second output
+
+
+def _fingerprint(model_folder: Path) -> str:
+    h = hashlib.sha256()
+    for name in sorted(p.name for p in model_folder.iterdir() if p.is_file()):
+        stat = (model_folder / name).stat()
+        h.update(f"{name}:{stat.st_size}".encode())
+    return h.hexdigest()[:16]
+
+
+def export(model: Any, out: Path) -> None:
+    """Trace the transformer with mean pooling and normalization into one ONNX graph.
+
+    It has two outputs: the sentence embedding, and the last hidden states of the
+    tokens (from which spans inside a text are pooled, see ``encode_spans``).
+    """
+    import torch
+
+    transformer = model[0].auto_model.eval()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask,
+                                      token_type_ids=token_type_ids).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2.0, dim=-1), hidden
+
+    sample = model.tokenizer(["a query", "another, longer sample query"], return_tensors="pt",
+                             padding=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".tmp-{os.getpid()}")
+    axes = {name: {0: "batch", 1: "sequence"} for name in _INPUTS}
+    # The tracer warns that two conditions become constants: BERT's attention is never
+    # causal and its key length always equals the mask's, so both hold for every input
+    # (tests/test_embedding.py compares the export with torch across lengths and padding).
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=torch.jit._trace.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator")
+        torch.onnx.export(Pooled(), tuple(sample[name] for name in _INPUTS), str(tmp),
+                          input_names=list(_INPUTS), output_names=["embedding", "tokens"],
+                          dynamic_axes={**axes, "embedding": {0: "batch"},
+                                        "tokens": {0: "batch", 1: "sequence"}}, opset_version=17,
+                          dynamo=False)
+    os.replace(tmp, out)
+
+
+def quantize(fp32: Path, out: Path) -> None:
+    """Dynamic int8 quantization with per-channel weight scales (cosine to fp32 ≈ 0.99)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = out.with_suffix(f".tmp-{os.getpid()}")
+    quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    os.replace(tmp, out)
+
+
+class OnnxEncoder:
+    """Embeds with the cached export; ``int8`` picks the quantized variant."""
+
+    def __init__(self, model: Any, model_folder: Path, cache: Path, max_tokens: int,
+                 dimension: int, int8: bool = False) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        stem = f"{model_folder.name}-{_fingerprint(model_folder)}-{EXPORT_VERSION}"
+        path = cache / f"{stem}.onnx"
+        with _EXPORT_LOCK:
+            if not path.is_file():
+                export(model, path)
+            if int8:
+                fp32, path = path, cache / f"{stem}-int8.onnx"
+                if not path.is_file():
+                    quantize(fp32, path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 2
+        options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(str(path), options,
+                                                     providers=["CPUExecutionProvider"])
+        self._tokenizer = Tokenizer.from_file(str(model_folder / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_tokens)
+        self._tokenizer.no_padding()
+        self.path = path
+        self.dimension = dimension
+
+    def encode(self, texts: Sequence[str], batch_tokens: int = 8192, max_batch: int = 128,
+               progress: Callable[[int], None] | None = None) -> Vectors:
+        """Vectors in input order; each batch holds at most ``batch_tokens`` padded tokens."""
+        return self._run(texts, None, batch_tokens, max_batch, progress)[0]
+
+    def encode_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+                     batch_tokens: int = 8192, max_batch: int = 128,
+                     progress: Callable[[int], None] | None = None
+                     ) -> tuple[Vectors, list[Vectors]]:
+        """Each text's vector and, in the same model call, a vector per character span of it.
+
+        A span's vector is the normalized mean of the hidden states of the tokens
+        it covers, so it is read in the context of its whole text; a span that
+        covers no token (past truncation) gets the text's own vector.
+        """
+        return self._run(texts, spans, batch_tokens, max_batch, progress)
+
+    def _run(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]] | None,
+             batch_tokens: int, max_batch: int,
+             progress: Callable[[int], None] | None) -> tuple[Vectors, list[Vectors]]:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        pooled: list[Vectors] = [out[:0]] * len(texts)
+        encodings = self._tokenizer.encode_batch(list(texts))
+        lengths = np.array([len(e.ids) for e in encodings])
+        order = np.argsort(-lengths, kind="stable")
+        outputs = ["embedding"] if spans is None else ["embedding", "tokens"]
+        start = 0
+        while start < len(order):
+            longest = int(lengths[order[start]])
+            size = max(1, min(max_batch, batch_tokens // max(longest, 1)))
+            rows = order[start:start + size]
+            ids = np.zeros((len(rows), longest), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for r, i in enumerate(rows):
+                n = int(lengths[i])
+                ids[r, :n] = encodings[i].ids
+                mask[r, :n] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            result = self._session.run(outputs, feeds)
+            out[rows] = result[0]
+            if spans is not None:
+                for r, i in enumerate(rows):
+                    pooled[i] = _pool_spans(result[1][r], encodings[i].offsets,
+                                            encodings[i].special_tokens_mask, spans[i], out[i])
+            if progress is not None:
+                progress(len(rows))
+            start += len(rows)
+        return out, pooled
+
+
+def _pool_spans(states: Vectors, offsets: Sequence[tuple[int, int]], special: Sequence[int],
+                spans: Sequence[tuple[int, int]], whole: Vectors) -> Vectors:
+    starts = np.array([a for a, _ in offsets])
+    ends = np.array([b for _, b in offsets])
+    real = np.array(special) == 0
+    out = np.empty((len(spans), states.shape[1]), dtype=np.float32)
+    for n, (a, b) in enumerate(spans):
+        covered = real & (starts < b) & (ends > a)
+        if not covered.any():
+            out[n] = whole
+            continue
+        v = states[:len(starts)][covered].mean(axis=0)
+        out[n] = v / max(float(np.linalg.norm(v)), 1e-12)
+    return out
+
+
+_EXPORT_LOCK = threading.Lock()
