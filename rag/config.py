@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # FAISS's OpenMP threads spin against the query encoder's on 2 cores: one query's
     # exact search over 12k chunks takes 1 ms on one thread, 8 ms when they contend.
     faiss_threads: int = Field(default=1, ge=1, le=256)
+    # From this many chunks on, vector search is approximate (FAISS IVF, nprobe lists per
+    # query): recall@10 against exact search measured by `python -m eval.bench_ann`.
+    ann_threshold: int = Field(default=200_000, ge=1)
+    ann_nprobe: int = Field(default=32, ge=1, le=65536)
 
     retriever: RetrieverName = "hybrid"
     # Chosen on SciFact train by `python -m eval.tune` (README, "Evaluation").

@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError
 from rag.lexical import LexicalIndex
 from rag.sentences import SentenceIndex
@@ -90,7 +92,7 @@ class Index:
     """One loaded snapshot, read-only. Cheap to replace: load a new one and swap."""
 
     def __init__(self, root: Path, model: str | None = None, dimension: int | None = None,
-                 search_threads: int | None = None):
+                 search_threads: int | None = None, nprobe: int = 32):
         snapshot = current_snapshot(root)
         if snapshot is None:
             raise NoIndexError(root)
@@ -101,6 +103,7 @@ class Index:
         self.store = Store(snapshot / STORE, readonly=True)
         self.vectors = VectorIndex.load(snapshot / VECTORS)
         self.vectors.threads = search_threads
+        self.vectors.nprobe = nprobe
         self.lexical = LexicalIndex.load(snapshot / LEXICAL)
         self.sentences = SentenceIndex.load(snapshot / SENTENCES)
 
@@ -138,8 +141,9 @@ class IndexWriter:
     """Builds the next snapshot from the current one. Use as a context manager."""
 
     def __init__(self, root: Path, model: str, dimension: int, chunker: Mapping[str, Any],
-                 wait_s: float = 0.0) -> None:
+                 wait_s: float = 0.0, ann_threshold: int = 200_000) -> None:
         self.root = root
+        self.ann_threshold = ann_threshold
         self.model = model
         self.dimension = dimension
         self.chunker = dict(chunker)
@@ -149,6 +153,7 @@ class IndexWriter:
         self.tmp = root / "snapshots" / f".tmp-{self.snapshot}"
         self.previous: str | None = None
         self.committed = False
+        self._pending: list[tuple[list[int], list[int], list[int], FloatArray]] = []
 
     def __enter__(self) -> IndexWriter:
         self._lock = writer_lock(self.root, self._wait_s)
@@ -188,32 +193,48 @@ class IndexWriter:
 
     def add(self, doc: Document, chunks: Sequence[Chunk], vectors: FloatArray,
             sentences: Sequence[tuple[int, int, int]], sentence_vectors: FloatArray) -> None:
-        """Add a document; ``sentences`` are (index into ``chunks``, start, end)."""
+        """Add a document; ``sentences`` are (index into ``chunks``, start, end).
+
+        Sentences are gathered and joined to the index once, when needed: joining
+        per document made a 5,000-document ingest quadratic (minutes of copying).
+        """
         ids = self.store.add_document(doc, chunks)
         self.vectors.index(ids, vectors)
-        self.sentences = self.sentences.plus([ids[i] for i, _, _ in sentences],
-                                             [s for _, s, _ in sentences],
-                                             [e for _, _, e in sentences], sentence_vectors)
+        self._pending.append(([ids[i] for i, _, _ in sentences], [s for _, s, _ in sentences],
+                              [e for _, _, e in sentences], sentence_vectors))
 
     def delete(self, doc_id: str) -> None:
         ids = self.store.delete_document(doc_id)
-        self.vectors.remove(ids)
-        self.sentences = self.sentences.without(ids)
+        if ids:
+            self.vectors.remove(ids)
+            self._join_pending()
+            self.sentences = self.sentences.without(ids)
+
+    def _join_pending(self) -> None:
+        if self._pending:
+            self.sentences = self.sentences.plus(
+                [i for p in self._pending for i in p[0]], [s for p in self._pending for s in p[1]],
+                [e for p in self._pending for e in p[2]],
+                np.concatenate([p[3] for p in self._pending]).reshape(-1, self.dimension))
+            self._pending = []
 
     def commit(self) -> str:
         """Write the snapshot completely, then make it current. Returns its id."""
         self.store.commit()
+        self._join_pending()
         ids, texts = self.store.all_chunks()
         if sorted(ids) != sorted(self.vectors.ids().tolist()) \
                 or not self.sentences.chunk_ids() <= set(ids):
             raise RuntimeError("store, vectors and sentences disagree; snapshot not written")
         self.sentences.save(self.tmp / SENTENCES)
+        self.vectors.make_approximate(self.ann_threshold)
         LexicalIndex.build(ids, texts).save(self.tmp / LEXICAL)
         self.vectors.save(self.tmp / VECTORS)
         docs, chunks = self.store.counts()
         manifest = {"format": FORMAT, "snapshot": self.snapshot, "previous": self.previous,
                     "created": datetime.now(UTC).isoformat(), "model": self.model,
                     "dimension": self.dimension, "metric": "inner_product",
+                    "vectors": self.vectors.describe(),
                     "chunker": self.chunker, "lexical": {"k1": 1.5, "b": 0.75},
                     "documents": docs, "chunks": chunks,
                     "sentences": self.sentences.count()}

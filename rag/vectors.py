@@ -1,4 +1,11 @@
-"""Dense vectors in FAISS: exact inner product over normalized vectors, keyed by chunk id."""
+"""Dense vectors in FAISS: inner product over normalized vectors, keyed by chunk id.
+
+Exact search (``IndexIDMap2(IndexFlatIP)``) up to a size; past it, an inverted
+file (``IndexIVFFlat``, trained once on the vectors held then) that scans only
+the ``nprobe`` nearest lists. IVF rather than HNSW because it removes ids in
+place, which replacing and deleting documents needs; measured on 200k chunks
+by ``python -m eval.bench_ann`` (README, "Performance").
+"""
 
 from __future__ import annotations
 
@@ -17,8 +24,10 @@ FloatArray = npt.NDArray[np.float32]
 class VectorIndex:
     """The ANN surface (index/search/save/load/count) over ``IndexIDMap2(IndexFlatIP)``."""
 
-    def __init__(self, dimension: int, index: Any = None, threads: int | None = None) -> None:
+    def __init__(self, dimension: int, index: Any = None, threads: int | None = None,
+                 nprobe: int = 32) -> None:
         self.dimension = dimension
+        self.nprobe = nprobe
         # OpenMP threads for search. The setting is per calling thread (API requests run on
         # a pool of them), so search() applies it each time; None leaves FAISS's default.
         self.threads = threads
@@ -47,6 +56,8 @@ class VectorIndex:
             return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
         if self.threads is not None:
             faiss.omp_set_num_threads(self.threads)
+        if self.approximate:
+            self._index.nprobe = self.nprobe
         scores, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return scores, ids
 
@@ -58,7 +69,41 @@ class VectorIndex:
         return out
 
     def ids(self) -> IdArray:
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        if not self.approximate:
+            return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        lists = self._index.invlists
+        parts = [faiss.rev_swig_ptr(lists.get_ids(n), lists.list_size(n)).copy()
+                 for n in range(self._index.nlist) if lists.list_size(n)]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    @property
+    def approximate(self) -> bool:
+        return isinstance(self._index, faiss.IndexIVF)
+
+    def describe(self) -> str:
+        return f"ivf{self._index.nlist},flat" if self.approximate else "flat"
+
+    def make_approximate(self, threshold: int) -> bool:
+        """From ``threshold`` vectors on, trade exact search for an inverted file.
+
+        Lists: 4·√n (about 1,800 at 200k), trained once here; later adds and
+        removes go into the same lists. Returns whether it switched.
+        """
+        n = self.count()
+        if self.approximate or n < threshold:
+            return False
+        ids = self.ids()
+        vectors = self.vectors(ids.tolist())
+        nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
+        self._quantizer = faiss.IndexFlatIP(self.dimension)  # the IVF index borrows it
+        ivf = faiss.IndexIVFFlat(self._quantizer, self.dimension, nlist,
+                                 faiss.METRIC_INNER_PRODUCT)
+        ivf.train(vectors)
+        # A hash table from id to list slot: reconstruct() and remove_ids() by chunk id.
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+        ivf.add_with_ids(vectors, ids)
+        self._index = ivf
+        return True
 
     def count(self) -> int:
         return int(self._index.ntotal)
