@@ -81,7 +81,8 @@ class Composer:
         return out, np.stack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
 
     def compose(self, question: str, hits: Sequence[Hit],
-                fetch: Callable[[str], Document | None], sentences: SentenceIndex) -> Answer:
+                fetch: Callable[[str], Document | None], sentences: SentenceIndex,
+                query_vector: Vectors | None = None) -> Answer:
         docs = {d: doc for d in {h.chunk.doc_id for h in hits} if (doc := fetch(d)) is not None}
         hits = [h for h in hits if h.chunk.doc_id in docs]
         candidates, vectors = self._candidates(hits, docs, sentences)
@@ -90,7 +91,9 @@ class Composer:
                     for h in hits]
         if not candidates:
             return self._abstain(question, passages, best=None)
-        cosine = vectors @ self.embedder.embed_query(question)
+        if query_vector is None:
+            query_vector = self.embedder.embed_query(question)
+        cosine = vectors @ query_vector
         q_terms = self._terms(question)
         overlap = np.array([len(q_terms & self._terms(c.quote)) / max(len(q_terms), 1)
                             for c in candidates], dtype=np.float32)

@@ -19,7 +19,7 @@ from rag.answer import Composer
 from rag.chunking import Chunker
 from rag.config import RetrieverName, Settings
 from rag.documents import discover, doc_id_for, load_file, parse_bytes
-from rag.embedding import Embedder, SentenceTransformerEmbedder, model_id
+from rag.embedding import Embedder, SentenceTransformerEmbedder, Vectors, model_id
 from rag.errors import DocumentNotFoundError, FileTooLargeError, InputError, NoIndexError
 from rag.index import STORE, Index, IndexWriter, current_snapshot
 from rag.prepare import Preparer
@@ -94,13 +94,15 @@ class Pipeline:
 
     def reload(self) -> Index:
         dimension = self._embedder.dimension if self._embedder is not None else None
-        index = Index(self.root, self.model_id, dimension, self.settings.faiss_threads)
+        index = Index(self.root, self.model_id, dimension, self.settings.faiss_threads,
+                      self.settings.ann_nprobe)
         self._index = index
         return index
 
     def _writer(self, chunker: Chunker, wait_s: float = 0.0) -> IndexWriter:
         return IndexWriter(self.root, self.model_id, self.embedder.dimension,
-                           chunker.describe(), wait_s=wait_s)
+                           chunker.describe(), wait_s=wait_s,
+                           ann_threshold=self.settings.ann_threshold)
 
     def _indexed(self) -> dict[str, tuple[str, str]] | None:
         """source -> (doc_id, sha256) in the current snapshot; None when there is no index."""
@@ -239,10 +241,11 @@ class Pipeline:
     def search(self, query: str, k: int = 5, retriever: RetrieverName | None = None) -> list[Hit]:
         return self._search(self.retriever(retriever), query, k)
 
-    def _search(self, retriever: Retriever, query: str, k: int) -> list[Hit]:
+    def _search(self, retriever: Retriever, query: str, k: int,
+                vector: Vectors | None = None) -> list[Hit]:
         if self._reranker is None:
-            return retriever.search(query, k)
-        hits = retriever.search(query, max(k, self.settings.rerank_candidates))
+            return retriever.search(query, k, vector)
+        hits = retriever.search(query, max(k, self.settings.rerank_candidates), vector)
         return self._reranker.rerank(query, hits, k)
 
     def ask(self, question: str, k: int = 5, retriever: RetrieverName | None = None) -> Answer:
@@ -250,12 +253,13 @@ class Pipeline:
             raise InputError("empty question: ask something")
         t0 = time.perf_counter()
         r = self.retriever(retriever)
-        hits = self._search(r, question, k)
+        vector = self.embedder.embed_query(question)  # one model call serves both stages
+        hits = self._search(r, question, k, vector)
         t1 = time.perf_counter()
         composer = Composer(self.embedder, self.settings.answer_max_words,
                             self.settings.abstain_threshold)
         answer = composer.compose(question, hits, self.index.store.document,
-                                  self.index.sentences)
+                                  self.index.sentences, vector)
         t2 = time.perf_counter()
         provenance = dict(answer.provenance)
         provenance.update(snapshot=self.index.snapshot, model=self.model_id,

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from rag.embedding import Embedder
+from rag.embedding import Embedder, Vectors
 from rag.errors import InputError
 from rag.index import Index
 from rag.types import Hit
@@ -75,16 +75,21 @@ class Retriever(ABC):
         self.index = index
 
     @abstractmethod
-    def rank(self, queries: Sequence[str], k: int) -> list[Scored]:
-        """Per query, up to k (chunk row id, score, per-stage scores), best first."""
+    def rank(self, queries: Sequence[str], k: int,
+             vectors: Vectors | None = None) -> list[Scored]:
+        """Per query, up to k (chunk row id, score, per-stage scores), best first.
 
-    def search_batch(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        ``vectors``: the queries' embeddings when the caller already has them.
+        """
+
+    def search_batch(self, queries: Sequence[str], k: int,
+                     vectors: Vectors | None = None) -> list[list[Hit]]:
         for q in queries:
             if not q.strip():
                 raise InputError("empty query: ask something")
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
-        ranked = self.rank(queries, k)
+        ranked = self.rank(queries, k, vectors)
         chunks = self.index.store.chunks_by_ids(i for r in ranked for i, _, _ in r)
         titles = self.index.store.titles(c.doc_id for c in chunks.values())
         return [
@@ -94,8 +99,8 @@ class Retriever(ABC):
             for r in ranked
         ]
 
-    def search(self, query: str, k: int) -> list[Hit]:
-        return self.search_batch([query], k)[0]
+    def search(self, query: str, k: int, vector: Vectors | None = None) -> list[Hit]:
+        return self.search_batch([query], k, None if vector is None else vector[None, :])[0]
 
 
 class DenseRetriever(Retriever):
@@ -105,10 +110,13 @@ class DenseRetriever(Retriever):
         super().__init__(index)
         self.embedder = embedder
 
-    def rank(self, queries: Sequence[str], k: int) -> list[Scored]:
+    def rank(self, queries: Sequence[str], k: int,
+             vectors: Vectors | None = None) -> list[Scored]:
         if self.index.vectors.count() == 0:
             return [[] for _ in queries]
-        scores, ids = self.index.vectors.search(self.embedder.embed_batch(queries), k)
+        if vectors is None:
+            vectors = self.embedder.embed_queries(queries)
+        scores, ids = self.index.vectors.search(vectors, k)
         return [[(int(i), float(s), {"dense": float(s)}) for s, i in zip(row_s, row_i, strict=True)
                  if i >= 0] for row_s, row_i in zip(scores, ids, strict=True)]
 
@@ -116,7 +124,8 @@ class DenseRetriever(Retriever):
 class BM25Retriever(Retriever):
     name = "bm25"
 
-    def rank(self, queries: Sequence[str], k: int) -> list[Scored]:
+    def rank(self, queries: Sequence[str], k: int,
+             vectors: Vectors | None = None) -> list[Scored]:
         out: list[Scored] = []
         for q in queries:
             scores, ids = self.index.lexical.search(q, k)
@@ -144,13 +153,15 @@ class HybridRetriever(Retriever):
         self.method = method
         self.sentence_weight = sentence_weight
 
-    def rank(self, queries: Sequence[str], k: int) -> list[Scored]:
+    def rank(self, queries: Sequence[str], k: int,
+             qvecs: Vectors | None = None) -> list[Scored]:
         vectors = self.index.vectors
         lexical = self.index.lexical
         if vectors.count() == 0:
             return [[] for _ in queries]
         n = max(k, self.candidates)
-        qvecs = self.embedder.embed_batch(queries)
+        if qvecs is None:
+            qvecs = self.embedder.embed_queries(queries)
         d_scores, d_ids = vectors.search(qvecs, n)
         out: list[Scored] = []
         for qi, query in enumerate(queries):

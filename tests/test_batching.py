@@ -1,0 +1,54 @@
+"""Concurrent queries share model calls and each gets its own vector back."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from rag.batching import QueryBatcher, Vectors
+from rag.embedding import SentenceTransformerEmbedder
+
+
+def test_concurrent_queries_share_calls_and_get_their_own_vectors(
+        embedder: SentenceTransformerEmbedder) -> None:
+    texts = [f"question number {n} about {word}" for n, word in
+             enumerate(["fuel", "satellites", "Samsung", "Rokkasho", "alliances", "R&D"] * 4)]
+    expected = embedder.embed_batch(texts)
+    batcher = QueryBatcher(embedder.embed_batch)
+    results: dict[int, Vectors] = {}
+    start = threading.Barrier(len(texts))
+
+    def ask(n: int) -> None:
+        start.wait()
+        results[n] = batcher.embed(texts[n])
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(len(texts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == list(range(len(texts)))
+    for n, vector in results.items():
+        assert np.abs(vector - expected[n]).max() < 1e-5
+    assert batcher.queries == len(texts) and batcher.calls < len(texts)
+
+
+def test_an_error_reaches_every_query_of_its_batch_and_the_next_batch_runs() -> None:
+    def embed(texts: Sequence[str]) -> Vectors:
+        if "bad" in texts:
+            raise ValueError("the model refused")
+        return np.ones((len(texts), 2), dtype=np.float32)
+
+    batcher = QueryBatcher(embed)
+    with pytest.raises(ValueError, match="refused"):
+        batcher.embed("bad")
+    assert batcher.embed("good").tolist() == [1.0, 1.0]
+
+
+def test_embed_query_goes_through_one_batcher(embedder: SentenceTransformerEmbedder) -> None:
+    one = embedder.embed_query("Where is the reprocessing plant?")
+    assert np.abs(one - embedder.embed_batch(["Where is the reprocessing plant?"])[0]).max() < 1e-5
+    assert embedder.embed_queries(["a", "b"]).shape == (2, embedder.dimension)
