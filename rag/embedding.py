@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from rag.batching import QueryBatcher
 from rag.config import Backend
 from rag.errors import IndexMismatchError, InputError
 
 Vectors = npt.NDArray[np.float32]
+_BATCHER_LOCK = threading.Lock()
 
 
 class Embedder(ABC):
@@ -51,8 +56,18 @@ class Embedder(ABC):
         return out
 
     def embed_query(self, text: str) -> Vectors:
-        row: Vectors = self.embed_batch([text])[0]
-        return row
+        """One query; concurrent callers share model calls (rag.batching)."""
+        batcher = self.__dict__.get("_batcher")
+        if batcher is None:
+            with _BATCHER_LOCK:
+                batcher = self.__dict__.setdefault("_batcher", QueryBatcher(self.embed_batch))
+        vector: Vectors = batcher.embed(text)
+        return vector
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        if len(texts) == 1:
+            return self.embed_query(texts[0])[None, :]
+        return self.embed_batch(texts)
 
     def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
                     progress: bool = False) -> tuple[Vectors, list[Vectors]]:
@@ -80,35 +95,49 @@ class SentenceTransformerEmbedder(Embedder):
 
     def __init__(self, name: str, path: Path | None = None,
                  onnx_cache: Path | None = None, backend: Backend = "torch") -> None:
-        from sentence_transformers import SentenceTransformer
-
         folder = path if path is not None else packaged_model_path()
         if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
             raise IndexMismatchError(
                 f"model folder {folder} holds no sentence-transformers model: "
                 "set RAG_MODEL_PATH to a local model folder")
         self.name = model_id(name, backend)
-        self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
-        dimension = self._model.get_embedding_dimension()
-        if dimension is None:
-            raise IndexMismatchError(f"model folder {folder} does not declare its dimension")
-        self.dimension = int(dimension)
-        self.max_tokens = int(self._model.max_seq_length or 0) or None
-        self._tokenizer = self._model.tokenizer
+        self._folder = folder
+        self._model: Any = None
         self._onnx = None
-        if backend != "torch":
-            if onnx_cache is None or not (folder / "tokenizer.json").is_file():
-                raise IndexMismatchError(f"the {backend} backend needs a model folder with "
-                                         "tokenizer.json and an ONNX cache folder: set "
-                                         "RAG_EMBED_BACKEND=torch to run the model as is")
-            from rag.onnx_encoder import OnnxEncoder
+        if backend == "torch":
+            model = self._torch_model()
+            dimension = model.get_embedding_dimension()
+            if dimension is None:
+                raise IndexMismatchError(f"model folder {folder} does not declare its dimension")
+            self.dimension = int(dimension)
+            self.max_tokens = int(model.max_seq_length or 0) or None
+            return
+        if onnx_cache is None or not onnx_compatible(folder):
+            raise IndexMismatchError(
+                f"the {backend} backend runs models made of a transformer, mean pooling and "
+                f"normalization with a tokenizer.json, and needs an ONNX cache folder; "
+                f"{folder} does not qualify: set RAG_EMBED_BACKEND=torch")
+        from rag.onnx_encoder import OnnxEncoder
 
-            self._onnx = OnnxEncoder(self._model, folder, onnx_cache, self.max_tokens or 512,
-                                     self.dimension, int8=backend == "onnx-int8")
+        # torch is imported only to make the export, once; later runs load the cached file.
+        self.max_tokens = _max_seq_length(folder)
+        self._onnx = OnnxEncoder(self._torch_model, folder, onnx_cache, self.max_tokens,
+                                 int8=backend == "onnx-int8")
+        self.dimension = self._onnx.dimension
+
+    def _torch_model(self) -> Any:
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(self._folder), device="cpu",
+                                              local_files_only=True)
+        return self._model
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=True, truncation=False,
-                                   verbose=False)["input_ids"])
+        if self._onnx is not None:
+            return self._onnx.count_tokens(text)
+        return len(self._model.tokenizer(text, add_special_tokens=True, truncation=False,
+                                         verbose=False)["input_ids"])
 
     def embed(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> Vectors:
         if self._onnx is None:
@@ -134,10 +163,32 @@ class SentenceTransformerEmbedder(Embedder):
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
         if self._onnx is not None:
             return self._onnx.encode(texts)
-        vectors = self._model.encode(list(texts), batch_size=max(len(texts), 1),
+        vectors = self._torch_model().encode(list(texts), batch_size=max(len(texts), 1),
                                      normalize_embeddings=True, convert_to_numpy=True,
                                      show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def onnx_compatible(folder: Path) -> bool:
+    """Transformer → mean pooling → normalize, the graph rag.onnx_encoder exports."""
+    try:
+        modules = [m["type"].rsplit(".", 1)[-1]
+                   for m in json.loads((folder / "modules.json").read_text())]
+        pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return (modules == ["Transformer", "Pooling", "Normalize"]
+            and pooling.get("pooling_mode_mean_tokens") is True
+            and not any(v for k, v in pooling.items()
+                        if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens")
+            and (folder / "tokenizer.json").is_file())
+
+
+def _max_seq_length(folder: Path) -> int:
+    try:
+        return int(json.loads((folder / "sentence_bert_config.json").read_text())["max_seq_length"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 512
 
 
 def model_id(name: str, backend: Backend) -> str:

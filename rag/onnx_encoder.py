@@ -87,8 +87,8 @@ def quantize(fp32: Path, out: Path) -> None:
 class OnnxEncoder:
     """Embeds with the cached export; ``int8`` picks the quantized variant."""
 
-    def __init__(self, model: Any, model_folder: Path, cache: Path, max_tokens: int,
-                 dimension: int, int8: bool = False) -> None:
+    def __init__(self, load_model: Callable[[], Any], model_folder: Path, cache: Path,
+                 max_tokens: int, int8: bool = False) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -96,7 +96,7 @@ class OnnxEncoder:
         path = cache / f"{stem}.onnx"
         with _EXPORT_LOCK:
             if not path.is_file():
-                export(model, path)
+                export(load_model(), path)
             if int8:
                 fp32, path = path, cache / f"{stem}-int8.onnx"
                 if not path.is_file():
@@ -109,16 +109,23 @@ class OnnxEncoder:
         self._tokenizer = Tokenizer.from_file(str(model_folder / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_tokens)
         self._tokenizer.no_padding()
+        self._counter = Tokenizer.from_file(str(model_folder / "tokenizer.json"))
+        self._counter.no_truncation()
+        self._counter.no_padding()
         self.path = path
-        self.dimension = dimension
+        self.dimension = int(self._session.get_outputs()[0].shape[-1])
 
-    def encode(self, texts: Sequence[str], batch_tokens: int = 8192, max_batch: int = 128,
+    def count_tokens(self, text: str) -> int:
+        """Word pieces with special tokens, untruncated (what would be cut past max_tokens)."""
+        return len(self._counter.encode(text).ids)
+
+    def encode(self, texts: Sequence[str], batch_tokens: int = 1024, max_batch: int = 64,
                progress: Callable[[int], None] | None = None) -> Vectors:
         """Vectors in input order; each batch holds at most ``batch_tokens`` padded tokens."""
         return self._run(texts, None, batch_tokens, max_batch, progress)[0]
 
     def encode_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
-                     batch_tokens: int = 8192, max_batch: int = 128,
+                     batch_tokens: int = 1024, max_batch: int = 64,
                      progress: Callable[[int], None] | None = None
                      ) -> tuple[Vectors, list[Vectors]]:
         """Each text's vector and, in the same model call, a vector per character span of it.

@@ -80,3 +80,27 @@ def test_a_folder_without_a_model_fails_clearly(tmp_path: Path) -> None:
 
     with pytest.raises(IndexMismatchError, match="RAG_MODEL_PATH"):
         SentenceTransformerEmbedder("x", tmp_path)
+
+
+def test_with_the_export_cached_torch_is_never_imported(
+        embedder: SentenceTransformerEmbedder) -> None:
+    import subprocess
+    import sys
+
+    assert embedder._onnx is not None
+    cache = str(embedder._onnx.path.parent)
+    probe = (
+        "import sys; from pathlib import Path\n"
+        "from rag.embedding import SentenceTransformerEmbedder\n"
+        f"e = SentenceTransformerEmbedder('m', onnx_cache=Path({cache!r}), backend='onnx')\n"
+        "e.embed_query('a question'); e.embed(['a passage'] * 40); e.count_tokens('x')\n"
+        "print('torch' in sys.modules, e.dimension, e.max_tokens)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.split() == ["False", "384", "256"]
+
+
+def test_count_tokens_is_the_models_own_count(embedder: SentenceTransformerEmbedder,
+                                              torch_embedder: SentenceTransformerEmbedder) -> None:
+    for text in TEXTS:
+        assert embedder.count_tokens(text) == torch_embedder.count_tokens(text)
