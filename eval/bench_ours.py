@@ -1,8 +1,8 @@
 """This project's side of `rag bench`, in its own process so its peak memory is its own.
 
-    python -m eval.bench_ours WORK OUT.json
+    python -m eval.bench_ours WORK NAME OUT.json
 
-Ingests the BEIR dataset named in WORK/params.json into WORK/ours/index (a
+Ingests the BEIR dataset named in WORK/params.json into WORK/NAME/index (a
 fresh one), then times in-process search and ranks every query for nDCG.
 Settings come from the environment (RAG_*), as for `rag`.
 """
@@ -23,12 +23,12 @@ from rag.pipeline import Pipeline
 
 
 def main() -> None:
-    work, out = Path(sys.argv[1]), Path(sys.argv[2])
+    work, name, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     params = json.loads((work / "params.json").read_text())
     ds = beir.load(Path(params["dataset"]), params.get("split", "test"))
-    folder = work / "ours" / "index"
+    folder = work / name / "index"
     shutil.rmtree(folder, ignore_errors=True)
-    settings = Settings(index_dir=folder, onnx_dir=work / "onnx")
+    settings = Settings(index_dir=folder, onnx_dir=work / "onnx")  # the rest from RAG_*
     pipeline = Pipeline(settings)
     pipeline.embedder.embed_query("load the model and its export before the clock starts")
     docs = documents(ds)
@@ -48,6 +48,7 @@ def main() -> None:
         run[qid] = _best_per_doc(retriever.rank([text], CHUNKS_PER_QUERY)[0], doc_of)
     out.write_text(json.dumps({
         "config": {"retriever": settings.retriever, "backend": settings.embed_backend,
+                   "sentence_vectors": settings.sentence_vectors,
                    "chunk_tokens": settings.chunk_tokens, "faiss": "IDMap2,FlatIP"},
         "chunks": report.chunks, "sentences": pipeline.index.sentences.count(),
         "ingest_s": ingest_s, "latency_ms": latencies, "run": run, "index": str(folder),

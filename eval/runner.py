@@ -18,6 +18,7 @@ import numpy as np
 from eval import metrics
 from eval.beir import Dataset
 from rag.config import RetrieverName, Settings
+from rag.embedding import model_id
 from rag.index import FORMAT
 from rag.pipeline import Pipeline
 from rag.retrieval import Retriever
@@ -39,10 +40,13 @@ def documents(ds: Dataset) -> list[Document]:
 def cached_index(ds: Dataset, settings: Settings, cache: Path,
                  progress: bool = True) -> tuple[Path, float]:
     """The dataset's index for these settings, built on first use; returns (path, build_s)."""
-    key = json.dumps({"corpus": ds.fingerprint, "format": FORMAT, "model": settings.model_name,
-                      "backend": settings.embed_backend,
-                      "model_path": str(settings.model_path), "tokens": settings.chunk_tokens,
-                      "overlap": settings.chunk_overlap}, sort_keys=True)
+    parts = {"corpus": ds.fingerprint, "format": FORMAT,
+             "model": model_id(settings.model_name, settings.embed_backend),
+             "model_path": str(settings.model_path), "tokens": settings.chunk_tokens,
+             "overlap": settings.chunk_overlap}
+    if settings.sentence_vectors != "standalone":
+        parts["sentences"] = settings.sentence_vectors
+    key = json.dumps(parts, sort_keys=True)
     folder = cache / f"{ds.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     meta = folder / "build.json"
     if meta.is_file():
