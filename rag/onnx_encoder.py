@@ -104,6 +104,9 @@ class OnnxEncoder:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 2
         options.inter_op_num_threads = 1
+        # Idle pool threads would spin for work, burning the core that HTTP handling,
+        # BM25 and FAISS need between model calls (on 2 cores, under load).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(str(path), options,
                                                      providers=["CPUExecutionProvider"])
         self._tokenizer = Tokenizer.from_file(str(model_folder / "tokenizer.json"))
