@@ -93,7 +93,7 @@ def main() -> None:
     ivf.make_approximate(1)
     build = time.perf_counter() - t0
     size = round(len(faiss.serialize_index(ivf._index)) / 2**20)
-    for nprobe in (4, 8, 16, 32, 64):
+    for nprobe in (8, 16, 32, 64, 96, 128, 192):
         ivf.nprobe = nprobe
         found, lat = timed_search(ivf.search, queries)
         rows.append({"index": f"{ivf.describe()} nprobe={nprobe}", "build_s": round(build, 1),

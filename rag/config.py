@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     # From this many chunks on, vector search is approximate (FAISS IVF, nprobe lists per
     # query): recall@10 against exact search measured by `python -m eval.bench_ann`.
     ann_threshold: int = Field(default=200_000, ge=1)
-    ann_nprobe: int = Field(default=32, ge=1, le=65536)
+    ann_nprobe: int = Field(default=128, ge=1, le=65536)
 
     retriever: RetrieverName = "hybrid"
     # Chosen on SciFact train by `python -m eval.tune` (README, "Evaluation").

@@ -92,7 +92,7 @@ class Index:
     """One loaded snapshot, read-only. Cheap to replace: load a new one and swap."""
 
     def __init__(self, root: Path, model: str | None = None, dimension: int | None = None,
-                 search_threads: int | None = None, nprobe: int = 32):
+                 search_threads: int | None = None, nprobe: int = 128):
         snapshot = current_snapshot(root)
         if snapshot is None:
             raise NoIndexError(root)

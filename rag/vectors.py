@@ -25,7 +25,7 @@ class VectorIndex:
     """The ANN surface (index/search/save/load/count) over ``IndexIDMap2(IndexFlatIP)``."""
 
     def __init__(self, dimension: int, index: Any = None, threads: int | None = None,
-                 nprobe: int = 32) -> None:
+                 nprobe: int = 128) -> None:
         self.dimension = dimension
         self.nprobe = nprobe
         # OpenMP threads for search. The setting is per calling thread (API requests run on
