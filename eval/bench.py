@@ -80,7 +80,7 @@ def txtai_python(cache: Path) -> Path:
     return python
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:
@@ -88,7 +88,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(command: list[str], env: dict[str, str], ready: Callable[[httpx.Client], bool],
+def serve(command: list[str], env: dict[str, str], ready: Callable[[httpx.Client], bool],
            port: int) -> tuple[subprocess.Popen[bytes], httpx.Client]:
     proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -118,11 +118,11 @@ def _timed(send: Callable[[str], httpx.Response], queries: list[str]) -> list[fl
 
 
 def http_ours(work: Path, name: str, queries: list[str]) -> list[float]:
-    port = _free_port()
+    port = free_port()
     rag = str(Path(sys.executable).with_name("rag"))
     env = {"RAG_INDEX_DIR": str(work / name / "index"), "RAG_ONNX_DIR": str(work / "onnx"),
            **PROFILES[name]}
-    proc, client = _serve([rag, "serve", "--port", str(port)], env,
+    proc, client = serve([rag, "serve", "--port", str(port)], env,
                           lambda c: c.get("/readyz").status_code == 200, port)
     try:
         return _timed(lambda q: client.post("/v1/search", json={"query": q, "k": 10}), queries)
@@ -132,10 +132,10 @@ def http_ours(work: Path, name: str, queries: list[str]) -> list[float]:
 
 
 def http_txtai(python: Path, index: Path, queries: list[str]) -> list[float]:
-    port = _free_port()
+    port = free_port()
     config = index.parent / f"{index.name}.yml"
     config.write_text(json.dumps({"path": str(index), "embeddings": {}}))  # YAML reads JSON
-    proc, client = _serve([str(python.with_name("uvicorn")), "txtai.api:app", "--port",
+    proc, client = serve([str(python.with_name("uvicorn")), "txtai.api:app", "--port",
                            str(port), "--log-level", "warning"],
                           {"CONFIG": str(config), "HF_HUB_OFFLINE": "1"},
                           lambda c: c.get("/search", params={"query": "x", "limit": 1})

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,13 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from eval.bench import free_port
 from eval.bench_core import QUERIES, percentile
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:
@@ -52,7 +46,7 @@ def main() -> None:
         if args.index is None:
             subprocess.run([rag, "ingest", str(args.docs)], env=env, check=True,
                            capture_output=True)
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen([rag, "serve", "--port", str(port)], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from eval.bench import _free_port, _serve, percentiles
+from eval.bench import free_port, percentiles, serve
 
 WRK_SCRIPT = """
 local bodies = {}
@@ -78,7 +78,15 @@ def run_wrk(url: str, bodies: list[str], connections: int, seconds: int,
                          capture_output=True, text=True, check=True).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    quantiles = {}
+    for q in ("50", "90", "99"):
+        found = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        if found:
+            scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
+            quantiles[f"p{q}_ms"] = round(float(found.group(1)) * scale, 2)
+    done = re.search(r"(\d+) requests in", out)
     return {"connections": connections, "requests_per_s": float(rps.group(1)) if rps else None,
+            "requests": int(done.group(1)) if done else None, **quantiles,
             "non_2xx": int(errors.group(1)) if errors else 0, "output": out}
 
 
@@ -95,9 +103,9 @@ def main() -> None:
     texts = [json.loads(line)["text"] for line in args.queries.read_text().splitlines()
              if line.strip()]
     bodies = [json.dumps({"query": t, "k": 10}) for t in texts]
-    port = _free_port()
+    port = free_port()
     rag = str(Path(sys.executable).with_name("rag"))
-    proc, client = _serve([rag, "serve", "--port", str(port)],
+    proc, client = serve([rag, "serve", "--port", str(port)],
                           {"RAG_INDEX_DIR": str(args.index),
                            "RAG_ONNX_DIR": str(args.index.parent.parent / "onnx")},
                           lambda c: c.get("/readyz").status_code == 200, port)

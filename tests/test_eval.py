@@ -127,3 +127,26 @@ def test_documents_join_title_and_text() -> None:
     assert docs["004_235fcfc7bfbef7ab"].text.startswith(
         "U.S. reluctance to share technical data may hinder defense cooperation with Japan\n\n")
     assert Settings().model_name == "all-MiniLM-L6-v2"
+
+
+def test_bench_measures_our_side_and_reports_ratios(tmp_path: Path) -> None:
+    """`rag bench` minus txtai (whose virtualenv takes minutes to build): our real side."""
+    import subprocess
+    import sys
+
+    from eval import bench
+
+    ds = beir.load(Path(__file__).resolve().parents[1] / "eval" / "data" / "seeds")
+    work = tmp_path / "seeds"
+    chunks = bench.prepare(ds, Settings(), work)
+    texts = [json.loads(line) for line in (work / "chunks.jsonl").read_text().splitlines()]
+    assert chunks == len(texts) == 15 and {t["doc"] for t in texts} == set(ds.corpus)
+    out = work / "ours.json"
+    subprocess.run([sys.executable, "-m", "eval.bench_ours", str(work), "ours", str(out)],
+                   check=True, timeout=300)
+    ours = bench.summarise(json.loads(out.read_text()), ds, None)
+    assert ours["chunks"] == 15 and ours["ndcg@10"] > 0.9 and ours["peak_rss_mb"] > 0
+    assert ours["search_p50_ms"] <= ours["search_p99_ms"]
+    slower = {**ours, "ingest_s": ours["ingest_s"] * 2, "search_p50_ms": ours["search_p50_ms"] * 3,
+              "search_p99_ms": ours["search_p99_ms"] * 3}
+    assert bench.ratios(ours, slower) == {"ingest": 2.0, "search_p50": 3.0, "search_p99": 3.0}

@@ -10,7 +10,7 @@ import numpy as np
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
-from tests.conftest import SEED_A, SEED_QUESTIONS, SEEDS
+from tests.conftest import OFF_TOPIC, SEED_A, SEED_QUESTIONS, SEEDS
 
 
 def _vectors_by_text(pipeline: Pipeline) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -70,3 +70,10 @@ def test_sentence_vectors_in_context_come_from_the_chunk_pass(
     assert cosine.max() < 0.999 and np.median(cosine) > 0.6  # related, not the same vectors
     for question, doc_id, _ in SEED_QUESTIONS:
         assert pipeline.search(question, 3)[0].chunk.doc_id == doc_id
+    # Its own abstention threshold (0.294, calibrated by eval.calibrate) still separates.
+    assert settings.abstain_threshold == 0.294
+    for question, _, fact in SEED_QUESTIONS:
+        answer = pipeline.ask(question)
+        assert not answer.abstained and answer.citations and fact in answer.text
+    for question in OFF_TOPIC:
+        assert pipeline.ask(question).abstained
