@@ -68,7 +68,8 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, as_json: bo
     for label, items in (("added", report.added), ("replaced", report.replaced),
                          ("skipped", report.skipped), ("deleted", report.deleted)):
         click.echo(f"{label:>9}: {len(items)}" + (f"  ({', '.join(items)})" if items else ""))
-    click.echo(f"   chunks: {report.chunks} embedded in {report.seconds:.2f}s"
+    reused = f" ({report.reused} kept their vectors)" if report.reused else ""
+    click.echo(f"   chunks: {report.chunks} written{reused} in {report.seconds:.2f}s"
                + (f", snapshot {report.snapshot}" if report.snapshot else ", index unchanged"))
 
 
