@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from eval import beir
-from eval.runner import CHUNKS_PER_QUERY, _best_per_doc, documents
+from eval.runner import documents, run_batched
 from rag.config import Settings
 from rag.pipeline import Pipeline
 
@@ -43,13 +43,12 @@ def main() -> None:
         pipeline.search(text, 10)
         latencies.append((time.perf_counter() - t) * 1000)
     doc_of = pipeline.index.store.chunk_doc_ids()
-    run = {}
-    for qid, text in ds.queries.items():
-        run[qid] = _best_per_doc(retriever.rank([text], CHUNKS_PER_QUERY)[0], doc_of)
+    run = run_batched(retriever, ds, doc_of)
     out.write_text(json.dumps({
         "config": {"retriever": settings.retriever, "backend": settings.embed_backend,
                    "sentence_vectors": settings.sentence_vectors,
-                   "chunk_tokens": settings.chunk_tokens, "faiss": "IDMap2,FlatIP"},
+                   "chunk_tokens": settings.chunk_tokens,
+                   "vectors": pipeline.index.vectors.describe()},
         "chunks": report.chunks, "sentences": pipeline.index.sentences.count(),
         "ingest_s": ingest_s, "latency_ms": latencies, "run": run, "index": str(folder),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

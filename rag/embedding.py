@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,7 @@ from rag.errors import IndexMismatchError, InputError
 
 Vectors = npt.NDArray[np.float32]
 _BATCHER_LOCK = threading.Lock()
+_T = TypeVar("_T")
 
 
 class Embedder(ABC):
@@ -142,23 +143,17 @@ class SentenceTransformerEmbedder(Embedder):
     def embed(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> Vectors:
         if self._onnx is None:
             return super().embed(texts, batch_size, progress)
-        if not progress or len(texts) <= batch_size:
-            return self._onnx.encode(texts)
-        from tqdm import tqdm
-
-        with tqdm(total=len(texts), desc="embedding", unit="text", leave=False) as bar:
-            return self._onnx.encode(texts, progress=bar.update)
+        onnx = self._onnx
+        return _with_bar(len(texts), progress and len(texts) > batch_size, "text",
+                         lambda update: onnx.encode(texts, progress=update))
 
     def embed_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
                     progress: bool = False) -> tuple[Vectors, list[Vectors]]:
         if self._onnx is None:
             return super().embed_spans(texts, spans, progress)
-        if not progress or len(texts) <= 32:
-            return self._onnx.encode_spans(texts, spans)
-        from tqdm import tqdm
-
-        with tqdm(total=len(texts), desc="embedding", unit="chunk", leave=False) as bar:
-            return self._onnx.encode_spans(texts, spans, progress=bar.update)
+        onnx = self._onnx
+        return _with_bar(len(texts), progress and len(texts) > 32, "chunk",
+                         lambda update: onnx.encode_spans(texts, spans, progress=update))
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
         if self._onnx is not None:
@@ -167,6 +162,17 @@ class SentenceTransformerEmbedder(Embedder):
                                      normalize_embeddings=True, convert_to_numpy=True,
                                      show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _with_bar(total: int, show: bool, unit: str,
+              work: Callable[[Callable[[int], object] | None], _T]) -> _T:
+    """Run ``work``, handing it a progress callback when a bar is shown."""
+    if not show:
+        return work(None)
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc="embedding", unit=unit, leave=False) as bar:
+        return work(bar.update)
 
 
 def onnx_compatible(folder: Path) -> bool:

@@ -85,13 +85,13 @@ class Preparer:
         texts: list[str] = []
         spans: list[list[tuple[int, int]]] = []
         targets: list[tuple[Prepared, int, list[int]]] = []
+        owners: list[list[int]] = []  # per document: the row each sentence row is pooled in
         reused = 0
         for p in prepared:
             p.vectors = np.zeros((len(p.chunks), dimension), dtype=np.float32)
             p.sentence_vectors = np.zeros((len(p.sentences), dimension), dtype=np.float32)
             first: dict[int, int] = {}
-            for r, row in enumerate(p.sentences):
-                first.setdefault(row[3], r)
+            owners.append([first.setdefault(row[3], r) for r, row in enumerate(p.sentences)])
             pooled_by: dict[int, list[int]] = {}
             for r in first.values():
                 pooled_by.setdefault(p.sentences[r][0], []).append(r)
@@ -116,10 +116,8 @@ class Preparer:
                                                               strict=True):
                 p.vectors[n] = vector
                 p.sentence_vectors[rows] = sentence_vectors
-        for p in prepared:
-            first_row: dict[int, int] = {}
-            p.sentence_vectors = p.sentence_vectors[
-                [first_row.setdefault(row[3], r) for r, row in enumerate(p.sentences)]]
+        for p, owner in zip(prepared, owners, strict=True):
+            p.sentence_vectors = p.sentence_vectors[owner]
         return reused
 
     def _embed_new(self, texts: Sequence[str], known: dict[str, Vectors],
