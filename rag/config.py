@@ -73,4 +73,10 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     max_body_bytes: int = 20 * 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024
-    max_question_chars: int = 2000
+    max_question_chars: int = Field(default=2000, ge=1, le=2000)
+    # Text extracted from one file (a 10 MB PDF can hold far more once decompressed).
+    max_document_chars: int = Field(default=5_000_000, ge=1)
+    # Requests per minute per client address on /v1 (None: no limit), with bursts up to
+    # rate_limit_burst requests.
+    rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    rate_limit_burst: int = Field(default=20, ge=1)

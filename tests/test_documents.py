@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import pytest
 
 from rag.documents import clean_text, discover, doc_id_for, load_file, parse_bytes
-from rag.errors import UnreadableFileError, UnsupportedFileError
+from rag.errors import FileTooLargeError, UnreadableFileError, UnsupportedFileError
 from tests.conftest import SEED_A, SEED_B, SEEDS
 
 
@@ -99,3 +100,70 @@ def test_doc_ids_are_made_unique_with_the_relative_path(tmp_path: Path) -> None:
     taken.add(first)
     second = doc_id_for(tmp_path / "y" / "notes.md", tmp_path, taken)
     assert (first, second) == ("notes", "y/notes")
+
+
+def _flate_pdf(content: bytes, pages: int = 1) -> bytes:
+    """A PDF whose pages all draw one FlateDecode content stream (for decompression bombs)."""
+    z = zlib.compress(content, 9)
+    kids = " ".join(f"{5 + i} 0 R" for i in range(pages))
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+               b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(z) + z + b"\nendstream"]
+    objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+                b"/Resources << /Font << /F1 3 0 R >> >> >>"] * pages
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_the_content_decides_the_format_not_the_name() -> None:
+    pdf = _minimal_pdf("Tea is steamed.")
+    assert parse_bytes(pdf, "notes.txt", "n", "n").text == "Tea is steamed."
+    html = b"<!DOCTYPE html><html><title>Tea</title><p>Green <b>tea</b>\n is steamed.</p></html>"
+    doc = parse_bytes(html, "upload", "u", "u")  # no extension at all
+    assert (doc.title, doc.text) == ("Tea", "Green tea is steamed.")
+    assert parse_bytes("Thé vert.".encode("utf-16"), "w.txt", "w", "w").text == "Thé vert."
+    with pytest.raises(UnsupportedFileError, match="PNG image"):
+        parse_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64), "photo.txt", "p", "p")
+    with pytest.raises(UnsupportedFileError, match="zip archive"):
+        parse_bytes(b"PK\x03\x04" + bytes(64), "report.md", "r", "r")
+    with pytest.raises(UnsupportedFileError, match="not a PDF"):
+        parse_bytes(b"just text", "fake.pdf", "f", "f")
+    with pytest.raises(UnsupportedFileError, match="binary"):
+        parse_bytes(b"abc\x00\x01\x02def", "blob", "b", "b")
+    with pytest.raises(UnreadableFileError, match="empty"):
+        parse_bytes(b"  \n", "empty.txt", "e", "e")
+
+
+def test_pdf_bombs_are_refused_quickly() -> None:
+    # 200 MB of spaces in a 200 KB stream: pypdf stops decompressing at our 20 MB cap.
+    with pytest.raises(UnreadableFileError, match="LimitReached"):
+        parse_bytes(_flate_pdf(b" " * 200_000_000), "zip.pdf", "z", "z")
+    # 11 MB of text operators in a 40 KB file: refused before pypdf interprets them.
+    ops = b"BT /F1 12 Tf 72 720 Td " + b"(AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA) Tj " * 300_000 + b"ET"
+    with pytest.raises(FileTooLargeError, match="drawing operators"):
+        parse_bytes(_flate_pdf(ops, pages=50), "ops.pdf", "o", "o")
+    with pytest.raises(UnreadableFileError, match="not a readable PDF"):
+        parse_bytes(b"%PDF-1.7\n" + b"\x00\xff" * 1000, "junk.pdf", "j", "j")
+
+
+def test_extracted_text_has_a_ceiling() -> None:
+    page = b"BT /F1 12 Tf 72 720 Td (" + b"word " * 2000 + b") Tj ET"
+    with pytest.raises(FileTooLargeError, match="more than 20000 characters"):
+        parse_bytes(_flate_pdf(page, pages=5), "long.pdf", "l", "l", max_chars=20_000)
+    with pytest.raises(FileTooLargeError, match="more than 100 characters"):
+        parse_bytes(b"x " * 100, "long.txt", "l", "l", max_chars=100)
+
+
+def test_deeply_nested_html_is_parsed_in_linear_time() -> None:
+    html = b"<html><body>" + b"<div>" * 200_000 + b"deep text" + b"</div>" * 200_000
+    assert parse_bytes(html, "deep.html", "d", "d").text == "deep text"
