@@ -34,9 +34,11 @@ class LexicalIndex:
     @classmethod
     def build(cls, ids: Sequence[int], texts: Sequence[str]) -> LexicalIndex:
         index = cls(np.asarray(ids, dtype=np.int64), None)
-        if len(ids):
+        tokens = index._tokens(texts) if len(ids) else []
+        # Chunks of stopwords or symbols alone give no vocabulary, which bm25s cannot index.
+        if any(tokens):
             model = bm25s.BM25(k1=K1, b=B)
-            model.index(index._tokens(texts), show_progress=False)
+            model.index(tokens, show_progress=False)
             index._model = model
         return index
 
@@ -69,13 +71,15 @@ class LexicalIndex:
         np.save(folder / _IDS_FILE, self.ids)
         if self._model is not None:
             self._model.save(str(folder), show_progress=False)
-        (folder / "lexical.json").write_text(json.dumps({"k1": K1, "b": B, "stemmer": "english",
-                                                         "stopwords": "en"}))
+        (folder / "lexical.json").write_text(json.dumps({
+            "k1": K1, "b": B, "stemmer": "english", "stopwords": "en",
+            "model": self._model is not None}))
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
         ids = np.load(folder / _IDS_FILE)
+        params = json.loads((folder / "lexical.json").read_text())
         model = None
-        if len(ids):
+        if params.get("model", len(ids) > 0):
             model = bm25s.BM25.load(str(folder), show_progress=False, verbosity=0)
         return cls(ids.astype(np.int64), model)

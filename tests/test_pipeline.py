@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from rag.errors import DocumentNotFoundError, NoIndexError, UnreadableFileError
+from rag.config import Settings
+from rag.embedding import SentenceTransformerEmbedder
+from rag.errors import DocumentNotFoundError, InputError, NoIndexError, UnreadableFileError
 from rag.index import Index, current_snapshot
 from rag.pipeline import Pipeline, safe_doc_id
 from tests.conftest import SEED_A, SEED_B
@@ -115,3 +118,48 @@ def test_safe_doc_id_never_keeps_path_parts() -> None:
     assert safe_doc_id("../../x/y/report.final.pdf") == "report.final"
     assert safe_doc_id("C:\\Users\\me\\a b.txt") == "a_b"
     assert safe_doc_id("....txt") == "upload"
+
+
+def test_an_index_of_words_bm25_cannot_use_still_writes_and_serves(pipeline: Pipeline) -> None:
+    """Found by fuzzing: a corpus of stopwords and symbols alone gave bm25s an empty
+    vocabulary and every upload a 500."""
+    pipeline.upload("a.txt", "ß".encode())
+    pipeline.upload("b.txt", b"the and of")
+    assert Index(pipeline.root).lexical.count() == 2
+    assert pipeline.search("the", 3, "bm25") == []
+    assert len(pipeline.search("the", 3, "hybrid")) == 2
+
+
+def test_a_server_sees_an_ingest_made_by_another_process(settings: Settings,
+                                                         embedder: SentenceTransformerEmbedder,
+                                                         corpus: Path) -> None:
+    serving = Pipeline(settings, embedder=embedder)
+    serving.ingest([corpus])
+    first = serving.index.snapshot
+    other = Pipeline(settings, embedder=embedder)  # stands for `rag ingest` beside `rag serve`
+    other.upload("tea.md", b"# Tea\n\nOolong is partly oxidised.")
+    time.sleep(0.6)
+    assert serving.index.snapshot != first
+    assert "tea" in {d["doc_id"] for d in serving.documents()}
+
+
+def test_a_question_over_the_configured_length_is_refused(settings: Settings,
+                                                          embedder: SentenceTransformerEmbedder,
+                                                          corpus: Path) -> None:
+    p = Pipeline(settings.model_copy(update={"max_question_chars": 40}), embedder=embedder)
+    p.ingest([corpus])
+    with pytest.raises(InputError, match="over the limit of 40"):
+        p.ask("x" * 41)
+    with pytest.raises(InputError, match="query is 41 characters"):
+        p.search("x" * 41)
+
+
+def test_leftovers_of_killed_writers_are_collected(pipeline: Pipeline, corpus: Path) -> None:
+    pipeline.ingest([corpus])
+    snapshots = pipeline.root / "snapshots"
+    (snapshots / ".tmp-20000101T000000000000Z-dead").mkdir()
+    (snapshots / "29991231T000000000000Z-orphan").mkdir()  # renamed, never made current
+    pipeline.upload("tea.md", b"# Tea\n\nOolong is partly oxidised.")
+    names = sorted(p.name for p in snapshots.iterdir())
+    assert len(names) == 2 and current_snapshot(pipeline.root).name in names  # type: ignore[union-attr]
+    assert not any("dead" in n or "orphan" in n for n in names)
