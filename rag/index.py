@@ -149,8 +149,8 @@ class IndexWriter:
         self.chunker = dict(chunker)
         self._wait_s = wait_s
         self._lock: Any = None
-        self.snapshot = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ-") + uuid.uuid4().hex[:8]
-        self.tmp = root / "snapshots" / f".tmp-{self.snapshot}"
+        self.snapshot = ""
+        self.tmp = root / "snapshots" / ".tmp-unopened"
         self.previous: str | None = None
         self.committed = False
         self._pending: list[tuple[list[int], list[int], list[int], FloatArray]] = []
@@ -158,6 +158,9 @@ class IndexWriter:
     def __enter__(self) -> IndexWriter:
         self._lock = writer_lock(self.root, self._wait_s)
         self._lock.__enter__()
+        # Named under the lock, so snapshot names sort in the order they become current.
+        self.snapshot = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ-") + uuid.uuid4().hex[:8]
+        self.tmp = self.root / "snapshots" / f".tmp-{self.snapshot}"
         try:
             self._open()
         except BaseException:
@@ -256,10 +259,12 @@ class IndexWriter:
         return self.snapshot
 
     def _collect_garbage(self) -> None:
-        """Drop abandoned temporary folders and all but the newest snapshots."""
-        folder = self.root / "snapshots"
-        done = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-        for old in done[:-KEEP_SNAPSHOTS]:
-            shutil.rmtree(old, ignore_errors=True)
-        for tmp in folder.glob(".tmp-*"):
-            shutil.rmtree(tmp, ignore_errors=True)
+        """Keep the new snapshot and the one before it (KEEP_SNAPSHOTS); drop the rest.
+
+        That includes the leftovers of writers killed mid-way: temporary folders, and a
+        complete snapshot renamed into place whose CURRENT swap never happened.
+        """
+        keep = {self.snapshot, self.previous}
+        for path in (self.root / "snapshots").iterdir():
+            if path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True)

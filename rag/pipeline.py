@@ -20,7 +20,13 @@ from rag.chunking import Chunker
 from rag.config import RetrieverName, Settings
 from rag.documents import discover, doc_id_for, load_file, parse_bytes
 from rag.embedding import Embedder, SentenceTransformerEmbedder, Vectors, model_id
-from rag.errors import DocumentNotFoundError, FileTooLargeError, InputError, NoIndexError
+from rag.errors import (
+    DocumentNotFoundError,
+    FileTooLargeError,
+    InputError,
+    NoIndexError,
+    RagError,
+)
 from rag.index import STORE, Index, IndexWriter, current_snapshot
 from rag.prepare import Preparer
 from rag.rerank import CrossEncoderReranker, Reranker
@@ -64,6 +70,9 @@ class Pipeline:
             self._reranker = CrossEncoderReranker(settings.reranker_model)
         self._index: Index | None = None
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._pointer: tuple[int, int] | None = None
+        self._checked = 0.0
 
     @property
     def embedder(self) -> Embedder:
@@ -86,17 +95,48 @@ class Pipeline:
 
     @property
     def index(self) -> Index:
-        """The loaded current snapshot (loaded on first use, swapped by ``reload``)."""
-        if self._index is None:
-            self.reload()
-        assert self._index is not None
-        return self._index
+        """The current snapshot: loaded on first use, and again once another process
+        (a `rag ingest` beside `rag serve`) has moved CURRENT — checked at most twice a second.
+        """
+        index = self._index
+        if index is None or self._moved():
+            with self._reload_lock:
+                if self._index is None or self._index is index:
+                    return self.reload()
+            index = self._index
+        assert index is not None
+        return index
+
+    def _pointer_id(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.root / "CURRENT")
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def _moved(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked < 0.5:
+            return False
+        self._checked = now
+        pointer = self._pointer_id()
+        return pointer is not None and pointer != self._pointer
 
     def reload(self) -> Index:
         dimension = self._embedder.dimension if self._embedder is not None else None
-        index = Index(self.root, self.model_id, dimension, self.settings.faiss_threads,
-                      self.settings.ann_nprobe)
-        self._index = index
+        for attempt in range(3):
+            pointer = self._pointer_id()  # before loading: a move during it is seen next time
+            try:
+                index = Index(self.root, self.model_id, dimension, self.settings.faiss_threads,
+                              self.settings.ann_nprobe)
+                break
+            except RagError:
+                raise
+            except Exception:
+                # Two writes in a row collected the snapshot this load had just picked.
+                if attempt == 2 or self._pointer_id() == pointer:
+                    raise
+        self._index, self._pointer = index, pointer
         return index
 
     def _writer(self, chunker: Chunker, wait_s: float = 0.0) -> IndexWriter:
@@ -133,12 +173,13 @@ class Pipeline:
             source = str(file)
             if source in known:
                 doc_id, sha = known[source]
-                doc = load_file(file, doc_id)
+                doc = load_file(file, doc_id, self.settings.max_document_chars)
                 (report.skipped if doc.sha256 == sha else report.replaced).append(doc_id)
                 if doc.sha256 == sha:
                     continue
             else:
-                doc = load_file(file, doc_id_for(file, root, taken))
+                doc = load_file(file, doc_id_for(file, root, taken),
+                                self.settings.max_document_chars)
                 taken.add(doc.doc_id)
                 report.added.append(doc.doc_id)
             docs.append(doc)
@@ -198,7 +239,8 @@ class Pipeline:
             raise FileTooLargeError(f"{filename}: {len(data)} bytes is over the upload limit of "
                                     f"{self.settings.max_upload_bytes} bytes")
         doc_id = safe_doc_id(filename)
-        doc = parse_bytes(data, filename, doc_id, f"upload:{doc_id}")
+        doc = parse_bytes(data, filename, doc_id, f"upload:{doc_id}",
+                          self.settings.max_document_chars)
         existed = any(d == doc_id for d, _ in (self._indexed() or {}).values())
         report = IngestReport(replaced=[doc_id]) if existed else IngestReport(added=[doc_id])
         self._write([doc], report, progress=False, wait_s=30.0)
@@ -238,7 +280,14 @@ class Pipeline:
                                    self.settings.sentence_weight)
         raise InputError(f"unknown retriever {name!r}: use dense, bm25 or hybrid")
 
+    def _check_length(self, text: str, what: str) -> None:
+        limit = self.settings.max_question_chars
+        if len(text) > limit:
+            raise InputError(f"the {what} is {len(text)} characters, over the limit of {limit}: "
+                             "shorten it")
+
     def search(self, query: str, k: int = 5, retriever: RetrieverName | None = None) -> list[Hit]:
+        self._check_length(query, "query")
         return self._search(self.retriever(retriever), query, k)
 
     def _search(self, retriever: Retriever, query: str, k: int,
@@ -251,6 +300,7 @@ class Pipeline:
     def ask(self, question: str, k: int = 5, retriever: RetrieverName | None = None) -> Answer:
         if not question.strip():
             raise InputError("empty question: ask something")
+        self._check_length(question, "question")
         t0 = time.perf_counter()
         r = self.retriever(retriever)
         vector = self.embedder.embed_query(question)  # one model call serves both stages
