@@ -7,12 +7,15 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from api.deps import get_pipeline
-from api.limits import BodyLimitMiddleware
+from api.deps import get_pipeline, require_api_key
+from api.limits import BodyLimitMiddleware, RateLimitMiddleware
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import router
 from api.schemas import Status
@@ -47,6 +50,15 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method any route serves on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in [*app.router.routes, *router.routes]:  # included routes are not listed in app
+        if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
 def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     metrics = Metrics()
 
@@ -63,9 +75,21 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
 
     app = FastAPI(title="rag: cited answers from your documents", version=__version__,
                   lifespan=lifespan)
-    app.include_router(router)
+    # With a key, every /v1 route requires it and OpenAPI declares the bearer scheme.
+    app.include_router(router, dependencies=[Depends(require_api_key)] if settings.api_key else [])
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.rate_limit_per_minute is not None:
+        app.add_middleware(RateLimitMiddleware, per_minute=settings.rate_limit_per_minute,
+                           burst=settings.rate_limit_burst)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(app, request))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=headers)
 
     @app.exception_handler(RagError)
     async def rag_error(_: Request, exc: RagError) -> JSONResponse:

@@ -6,6 +6,7 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rag.config import Settings
 from rag.pipeline import Pipeline
@@ -25,14 +26,18 @@ def get_pipeline(request: Request) -> Pipeline:
     return pipeline
 
 
-def require_api_key(request: Request,
-                    settings: Annotated[Settings, Depends(get_settings)]) -> None:
+bearer = HTTPBearer(auto_error=False, description="the server's RAG_API_KEY")
+
+
+def require_api_key(settings: Annotated[Settings, Depends(get_settings)],
+                    credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                           Depends(bearer)]) -> None:
+    """Every /v1 route when RAG_API_KEY is set (create_app adds it, so OpenAPI shows it)."""
     if settings.api_key is None:
         return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
     expected = settings.api_key.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+    if credentials is None or not hmac.compare_digest(credentials.credentials.strip().encode(),
+                                                      expected):
         raise HTTPException(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
                             headers={"WWW-Authenticate": "Bearer"})
 

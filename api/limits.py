@@ -1,8 +1,11 @@
-"""Request body size limit, enforced before the body reaches a route."""
+"""Limits enforced before a request reaches a route: body size and per-client rate."""
 
 from __future__ import annotations
 
 import json
+import math
+import threading
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -60,3 +63,54 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if not started:
                 await self._reject(send)
+
+
+class RateLimitMiddleware:
+    """Per-client token bucket on /v1: ``per_minute`` sustained, ``burst`` at once; 429 beyond.
+
+    Clients are told by address (the one uvicorn sees: behind a proxy, run uvicorn with
+    --forwarded-allow-ips). Buckets of idle clients are dropped so the table cannot grow
+    without bound.
+    """
+
+    def __init__(self, app: ASGIApp, per_minute: int, burst: int, prefix: str = "/v1") -> None:
+        self.app = app
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self.prefix = prefix
+        self.buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
+        self._lock = threading.Lock()
+        self._swept = time.monotonic()
+
+    def _take(self, client: str) -> float:
+        """0 when the request may go, else the seconds until a token is back."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._swept > 60:
+                full = self.burst / self.rate
+                self.buckets = {c: b for c, b in self.buckets.items() if now - b[1] < full}
+                self._swept = now
+            tokens, at = self.buckets.get(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - at) * self.rate)
+            if tokens >= 1.0:
+                self.buckets[client] = (tokens - 1.0, now)
+                return 0.0
+            self.buckets[client] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        wait = self._take(client[0] if client else "unknown")
+        if wait <= 0:
+            await self.app(scope, receive, send)
+            return
+        retry = max(1, math.ceil(wait))
+        body = json.dumps({"detail": f"rate limit of {self.rate * 60:g} requests a minute "
+                                     f"reached: retry in {retry} s"})
+        await send({"type": "http.response.start", "status": 429,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"retry-after", str(retry).encode())]})
+        await send({"type": "http.response.body", "body": body.encode()})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, HTTPException, UploadFile
+from fastapi import APIRouter, File, HTTPException, UploadFile
 
-from api.deps import PipelineDep, SettingsDep, require_api_key
+from api.deps import PipelineDep, SettingsDep
 from api.schemas import (
     AskRequest,
     AskResponse,
@@ -20,10 +20,10 @@ from api.schemas import (
 )
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 415, 422, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 415, 422, 429, 503)
 }
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], responses=ERRORS)
+router = APIRouter(prefix="/v1", responses=ERRORS)
 
 
 @router.post("/search", response_model=SearchResponse)

@@ -147,6 +147,60 @@ def test_api_key_guards_v1_but_not_health(tmp_path: Path, seed_index: Path,
         good = {"Authorization": "Bearer s3cret"}
         assert c.post("/v1/search", json={"query": "Japan"}, headers=good).status_code == 200
         assert c.get(f"/v1/documents/{SEED_A}", headers=good).status_code == 200
+        # Every operation the API publishes declares the key and refuses a request without it.
+        spec = c.get("/openapi.json").json()
+        assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+        operations = [(path, method, op) for path, ops in spec["paths"].items()
+                      for method, op in ops.items() if path.startswith("/v1/")]
+        assert len(operations) == 6
+        for path, method, op in operations:
+            assert op.get("security") == [{"HTTPBearer": []}], (method, path)
+            url = path.replace("{doc_id}", SEED_A)
+            assert c.request(method, url).status_code == 401, (method, path)
+        assert c.get("/v1/documents", headers=good).json()["documents"]  # nothing was deleted
+
+
+def test_without_a_key_openapi_declares_none(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "securitySchemes" not in spec.get("components", {})
+
+
+def test_method_not_allowed_lists_every_method_of_the_path(client: TestClient) -> None:
+    r = client.put("/v1/documents")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+    r = client.post(f"/v1/documents/{SEED_A}")
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET"
+
+
+def test_undecodable_bodies_are_documented_400s(client: TestClient) -> None:
+    r = client.post("/v1/documents", content=b"--b\r\n-100--b--\r\n",
+                    headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 400 and r.json()["detail"]
+    spec = client.get("/openapi.json").json()
+    for path, ops in spec["paths"].items():
+        for op in ops.values():
+            if path.startswith("/v1/"):
+                assert {"400", "401", "422", "429"} <= set(op["responses"])
+
+
+def test_rate_limit_per_client_is_off_by_default_and_429s_when_set(
+        tmp_path: Path, seed_index: Path, embedder: SentenceTransformerEmbedder,
+        client: TestClient) -> None:
+    for _ in range(30):  # the default: no limit
+        assert client.get("/v1/documents").status_code == 200
+    shutil.copytree(seed_index, tmp_path / "limited")
+    settings = Settings(index_dir=tmp_path / "limited", rate_limit_per_minute=60,
+                        rate_limit_burst=3)
+    with _client(settings, embedder) as c:
+        _wait_ready(c.get)
+        assert [c.get("/v1/documents").status_code for _ in range(3)] == [200] * 3
+        r = c.get("/v1/documents")
+        assert r.status_code == 429 and r.headers["retry-after"] == "1"
+        assert "60 requests a minute" in r.json()["detail"]
+        assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
+        time.sleep(1.05)  # one token back a second
+        assert c.get("/v1/documents").status_code == 200
+        assert c.get("/v1/documents").status_code == 429
 
 
 def test_no_index_yet_then_first_upload_creates_it(tmp_path: Path,
