@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench check-reliability clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,7 +29,16 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench_core.py
+	$(BIN)/python -m eval.bench_core
+
+# Crash points, writers racing readers, API fuzzing and a 10-minute soak (about 25 min);
+# the quick parts of each run in `make test` (tests/test_reliability.py).
+check-reliability: $(STAMP)
+	mkdir -p eval/results
+	$(BIN)/python -m eval.crash --json eval/results/crash.json
+	$(BIN)/python -m eval.concurrency --json eval/results/concurrency.json
+	$(BIN)/python -m eval.fuzz --json eval/results/fuzz.json
+	$(BIN)/python -m eval.soak --minutes 10 --json eval/results/soak.json
 
 clean:
 	rm -rf $(VENV) index/snapshots index/CURRENT

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = 20 * 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024
     max_question_chars: int = Field(default=2000, ge=1, le=2000)
+    # How long a writer waits for another one's lock (held only while a snapshot is
+    # written, seconds at most) before failing with IndexBusyError: an ingest has embedded
+    # everything by then and should not throw that away; an API request should not hang.
+    ingest_lock_wait_s: float = Field(default=600.0, ge=0)
+    request_lock_wait_s: float = Field(default=30.0, ge=0)
     # Text extracted from one file (a 10 MB PDF can hold far more once decompressed).
     max_document_chars: int = Field(default=5_000_000, ge=1)
     # Requests per minute per client address on /v1 (None: no limit), with bursts up to

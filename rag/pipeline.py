@@ -139,7 +139,7 @@ class Pipeline:
         self._index, self._pointer = index, pointer
         return index
 
-    def _writer(self, chunker: Chunker, wait_s: float = 0.0) -> IndexWriter:
+    def _writer(self, chunker: Chunker, wait_s: float) -> IndexWriter:
         return IndexWriter(self.root, self.model_id, self.embedder.dimension,
                            chunker.describe(), wait_s=wait_s,
                            ann_threshold=self.settings.ann_threshold)
@@ -189,7 +189,7 @@ class Pipeline:
             report.deleted = sorted(doc_id for source, (doc_id, _) in known.items()
                                     if source not in seen and source.startswith(tuple(folders)))
         if docs or report.deleted or indexed is None:
-            self._write(docs, report, progress)
+            self._write(docs, report, progress, self.settings.ingest_lock_wait_s)
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -210,12 +210,12 @@ class Pipeline:
                 report.replaced.append(doc.doc_id)
             todo.append(doc)
         if todo or indexed is None:
-            self._write(todo, report, progress)
+            self._write(todo, report, progress, self.settings.ingest_lock_wait_s)
         report.seconds = time.perf_counter() - t0
         return report
 
     def _write(self, docs: Sequence[Document], report: IngestReport, progress: bool,
-               wait_s: float = 0.0) -> None:
+               wait_s: float) -> None:
         """Chunk and embed outside the lock, then write one snapshot with every change."""
         chunker = self.chunker()
         preparer = Preparer(self.embedder, chunker, self.settings.embed_batch_size,
@@ -243,14 +243,14 @@ class Pipeline:
                           self.settings.max_document_chars)
         existed = any(d == doc_id for d, _ in (self._indexed() or {}).values())
         report = IngestReport(replaced=[doc_id]) if existed else IngestReport(added=[doc_id])
-        self._write([doc], report, progress=False, wait_s=30.0)
+        self._write([doc], report, progress=False, wait_s=self.settings.request_lock_wait_s)
         return doc_id, report
 
     def delete(self, doc_id: str) -> IngestReport:
         if current_snapshot(self.root) is None:
             raise NoIndexError(self.root)
         report = IngestReport(deleted=[doc_id])
-        with self._writer(self.chunker(), wait_s=30.0) as w:
+        with self._writer(self.chunker(), self.settings.request_lock_wait_s) as w:
             if w.store.document(doc_id) is None:
                 raise DocumentNotFoundError(doc_id)
             w.delete(doc_id)

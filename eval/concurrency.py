@@ -1,0 +1,162 @@
+"""Queries while the index changes, and two writers at once, against a real `rag serve`.
+
+    python -m eval.concurrency [--json out.json]
+
+Four threads send /v1/search and /v1/ask without pause the whole time. Meanwhile,
+one after the other: a `rag ingest` of 30 files in another process (the server
+must pick up its snapshot), 10 uploads, 10 deletes through the API. Each phase
+reports its query error count and p99. Then two writers at once: while the index
+lock is held (as by a long ingest's commit), `rag ingest` fails at once with a
+message saying why, and an upload waits for the lock and succeeds when it is free.
+The server's log must hold no traceback and no "database is locked".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from eval.bench import free_port
+from eval.crash import SEEDS, survey
+from eval.loadmix import MixedLoad, note, start_server, summary
+from rag.index import current_snapshot, writer_lock
+
+RAG = str(Path(sys.executable).with_name("rag"))
+
+
+def _folder(path: Path, first: int, n: int) -> Path:
+    path.mkdir(parents=True)
+    for i in range(first, first + n):
+        (path / f"survey_{i:03d}.txt").write_text(survey(i))
+    return path
+
+
+def _phase(load: MixedLoad, name: str, action: Any) -> dict[str, Any]:
+    t0 = time.monotonic()
+    detail = action()
+    time.sleep(1.0)  # queries after the change, on the new snapshot
+    out = {"phase": name, "seconds": round(time.monotonic() - t0, 1), **summary(
+        load.window(t0)), "detail": detail}
+    print(f"{name:28} {out['seconds']:6.1f} s  queries {out['requests']:5}  errors "
+          f"{out['errors']}  p50 {out['query_p50_ms']} ms  p99 {out['query_p99_ms']} ms  "
+          f"{detail}", flush=True)
+    return out
+
+
+def run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        index = work / "index"
+        env = {**os.environ, "RAG_INDEX_DIR": str(index)}
+        subprocess.run([RAG, "ingest", str(SEEDS), str(_folder(work / "a", 0, 20))], env=env,
+                       check=True, capture_output=True)
+        port = free_port()
+        log = work / "server.log"
+        server = start_server(str(index), str(log), port)
+        base = f"http://127.0.0.1:{port}"
+        http = httpx.Client(base_url=base, timeout=120)
+        load = MixedLoad(base, {"search": 0.7, "ask": 0.3}, workers=4).start()
+        phases = []
+        try:
+            phases.append(_phase(load, "queries alone", lambda: time.sleep(4) or "-"))
+
+            def ingest() -> str:
+                done = subprocess.run([RAG, "ingest", str(_folder(work / "b", 100, 30))],
+                                      env=env, capture_output=True, text=True)
+                snapshot = current_snapshot(index)
+                assert snapshot is not None
+                deadline = time.monotonic() + 5
+                while http.get("/readyz").json()["snapshot"] != snapshot.name:
+                    if time.monotonic() > deadline:
+                        return "server still on the old snapshot after 5 s"
+                    time.sleep(0.05)
+                return f"rag ingest exit {done.returncode}; server on the new snapshot"
+            phases.append(_phase(load, "rag ingest (30 files)", ingest))
+
+            def uploads() -> str:
+                codes = [http.post("/v1/documents", files={"file": (f"n{i}.txt", note(i))})
+                         .status_code for i in range(10)]
+                return f"upload statuses {sorted(set(codes))}"
+            phases.append(_phase(load, "10 uploads", uploads))
+
+            def deletes() -> str:
+                codes = [http.delete(f"/v1/documents/n{i}").status_code for i in range(10)]
+                return f"delete statuses {sorted(set(codes))}"
+            phases.append(_phase(load, "10 deletes", deletes))
+
+            def two_writers() -> str:
+                result: dict[str, Any] = {}
+                folder = _folder(work / "c", 200, 2)
+
+                def upload() -> None:
+                    t = time.monotonic()
+                    r = http.post("/v1/documents", files={"file": ("late.txt", note(99))})
+                    result.update(status=r.status_code, upload_s=time.monotonic() - t)
+
+                def cli_ingest(wait: str) -> subprocess.CompletedProcess[str]:
+                    return subprocess.run([RAG, "ingest", str(folder)], text=True,
+                                          env={**env, "RAG_INGEST_LOCK_WAIT_S": wait},
+                                          capture_output=True)
+                with writer_lock(index):  # another writer's commit, held for 8 s
+                    t0 = time.monotonic()
+                    impatient = cli_ingest("0")
+                    waiters = [threading.Thread(target=upload), threading.Thread(
+                        target=lambda: result.update(cli=cli_ingest("600")))]
+                    for w in waiters:
+                        w.start()
+                    time.sleep(max(0.0, 8 - (time.monotonic() - t0)))
+                    held = time.monotonic() - t0
+                for w in waiters:
+                    w.join()
+                told = impatient.stderr.strip().splitlines()[-1]
+                return (f"lock held {held:.1f} s; ingest with no wait: exit "
+                        f"{impatient.returncode}, {told!r}; upload: {result['status']} after "
+                        f"{result['upload_s']:.1f} s; waiting ingest: exit "
+                        f"{result['cli'].returncode}")
+            phases.append(_phase(load, "second writer (lock held)", two_writers))
+        finally:
+            load.stop()
+            http.close()
+            server.terminate()
+            server.wait(timeout=30)
+        text = log.read_text()
+        total = summary(load.samples)
+    report = {"phases": phases, "total": total,
+              "server_tracebacks": text.count("Traceback"),
+              "database_locked": text.count("database is locked"),
+              # /readyz answers 503 while the server loads, before the test starts
+              "server_5xx": sum(int(code) >= 500 for path, code in
+                                re.findall(r'"\w+ (\S+) HTTP/1\.1" (\d{3})', text)
+                                if path != "/readyz")}
+    report["ok"] = (total["errors"] == 0 and report["server_tracebacks"] == 0
+                    and report["database_locked"] == 0 and report["server_5xx"] == 0
+                    and all("still on the old" not in str(p["detail"]) for p in phases))
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    report = run()
+    print(json.dumps({k: report[k] for k in ("total", "server_tracebacks", "database_locked",
+                                             "server_5xx", "ok")}))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    sys.exit(0 if report["ok"] else 1)
+
+
+if __name__ == "__main__":
+    main()

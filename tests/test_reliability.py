@@ -1,0 +1,31 @@
+"""The quick parts of `make check-reliability`: a few crash points, a short fuzz, and
+queries while the index changes. All against real processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+from eval import concurrency, crash, fuzz
+
+
+def test_sigkill_at_three_points_leaves_a_whole_snapshot() -> None:
+    report = crash.run(quick=True, log=lambda _: None)
+    s = report["summary"]
+    assert s["trials"] == s["killed"] == 3, report["trials"]
+    assert s["failed"] == 0, report["trials"]
+    assert set(s["phases"]) == {"writing", "swap", "commit"}
+
+
+def test_short_schemathesis_run_finds_no_5xx_and_no_schema_violation() -> None:
+    report = fuzz.run(max_examples=5)
+    assert report["ok"], report["runs"]
+    assert report["cases"] >= 100
+    for run in report["runs"]:
+        assert run["server_5xx"] == 0 and run["server_tracebacks"] == 0
+
+
+def test_queries_never_fail_while_the_index_changes() -> None:
+    report = concurrency.run()
+    assert report["ok"], report
+    assert report["total"]["errors"] == 0 and report["database_locked"] == 0
+    second = report["phases"][-1]["detail"]
+    assert "exit 1, 'Error: index at" in second and "being written by another process" in second
+    assert "upload: 201" in second and "waiting ingest: exit 0" in second
