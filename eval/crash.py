@@ -2,8 +2,8 @@
 
     python -m eval.crash [--random 8] [--seed 7] [--quick] [--json out.json]
 
-Every trial starts from a copy of the same index (the seeds plus six survey
-files), runs one change in a separate process — `rag ingest --prune` that adds
+Every trial starts from a copy of the same index (the seeds, six survey files and
+an upload, so two snapshots), runs one change in a separate process — `rag ingest --prune` that adds
 14 files, edits one and drops one; an upload through a real `rag serve`; a
 delete through it — and kills that process with SIGKILL, either inside a named
 function (eval/killpoint.py) or from outside at a random moment. Then:
@@ -155,6 +155,8 @@ class Lab:
             (self.corpus / f"survey_{i:02d}.txt").write_text(survey(i))
         self.base = work / "base"
         self.pipeline(self.base).ingest([self.corpus])
+        # A second snapshot, so that the next commit has an old one to collect.
+        self.pipeline(self.base).upload("base_note.txt", survey(50).encode())
         self.before = inspect(self.base)
         # The ingest change: 14 new files, one edited, one gone.
         for i in range(6, 20):

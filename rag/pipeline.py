@@ -267,9 +267,10 @@ class Pipeline:
             raise DocumentNotFoundError(doc_id)
         return doc
 
-    def retriever(self, name: RetrieverName | None = None) -> Retriever:
+    def retriever(self, name: RetrieverName | None = None,
+                  index: Index | None = None) -> Retriever:
         name = name or self.settings.retriever
-        index = self.index
+        index = index or self.index
         if name == "dense":
             return DenseRetriever(index, self.embedder)
         if name == "bm25":
@@ -302,17 +303,17 @@ class Pipeline:
             raise InputError("empty question: ask something")
         self._check_length(question, "question")
         t0 = time.perf_counter()
-        r = self.retriever(retriever)
+        index = self.index  # one snapshot for the whole answer, even if a write lands meanwhile
+        r = self.retriever(retriever, index)
         vector = self.embedder.embed_query(question)  # one model call serves both stages
         hits = self._search(r, question, k, vector)
         t1 = time.perf_counter()
         composer = Composer(self.embedder, self.settings.answer_max_words,
                             self.settings.abstain_threshold)
-        answer = composer.compose(question, hits, self.index.store.document,
-                                  self.index.sentences, vector)
+        answer = composer.compose(question, hits, index.store.document, index.sentences, vector)
         t2 = time.perf_counter()
         provenance = dict(answer.provenance)
-        provenance.update(snapshot=self.index.snapshot, model=self.model_id,
+        provenance.update(snapshot=index.snapshot, model=self.model_id,
                           retriever=r.name,
                           reranker=self._reranker.name if self._reranker else None, timings_ms={
                               "retrieve": round((t1 - t0) * 1000, 2),
