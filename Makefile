@@ -31,7 +31,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m eval.bench_core
 
-# Crash points, writers racing readers, API fuzzing and a 10-minute soak (about 25 min);
+# Crash points, writers racing readers, API fuzzing and a 10-minute soak (about 17 min);
 # the quick parts of each run in `make test` (tests/test_reliability.py).
 check-reliability: $(STAMP)
 	mkdir -p eval/results
