@@ -41,6 +41,16 @@ def _emit(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
+def _use_ray(ctx: click.Context, address: str | None, shards: int | None) -> None:
+    update: dict[str, Any] = {}
+    if address is not None:
+        update["ray_address"] = address
+    if shards is not None:
+        update["ray_shards"] = shards
+    if update:
+        ctx.obj = ctx.obj.model_copy(update=update)
+
+
 @click.group()
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None,
               help="Index folder (default: $RAG_INDEX_DIR or ./index).")
@@ -56,11 +66,15 @@ def main(ctx: click.Context, index_dir: Path | None) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--prune", is_flag=True, help="Delete documents whose files left these folders.")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Embed on this Ray cluster's actors (default $RAG_RAY_ADDRESS; needs .[ray]).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @_errors
-def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, as_json: bool) -> None:
+def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address: str | None,
+           as_json: bool) -> None:
     """Index files and folders (.txt .md .html .pdf); unchanged files are skipped."""
+    _use_ray(ctx, ray_address, None)
     report = _pipeline(ctx).ingest(paths, prune=prune, progress=sys.stderr.isatty())
     if as_json:
         _emit(report.as_dict())
@@ -144,13 +158,19 @@ def show(ctx: click.Context, doc_id: str, as_json: bool) -> None:
 @main.command()
 @click.option("--host", default=None, help="Bind address (default $RAG_HOST or 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default $RAG_PORT or 8000).")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Hold the vectors in shards on this Ray cluster (default $RAG_RAY_ADDRESS).")
+@click.option("--shards", default=None, type=click.IntRange(1, 1024),
+              help="Number of shards with --ray (default $RAG_RAY_SHARDS or 2).")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, ray_address: str | None,
+          shards: int | None) -> None:
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
     from api.app import create_app
 
+    _use_ray(ctx, ray_address, shards)
     settings: Settings = ctx.obj
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
                 log_level="info")

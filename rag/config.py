@@ -68,6 +68,13 @@ class Settings(BaseSettings):
             self.abstain_threshold = 0.294
         return self
 
+    # A Ray cluster (`pip install .[ray]`): ingest embeds on its actors; serve holds the
+    # vectors in ray_shards actors. None: everything in this process.
+    ray_address: str | None = None
+    ray_shards: int = Field(default=2, ge=1, le=1024)
+    # Embedding actors; None: one per CPU the cluster has.
+    ray_actors: int | None = Field(default=None, ge=1)
+
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: SecretStr | None = None

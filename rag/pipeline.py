@@ -78,9 +78,18 @@ class Pipeline:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = SentenceTransformerEmbedder(
-                    self.settings.model_name, self.settings.model_path,
-                    self.settings.onnx_dir or self.root / ".onnx", self.settings.embed_backend)
+                onnx = (self.settings.onnx_dir or self.root / ".onnx").resolve()
+                local = SentenceTransformerEmbedder(self.settings.model_name,
+                                                    self.settings.model_path, onnx,
+                                                    self.settings.embed_backend)
+                self._embedder = local
+                if self.settings.ray_address is not None:
+                    from rag.distributed import EmbedderSpec, RayEmbedder
+
+                    spec = EmbedderSpec(self.settings.model_name, self.settings.model_path,
+                                        onnx, self.settings.embed_backend)
+                    self._embedder = RayEmbedder(local, spec, self.settings.ray_address,
+                                                 self.settings.ray_actors)
             return self._embedder
 
     @property
@@ -136,6 +145,10 @@ class Pipeline:
                 # Two writes in a row collected the snapshot this load had just picked.
                 if attempt == 2 or self._pointer_id() == pointer:
                     raise
+        if self.settings.ray_address is not None and self.settings.ray_shards > 1:
+            from rag.distributed import shard
+
+            shard(index, self.settings.ray_shards, self.settings.ray_address)
         self._index, self._pointer = index, pointer
         return index
 

@@ -1,0 +1,156 @@
+"""Scale-out on a real two-node Ray cluster on 127.0.0.1 (ray.cluster_utils.Cluster)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+import pytest
+
+from eval.bench import free_port
+from eval.crash import inspect
+from rag.config import Settings
+from rag.embedding import SentenceTransformerEmbedder
+from rag.pipeline import Pipeline
+from rag.types import Document
+from tests.conftest import RAG, SEED_QUESTIONS, SEEDS
+
+ray = pytest.importorskip("ray", reason="the [ray] extra is part of the test install")
+ONNX = Path(".cache/onnx").resolve()  # one export of the model for the driver and the workers
+T = TypeVar("T")
+TOPICS = ["glacier", "volcano", "reef", "desert", "forest", "river", "tundra", "delta"]
+QUERIES = [q for q, _, _ in SEED_QUESTIONS] + [
+    "glacier retreat measured at station 17", "volcano ash over the delta",
+    "coral reef bleaching in the warm season", "river flooding after the thaw"]
+
+
+def _within(seconds: int, what: str, start: Callable[[], T]) -> T:
+    """Fail (not hang) when a cluster operation takes too long."""
+    def expire(*_: Any) -> None:
+        raise TimeoutError(f"{what} took over {seconds} s")
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        return start()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    from ray.cluster_utils import Cluster
+
+    def start() -> Any:
+        c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+        c.add_node(num_cpus=1)
+        c.wait_for_nodes()
+        return c
+    c = _within(120, "starting the two-node cluster", start)
+    try:
+        yield str(c.address)
+    finally:
+        ray.shutdown()
+        c.shutdown()
+
+
+def _reports(n: int) -> list[Document]:
+    docs = []
+    for i in range(n):
+        t, u = TOPICS[i % len(TOPICS)], TOPICS[(i * 3 + 1) % len(TOPICS)]
+        text = (f"Field report {i} on the {t}. The {t} near station {i % 29} changed in season "
+                f"{i % 7}, and the {u} downstream was measured {i % 11} times.")
+        docs.append(Document(f"r{i:04d}", f"Report {i}", f"gen:{i}", text,
+                             f"{i:064x}"))
+    return docs
+
+
+def test_ingest_on_ray_writes_the_single_machine_index(
+        cluster: str, tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    for f in SEEDS.iterdir():
+        (corpus / f.name).write_bytes(f.read_bytes())
+    for d in _reports(30):
+        (corpus / f"{d.doc_id}.txt").write_text(d.text)
+    Pipeline(Settings(index_dir=tmp_path / "one"), embedder=embedder).ingest([corpus])
+    distributed = Pipeline(Settings(index_dir=tmp_path / "ray", ray_address=cluster,
+                                    onnx_dir=ONNX))
+    _within(300, "the distributed ingest", lambda: distributed.ingest([corpus]))
+    # the chunks and the sentences went through the cluster
+    assert distributed.embedder.remote_texts >= 190  # type: ignore[attr-defined]
+    one, other = inspect(tmp_path / "one"), inspect(tmp_path / "ray")
+    assert one.digest == other.digest  # same documents, chunk ids, texts, offsets, sentences
+    assert one.vectors.keys() == other.vectors.keys()
+    worst = max(float(np.abs(one.vectors[k] - other.vectors[k]).max()) for k in one.vectors)
+    assert worst < 1e-4
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory,
+              embedder: SentenceTransformerEmbedder) -> Path:
+    root = tmp_path_factory.mktemp("generated") / "index"
+    Pipeline(Settings(index_dir=root), embedder=embedder).ingest_documents(_reports(2500))
+    return root
+
+
+@pytest.mark.parametrize("which", ["seeds", "generated"])
+def test_sharded_search_equals_the_single_index(
+        which: str, cluster: str, seed_index: Path, generated: Path,
+        embedder: SentenceTransformerEmbedder) -> None:
+    root = seed_index if which == "seeds" else generated
+    single = Pipeline(Settings(index_dir=root), embedder=embedder)
+    sharded = Pipeline(Settings(index_dir=root, ray_address=cluster, ray_shards=3),
+                       embedder=embedder)
+    index = _within(120, "sharding the index", lambda: sharded.index)
+    assert index.vectors.describe() == "3 Ray shards of IDMap2,Flat"
+    for retriever in ("dense", "hybrid"):
+        for q in QUERIES:
+            want = [h.chunk.chunk_id for h in single.search(q, 10, retriever)]
+            got = [h.chunk.chunk_id for h in sharded.search(q, 10, retriever)]
+            assert got == want, (retriever, q)
+    for q in QUERIES[:4]:
+        assert sharded.ask(q).text == single.ask(q).text
+
+
+def test_rag_serve_answers_from_shards(cluster: str, seed_index: Path, tmp_path: Path) -> None:
+    shutil.copytree(seed_index, tmp_path / "index")
+    port = free_port()
+    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_ONNX_DIR": str(ONNX)}
+    proc = subprocess.Popen([RAG, "serve", "--port", str(port), "--ray", cluster, "--shards",
+                             "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            def ready() -> None:
+                while True:
+                    try:
+                        if http.get("/readyz").status_code == 200:
+                            return
+                    except httpx.TransportError:
+                        pass
+                    if proc.poll() is not None:
+                        raise AssertionError("rag serve --ray exited")
+            _within(180, "rag serve --ray becoming ready", ready)
+            question, doc_id, fact = SEED_QUESTIONS[4]
+            hits = http.post("/v1/search", json={"query": question, "k": 3}).json()["hits"]
+            assert hits[0]["doc_id"] == doc_id
+            answer = http.post("/v1/ask", json={"question": question}).json()
+            assert fact in answer["answer"] and answer["citations"][0]["verified"]
+            body = b"Sourdough bread is baked at 250 degrees Celsius for forty minutes."
+            up = http.post("/v1/documents", files={"file": ("sourdough.txt", body)})
+            assert up.status_code == 201  # written, then the new snapshot re-sharded
+            assert http.get("/readyz").json()["snapshot"] == up.json()["snapshot"]
+            hits = http.post("/v1/search", json={"query": "baking sourdough bread"}).json()
+            assert hits["hits"][0]["doc_id"] == "sourdough"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
