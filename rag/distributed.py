@@ -15,6 +15,7 @@ results equal the single index's. BM25 and the SQLite store stay with the caller
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +42,26 @@ def connect(address: str) -> Any:
     except ImportError:
         raise RayUnavailableError("Ray is not installed: pip install 'rag-cited[ray]'") from None
     if not ray.is_initialized():
+        _reachable(address)
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError) as exc:
             raise RayUnavailableError(f"cannot join the Ray cluster at {address}: {exc}; "
                                       "start it with `ray start --head`") from None
     return ray
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds on a wrong HOST:PORT; ray.init would retry for minutes."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://...": left to Ray
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise RayUnavailableError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): start it with "
+            "`ray start --head` there, or pass the address it printed") from None
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,7 @@ class RayEmbedder(Embedder):
         self.dimension = local.dimension
         self.max_tokens = local.max_tokens
         self.remote_texts = 0  # how many texts went through the cluster (for tests and logs)
+        connect(address)  # now, not after every file has been read and chunked
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
         return self.local.embed_batch(texts)

@@ -154,3 +154,12 @@ def test_rag_serve_answers_from_shards(cluster: str, seed_index: Path, tmp_path:
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def test_an_unreachable_cluster_fails_fast_and_changes_nothing(tmp_path: Path) -> None:
+    done = subprocess.run([RAG, "--index", str(tmp_path / "index"), "ingest", str(SEEDS),
+                           "--ray", "127.0.0.1:1"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "Error: cannot reach the Ray cluster at 127.0.0.1:1")
+    assert not (tmp_path / "index" / "CURRENT").exists()
