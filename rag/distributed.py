@@ -101,7 +101,6 @@ class RayEmbedder(Embedder):
         self.dimension = local.dimension
         self.max_tokens = local.max_tokens
         self.remote_texts = 0  # how many texts went through the cluster (for tests and logs)
-        connect(address)  # now, not after every file has been read and chunked
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
         return self.local.embed_batch(texts)

@@ -78,6 +78,10 @@ class Pipeline:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
+                if self.settings.ray_address is not None:
+                    from rag.distributed import connect
+
+                    connect(self.settings.ray_address)  # a wrong address fails before any work
                 onnx = (self.settings.onnx_dir or self.root / ".onnx").resolve()
                 local = SentenceTransformerEmbedder(self.settings.model_name,
                                                     self.settings.model_path, onnx,
