@@ -37,6 +37,7 @@ PROFILES = {"ours": {},
             "ours_fast": {"RAG_EMBED_BACKEND": "onnx-int8", "RAG_SENTENCE_VECTORS": "context"}}
 RANK_K = 300
 HERE = Path(__file__).resolve().parent
+RAG = str(Path(sys.executable).with_name("rag"))
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -88,11 +89,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def rag_ready(client: httpx.Client) -> bool:
+    return client.get("/readyz").status_code == 200
+
+
 def serve(command: list[str], env: dict[str, str], ready: Callable[[httpx.Client], bool],
-           port: int) -> tuple[subprocess.Popen[bytes], httpx.Client]:
-    proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+          port: int, log: Path | None = None,
+          timeout: float = 30) -> tuple[subprocess.Popen[bytes], httpx.Client]:
+    """Start a server, wait until ``ready``; its output goes to ``log`` (appended) or nowhere.
+
+    ``timeout`` is the returned client's per-request timeout.
+    """
+    if log is None:
+        proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    else:
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=out,
+                                    stderr=subprocess.STDOUT)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -119,11 +134,9 @@ def _timed(send: Callable[[str], httpx.Response], queries: list[str]) -> list[fl
 
 def http_ours(work: Path, name: str, queries: list[str]) -> list[float]:
     port = free_port()
-    rag = str(Path(sys.executable).with_name("rag"))
     env = {"RAG_INDEX_DIR": str(work / name / "index"), "RAG_ONNX_DIR": str(work / "onnx"),
            **PROFILES[name]}
-    proc, client = serve([rag, "serve", "--port", str(port)], env,
-                          lambda c: c.get("/readyz").status_code == 200, port)
+    proc, client = serve([RAG, "serve", "--port", str(port)], env, rag_ready, port)
     try:
         return _timed(lambda q: client.post("/v1/search", json={"query": q, "k": 10}), queries)
     finally:

@@ -15,14 +15,11 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
-from eval.bench import free_port
+from eval.bench import RAG, free_port, rag_ready, serve
 from eval.bench_core import QUERIES, percentile
 
 
@@ -39,40 +36,31 @@ def main() -> None:
     if args.queries is not None:
         queries = [json.loads(line)["text"] for line in
                    args.queries.read_text().splitlines() if line.strip()]
-    rag = str(Path(sys.executable).with_name("rag"))
     with tempfile.TemporaryDirectory() as tmp:
         index = args.index or Path(tmp) / "index"
-        env = {**os.environ, "RAG_INDEX_DIR": str(index)}
+        env = {"RAG_INDEX_DIR": str(index)}
         if args.index is None:
-            subprocess.run([rag, "ingest", str(args.docs)], env=env, check=True,
-                           capture_output=True)
+            subprocess.run([RAG, "ingest", str(args.docs)], env={**os.environ, **env},
+                           check=True, capture_output=True)
         port = free_port()
-        server = subprocess.Popen([rag, "serve", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server, http = serve([RAG, "serve", "--port", str(port)], env, rag_ready, port,
+                             timeout=60)
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-                deadline = time.monotonic() + 120
-                while time.monotonic() < deadline:
-                    try:
-                        if http.get("/readyz").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    time.sleep(0.1)
-                ready = http.get("/readyz").json()
-                result: dict[str, object] = {"requests": args.requests, "index": ready}
-                routes = [("/v1/search", "query"), ("/v1/ask", "question")]
-                for route, field in routes[:1] if args.skip_ask else routes:
-                    http.post(route, json={field: queries[0]}).raise_for_status()
-                    times = []
-                    for i in range(args.requests):
-                        t = time.perf_counter()
-                        http.post(route, json={field: queries[i % len(queries)]})
-                        times.append((time.perf_counter() - t) * 1000)
-                    result[route] = {"p50_ms": round(percentile(times, 50), 2),
-                                     "p99_ms": round(percentile(times, 99), 2),
-                                     "max_ms": round(max(times), 2)}
+            ready = http.get("/readyz").json()
+            result: dict[str, object] = {"requests": args.requests, "index": ready}
+            routes = [("/v1/search", "query"), ("/v1/ask", "question")]
+            for route, field in routes[:1] if args.skip_ask else routes:
+                http.post(route, json={field: queries[0]}).raise_for_status()
+                times = []
+                for i in range(args.requests):
+                    t = time.perf_counter()
+                    http.post(route, json={field: queries[i % len(queries)]})
+                    times.append((time.perf_counter() - t) * 1000)
+                result[route] = {"p50_ms": round(percentile(times, 50), 2),
+                                 "p99_ms": round(percentile(times, 99), 2),
+                                 "max_ms": round(max(times), 2)}
         finally:
+            http.close()
             server.terminate()
             server.wait(timeout=30)
     print(json.dumps(result, indent=2))

@@ -27,12 +27,10 @@ from typing import Any
 
 import httpx
 
-from eval.bench import free_port
+from eval.bench import RAG, free_port, rag_ready, serve
 from eval.crash import SEEDS, survey
-from eval.loadmix import MixedLoad, note, start_server, summary
+from eval.loadmix import MixedLoad, note, summary
 from rag.index import current_snapshot, writer_lock
-
-RAG = str(Path(sys.executable).with_name("rag"))
 
 
 def _folder(path: Path, first: int, n: int) -> Path:
@@ -54,19 +52,26 @@ def _phase(load: MixedLoad, name: str, action: Any) -> dict[str, Any]:
     return out
 
 
+def serve_seeded(work: Path) -> tuple[Path, subprocess.Popen[bytes], httpx.Client]:
+    """`rag serve` over a fresh index of the seeds and 20 survey files in ``work``;
+    its output goes to work/server.log."""
+    index = work / "index"
+    subprocess.run([RAG, "ingest", str(SEEDS), str(_folder(work / "a", 0, 20))],
+                   env={**os.environ, "RAG_INDEX_DIR": str(index)}, check=True,
+                   capture_output=True)
+    port = free_port()
+    server, http = serve([RAG, "serve", "--port", str(port)], {"RAG_INDEX_DIR": str(index)},
+                         rag_ready, port, log=work / "server.log", timeout=120)
+    return index, server, http
+
+
 def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        index = work / "index"
+        index, server, http = serve_seeded(work)
         env = {**os.environ, "RAG_INDEX_DIR": str(index)}
-        subprocess.run([RAG, "ingest", str(SEEDS), str(_folder(work / "a", 0, 20))], env=env,
-                       check=True, capture_output=True)
-        port = free_port()
         log = work / "server.log"
-        server = start_server(str(index), str(log), port)
-        base = f"http://127.0.0.1:{port}"
-        http = httpx.Client(base_url=base, timeout=120)
-        load = MixedLoad(base, {"search": 0.7, "ask": 0.3}, workers=4).start()
+        load = MixedLoad(str(http.base_url), {"search": 0.7, "ask": 0.3}, workers=4).start()
         phases = []
         try:
             phases.append(_phase(load, "queries alone", lambda: time.sleep(4) or "-"))

@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from eval.bench import free_port
+from eval.bench import free_port, rag_ready, serve
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.index import STORE, Index, current_snapshot
@@ -98,7 +98,7 @@ def inspect(root: Path) -> State:
     """Load the current snapshot and check that its parts agree; raise Broken if not."""
     index = Index(root)
     try:
-        ids, texts = index.store.all_chunks()
+        ids, _ = index.store.all_chunks()
         faiss_ids = sorted(index.vectors.ids().tolist())
         if sorted(ids) != faiss_ids:
             raise Broken(f"store has {len(ids)} chunks, FAISS {len(faiss_ids)}")
@@ -212,11 +212,18 @@ def _last_phase(phases: Path) -> str:
     return lines[-1] if lines else "start-up"
 
 
-def run_ingest(lab: Lab, root: Path, at: str | None, nth: int, delay: float | None) -> str:
+def _spawn_ingest(lab: Lab, root: Path, at: str | None,
+                  nth: int) -> tuple[subprocess.Popen[bytes], Path]:
+    """The ingest change in a child process (under the kill point, if any), and its phase log."""
     phases = root.parent / f"{root.name}.phases"
     proc = subprocess.Popen(_child(at, nth, phases, ["ingest", str(lab.corpus), "--prune"]),
                             env=lab.env(root), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=lab.work)
+    return proc, phases
+
+
+def run_ingest(lab: Lab, root: Path, at: str | None, nth: int, delay: float | None) -> str:
+    proc, phases = _spawn_ingest(lab, root, at, nth)
     if delay is not None:
         try:
             proc.wait(timeout=delay)
@@ -229,20 +236,8 @@ def run_ingest(lab: Lab, root: Path, at: str | None, nth: int, delay: float | No
 def _start_server(lab: Lab, root: Path, at: str | None, nth: int,
                   phases: Path) -> tuple[subprocess.Popen[bytes], httpx.Client]:
     port = free_port()
-    proc = subprocess.Popen(_child(at, nth, phases, ["serve", "--port", str(port)]),
-                            env=lab.env(root), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=lab.work)
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if http.get("/readyz").status_code == 200:
-                return proc, http
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the server under test did not become ready")
+    return serve(_child(at, nth, phases, ["serve", "--port", str(port)]), lab.env(root),
+                 rag_ready, port, timeout=120)
 
 
 def _send(lab: Lab, http: httpx.Client, kind: str) -> int | None:
@@ -334,11 +329,8 @@ def measure(lab: Lab, kind: str) -> tuple[float, float]:
     """(start-up, work): seconds before the change begins and seconds it then takes."""
     root = lab.fresh(f"timing-{kind}")
     if kind == "ingest":
-        phases = root.parent / f"{root.name}.phases"
         spawned = time.monotonic()
-        proc = subprocess.Popen(_child(None, 1, phases, ["ingest", str(lab.corpus), "--prune"]),
-                                env=lab.env(root), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, cwd=lab.work)
+        proc, phases = _spawn_ingest(lab, root, None, 1)
         while proc.poll() is None and not (phases.exists() and phases.read_text()):
             time.sleep(0.005)
         t0 = time.monotonic()  # start-up (imports, model load) done: the ingest begins

@@ -24,40 +24,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from eval.bench import free_port
+from eval.bench import RAG, free_port, rag_ready, serve
 
 HERE = Path(__file__).resolve().parent
 SEEDS = HERE.parent / "seeds"
 KEY = "fuzz-key"
 
 
-def _bin(name: str) -> str:
-    return str(Path(sys.executable).with_name(name))
-
-
 def fuzz_server(index: Path, max_examples: int, api_key: str | None, log: Path,
                 seed: int) -> dict[str, Any]:
-    env = {**os.environ, "RAG_INDEX_DIR": str(index)}
-    if api_key:
-        env["RAG_API_KEY"] = api_key
+    env = {"RAG_INDEX_DIR": str(index), **({"RAG_API_KEY": api_key} if api_key else {})}
     port = free_port()
-    with open(log, "w") as out:
-        server = subprocess.Popen([_bin("rag"), "serve", "--port", str(port)], env=env,
-                                  stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+    log.write_text("")
+    server, http = serve([RAG, "serve", "--port", str(port)], env, rag_ready, port, log=log)
+    http.close()
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        command = [_bin("st"), "--config-file", str(HERE / "fuzz.toml"), "run",
-                   base + "/openapi.json", "--max-examples", str(max_examples), "--workers", "1",
-                   "--seed", str(seed), "--no-color"]
+        command = [str(Path(sys.executable).with_name("st")), "--config-file",
+                   str(HERE / "fuzz.toml"), "run", base + "/openapi.json", "--max-examples",
+                   str(max_examples), "--workers", "1", "--seed", str(seed), "--no-color"]
         if api_key:
             command += ["-H", f"Authorization: Bearer {api_key}"]
         start = log.stat().st_size  # the readiness polls above are not the fuzzer's
@@ -89,7 +74,7 @@ def run(max_examples: int = 100, seed: int = 1) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         base = work / "base"
-        subprocess.run([_bin("rag"), "ingest", str(SEEDS)], check=True, capture_output=True,
+        subprocess.run([RAG, "ingest", str(SEEDS)], check=True, capture_output=True,
                        env={**os.environ, "RAG_INDEX_DIR": str(base)})
         runs = []
         for api_key in (None, KEY):

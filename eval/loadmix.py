@@ -8,10 +8,7 @@ operation's success status counts as an error.
 from __future__ import annotations
 
 import itertools
-import os
 import random
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -69,7 +66,6 @@ class MixedLoad:
         self._threads: list[threading.Thread] = []
 
     def _request(self, http: httpx.Client, op: str) -> None:
-        body: dict[str, object] = {}
         if op == "delete":
             with self._lock:
                 doc_id = self._uploaded.popleft() if self._uploaded else None
@@ -79,8 +75,7 @@ class MixedLoad:
         try:
             question = self._rng.choice(QUESTIONS)
             if op == "search":
-                body = {"query": question, "k": 5}
-                status = http.post("/v1/search", json=body).status_code
+                status = http.post("/v1/search", json={"query": question, "k": 5}).status_code
             elif op == "ask":
                 status = http.post("/v1/ask", json={"question": question}).status_code
             elif op == "upload":
@@ -134,25 +129,6 @@ def summary(samples: list[Sample]) -> dict[str, object]:
             "by_op": {op: sum(s.op == op for s in samples) for op in SUCCESS},
             "error_statuses": sorted({s.status for s in samples if not s.ok}),
             "query_p50_ms": pct(queries, 50), "query_p99_ms": pct(queries, 99)}
-
-
-def start_server(index: str, log: str, port: int, extra_env: dict[str, str] | None = None,
-                 timeout: float = 180) -> subprocess.Popen[bytes]:
-    """`rag serve` on 127.0.0.1:port over ``index``, its output in ``log``; once ready."""
-    env = {**os.environ, "RAG_INDEX_DIR": index, **(extra_env or {})}
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).with_name("rag")), "serve", "--port",
-                                 str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"rag serve did not become ready; see {log}")
 
 
 def rss_mb(pid: int) -> float:

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from eval.bench import free_port, percentiles, serve
+from eval.bench import RAG, free_port, percentiles, rag_ready, serve
 
 WRK_SCRIPT = """
 local bodies = {}
@@ -104,11 +104,10 @@ def main() -> None:
              if line.strip()]
     bodies = [json.dumps({"query": t, "k": 10}) for t in texts]
     port = free_port()
-    rag = str(Path(sys.executable).with_name("rag"))
-    proc, client = serve([rag, "serve", "--port", str(port)],
-                          {"RAG_INDEX_DIR": str(args.index),
-                           "RAG_ONNX_DIR": str(args.index.parent.parent / "onnx")},
-                          lambda c: c.get("/readyz").status_code == 200, port)
+    proc, client = serve([RAG, "serve", "--port", str(port)],
+                         {"RAG_INDEX_DIR": str(args.index),
+                          "RAG_ONNX_DIR": str(args.index.parent.parent / "onnx")},
+                         rag_ready, port)
     url = f"http://127.0.0.1:{port}/v1/search"
     try:
         with tempfile.TemporaryDirectory() as tmp:

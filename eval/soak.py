@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from eval.bench import free_port
-from eval.concurrency import RAG, _folder
-from eval.crash import SEEDS
-from eval.loadmix import MixedLoad, rss_mb, start_server, summary
+from eval.concurrency import serve_seeded
+from eval.loadmix import MixedLoad, rss_mb, summary
 
 MIX = {"search": 0.60, "ask": 0.30, "upload": 0.05, "delete": 0.05}
 
@@ -33,16 +29,11 @@ MIX = {"search": 0.60, "ask": 0.30, "upload": 0.05, "delete": 0.05}
 def run(minutes: float = 10, workers: int = 4, every: float = 30.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        index = work / "index"
-        subprocess.run([RAG, "ingest", str(SEEDS), str(_folder(work / "a", 0, 20))],
-                       env={**os.environ, "RAG_INDEX_DIR": str(index)},
-                       check=True, capture_output=True)
-        port = free_port()
-        server = start_server(str(index), str(work / "server.log"), port)
+        _, server, http = serve_seeded(work)
         samples: list[dict[str, Any]] = [{"t_s": 0, "rss_mb": rss_mb(server.pid)}]
         print(f"{'t s':>5} {'requests':>8} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7} "
               f"{'RSS MB':>7}  search/ask/upload/delete", flush=True)
-        load = MixedLoad(f"http://127.0.0.1:{port}", MIX, workers, prefix="soak").start()
+        load = MixedLoad(str(http.base_url), MIX, workers, prefix="soak").start()
         t0 = time.monotonic()
         try:
             end = t0 + minutes * 60
@@ -59,6 +50,7 @@ def run(minutes: float = 10, workers: int = 4, every: float = 30.0) -> dict[str,
                       f"{ops}", flush=True)
         finally:
             load.stop()
+            http.close()
             server.terminate()
             server.wait(timeout=30)
         log = (work / "server.log").read_text()
