@@ -15,17 +15,16 @@ import numpy as np
 import pytest
 
 from eval.bench import free_port
+from eval.bench_ray import corpus as reports
 from eval.crash import inspect
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
-from rag.types import Document
 from tests.conftest import RAG, SEED_QUESTIONS, SEEDS
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is part of the test install")
 ONNX = Path(".cache/onnx").resolve()  # one export of the model for the driver and the workers
 T = TypeVar("T")
-TOPICS = ["glacier", "volcano", "reef", "desert", "forest", "river", "tundra", "delta"]
 QUERIES = [q for q, _, _ in SEED_QUESTIONS] + [
     "glacier retreat measured at station 17", "volcano ash over the delta",
     "coral reef bleaching in the warm season", "river flooding after the thaw"]
@@ -63,24 +62,13 @@ def cluster() -> Iterator[str]:
         c.shutdown()
 
 
-def _reports(n: int) -> list[Document]:
-    docs = []
-    for i in range(n):
-        t, u = TOPICS[i % len(TOPICS)], TOPICS[(i * 3 + 1) % len(TOPICS)]
-        text = (f"Field report {i} on the {t}. The {t} near station {i % 29} changed in season "
-                f"{i % 7}, and the {u} downstream was measured {i % 11} times.")
-        docs.append(Document(f"r{i:04d}", f"Report {i}", f"gen:{i}", text,
-                             f"{i:064x}"))
-    return docs
-
-
 def test_ingest_on_ray_writes_the_single_machine_index(
         cluster: str, tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
     corpus = tmp_path / "docs"
     corpus.mkdir()
     for f in SEEDS.iterdir():
         (corpus / f.name).write_bytes(f.read_bytes())
-    for d in _reports(30):
+    for d in reports(30):
         (corpus / f"{d.doc_id}.txt").write_text(d.text)
     Pipeline(Settings(index_dir=tmp_path / "one"), embedder=embedder).ingest([corpus])
     distributed = Pipeline(Settings(index_dir=tmp_path / "ray", ray_address=cluster,
@@ -99,7 +87,7 @@ def test_ingest_on_ray_writes_the_single_machine_index(
 def generated(tmp_path_factory: pytest.TempPathFactory,
               embedder: SentenceTransformerEmbedder) -> Path:
     root = tmp_path_factory.mktemp("generated") / "index"
-    Pipeline(Settings(index_dir=root), embedder=embedder).ingest_documents(_reports(2500))
+    Pipeline(Settings(index_dir=root), embedder=embedder).ingest_documents(reports(2500))
     return root
 
 
