@@ -70,13 +70,13 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 def _decode(data: bytes, name: str) -> str:
     """UTF-8, or UTF-16 when the file starts with its byte-order mark (Windows editors)."""
-    encoding = "utf-16" if data.startswith(_UTF16_BOMS) else "utf-8-sig"
+    utf16 = data.startswith(_UTF16_BOMS)
     try:
-        return data.decode(encoding)
+        return data.decode("utf-16" if utf16 else "utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UnreadableFileError(
-            f"{name}: not valid {encoding.upper()[:6]} text (byte {exc.start}); convert it to "
-            "UTF-8 and retry") from None
+            f"{name}: not valid {'UTF-16' if utf16 else 'UTF-8'} text (byte {exc.start}); "
+            "convert it to UTF-8 and retry") from None
 
 
 _SKIPPED_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "head", "title"})
@@ -212,6 +212,11 @@ def _too_much_text(name: str, max_chars: int) -> str:
     return f"{name}: more than {max_chars} characters of text; split the document"
 
 
+def _unsupported(name: str, suffix: str) -> UnsupportedFileError:
+    return UnsupportedFileError(f"{name}: unsupported file type {suffix!r}; supported: "
+                                + ", ".join(sorted(SUPPORTED_SUFFIXES)))
+
+
 def sniff_format(data: bytes, name: str) -> str:
     """"pdf", "html" or "text", decided by the content; the name only tells HTML from text.
 
@@ -220,9 +225,7 @@ def sniff_format(data: bytes, name: str) -> str:
     """
     suffix = Path(name).suffix.lower()
     if suffix and suffix not in SUPPORTED_SUFFIXES:
-        supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
-        raise UnsupportedFileError(f"{name}: unsupported file type {suffix!r}; "
-                                   f"supported: {supported}")
+        raise _unsupported(name, suffix)
     if not data.strip():
         raise UnreadableFileError(f"{name}: the file is empty; nothing to index")
     if data[:1024].lstrip().startswith(b"%PDF-"):
@@ -293,9 +296,7 @@ def discover(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
                     yield file, path
         elif path.is_file():
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                raise UnsupportedFileError(
-                    f"{path}: unsupported file type {path.suffix or '(none)'!r}; supported: "
-                    + ", ".join(sorted(SUPPORTED_SUFFIXES)))
+                raise _unsupported(str(path), path.suffix or "(none)")
             yield path, path.parent
         else:
             raise UnreadableFileError(f"{path}: no such file or folder")

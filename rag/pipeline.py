@@ -78,22 +78,18 @@ class Pipeline:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                if self.settings.ray_address is not None:
-                    from rag.distributed import connect
+                s = self.settings
+                onnx = (s.onnx_dir or self.root / ".onnx").resolve()
+                if s.ray_address is None:
+                    self._embedder = SentenceTransformerEmbedder(s.model_name, s.model_path,
+                                                                 onnx, s.embed_backend)
+                else:
+                    from rag.distributed import EmbedderSpec, RayEmbedder, connect
 
-                    connect(self.settings.ray_address)  # a wrong address fails before any work
-                onnx = (self.settings.onnx_dir or self.root / ".onnx").resolve()
-                local = SentenceTransformerEmbedder(self.settings.model_name,
-                                                    self.settings.model_path, onnx,
-                                                    self.settings.embed_backend)
-                self._embedder = local
-                if self.settings.ray_address is not None:
-                    from rag.distributed import EmbedderSpec, RayEmbedder
-
-                    spec = EmbedderSpec(self.settings.model_name, self.settings.model_path,
-                                        onnx, self.settings.embed_backend)
-                    self._embedder = RayEmbedder(local, spec, self.settings.ray_address,
-                                                 self.settings.ray_actors)
+                    connect(s.ray_address)  # a wrong address fails before the model loads
+                    spec = EmbedderSpec(s.model_name, s.model_path, onnx, s.embed_backend)
+                    self._embedder = RayEmbedder(spec.build(), spec, s.ray_address,
+                                                 s.ray_actors)
             return self._embedder
 
     @property
