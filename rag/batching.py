@@ -25,6 +25,7 @@ class _Slot:
     text: str
     vector: Vectors | None = None
     error: BaseException | None = None
+    taken: bool = False  # in a batch that some call is running
     done: bool = False
     ready: threading.Event = field(default_factory=threading.Event)
 
@@ -32,12 +33,14 @@ class _Slot:
 class QueryBatcher:
     """Leader/follower batching: whoever finds the model idle runs every waiting query."""
 
-    def __init__(self, embed: Callable[[Sequence[str]], Vectors], max_batch: int = 32) -> None:
+    def __init__(self, embed: Callable[[Sequence[str]], Vectors], max_batch: int = 32,
+                 parallel: int = 1) -> None:
         self._embed = embed
         self._max_batch = max_batch
+        self._parallel = parallel
         self._lock = threading.Lock()
         self._pending: list[_Slot] = []
-        self._busy = False
+        self._running = 0
         self.calls = 0  # model calls made, for tests and metrics
         self.queries = 0
 
@@ -49,8 +52,8 @@ class QueryBatcher:
             with self._lock:
                 if slot.done:
                     break
-                if not self._busy:
-                    self._busy = True
+                if not slot.taken and self._running < self._parallel:
+                    self._running += 1
                     batch = self._take(slot)
                 else:
                     batch = None
@@ -71,6 +74,7 @@ class QueryBatcher:
             batch[-1:] = [own]
         for s in batch:
             self._pending.remove(s)
+            s.taken = True
         return batch
 
     def _run(self, batch: list[_Slot]) -> None:
@@ -87,6 +91,6 @@ class QueryBatcher:
                 s.error = error
                 s.done = True
                 s.ready.set()
-            self._busy = False
+            self._running -= 1
             if self._pending:  # wake one waiter to lead the next batch
                 self._pending[0].ready.set()

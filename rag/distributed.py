@@ -72,9 +72,11 @@ class EmbedderSpec:
     path: Path | None
     onnx_cache: Path | None
     backend: Backend
+    query_int8: bool = False
 
     def build(self) -> SentenceTransformerEmbedder:
-        return SentenceTransformerEmbedder(self.name, self.path, self.onnx_cache, self.backend)
+        return SentenceTransformerEmbedder(self.name, self.path, self.onnx_cache, self.backend,
+                                           self.query_int8)
 
 
 class _EmbedActor:
@@ -104,6 +106,9 @@ class RayEmbedder(Embedder):
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
         return self.local.embed_batch(texts)
+
+    def embed_query_batch(self, texts: Sequence[str]) -> Vectors:
+        return self.local.embed_query_batch(texts)
 
     def count_tokens(self, text: str) -> int:
         return self.local.count_tokens(text)

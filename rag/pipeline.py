@@ -82,12 +82,14 @@ class Pipeline:
                 onnx = (s.onnx_dir or self.root / ".onnx").resolve()
                 if s.ray_address is None:
                     self._embedder = SentenceTransformerEmbedder(s.model_name, s.model_path,
-                                                                 onnx, s.embed_backend)
+                                                                 onnx, s.embed_backend,
+                                                                 s.query_int8)
                 else:
                     from rag.distributed import EmbedderSpec, RayEmbedder, connect
 
                     connect(s.ray_address)  # a wrong address fails before the model loads
-                    spec = EmbedderSpec(s.model_name, s.model_path, onnx, s.embed_backend)
+                    spec = EmbedderSpec(s.model_name, s.model_path, onnx, s.embed_backend,
+                                        s.query_int8)
                     self._embedder = RayEmbedder(spec.build(), spec, s.ray_address,
                                                  s.ray_actors)
             return self._embedder

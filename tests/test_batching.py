@@ -52,3 +52,42 @@ def test_embed_query_goes_through_one_batcher(embedder: SentenceTransformerEmbed
     one = embedder.embed_query("Where is the reprocessing plant?")
     assert np.abs(one - embedder.embed_batch(["Where is the reprocessing plant?"])[0]).max() < 1e-5
     assert embedder.embed_queries(["a", "b"]).shape == (2, embedder.dimension)
+
+
+def test_parallel_calls_run_side_by_side_and_never_more(
+        embedder: SentenceTransformerEmbedder) -> None:
+    texts = [f"question {n} about {word}" for n, word in
+             enumerate(["fuel", "satellites", "Samsung", "Rokkasho", "alliances", "R&D"] * 5)]
+    expected = embedder.embed_batch(texts)
+    lock = threading.Lock()
+    running = [0, 0]  # now, most at once
+
+    def counted(batch: Sequence[str]) -> Vectors:
+        with lock:
+            running[0] += 1
+            running[1] = max(running[1], running[0])
+        try:
+            return embedder.embed_batch(batch)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    batcher = QueryBatcher(counted, parallel=2)
+    results: dict[int, Vectors] = {}
+    start = threading.Barrier(len(texts))
+
+    def ask(n: int) -> None:
+        start.wait()
+        for _ in range(3):
+            results[n] = batcher.embed(texts[n])
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(len(texts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == list(range(len(texts)))
+    for n, vector in results.items():
+        assert np.abs(vector - expected[n]).max() < 1e-5
+    assert running[1] == 2 and batcher.queries == 3 * len(texts)
+    assert batcher.calls < batcher.queries

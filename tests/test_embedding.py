@@ -104,3 +104,31 @@ def test_count_tokens_is_the_models_own_count(embedder: SentenceTransformerEmbed
                                               torch_embedder: SentenceTransformerEmbedder) -> None:
     for text in TEXTS:
         assert embedder.count_tokens(text) == torch_embedder.count_tokens(text)
+
+
+def test_queries_through_int8_documents_stay_fp32(embedder: SentenceTransformerEmbedder) -> None:
+    assert embedder._onnx is not None
+    mixed = SentenceTransformerEmbedder("all-MiniLM-L6-v2", backend="onnx",
+                                        onnx_cache=embedder._onnx.path.parent, query_int8=True)
+    assert mixed.name == embedder.name  # its indexes hold the same fp32 vectors
+    assert np.abs(mixed.embed(TEXTS) - embedder.embed(TEXTS)).max() < 1e-6
+    assert np.abs(mixed.embed_batch(TEXTS) - embedder.embed_batch(TEXTS)).max() < 1e-6
+    queries = [q for q, _, _ in SEED_QUESTIONS]
+    fp32 = embedder.embed_queries(queries)
+    int8 = mixed.embed_queries(queries)
+    cosine = np.sum(int8 * fp32, axis=1)
+    assert cosine.min() > 0.97 and np.abs(int8 - fp32).max() > 1e-4  # close, and really int8
+    one = mixed.embed_query(queries[0])
+    assert np.array_equal(one, int8[0])
+    assert mixed.query_calls >= 1
+
+
+def test_an_int8_query_vector_does_not_depend_on_its_batch(
+        embedder: SentenceTransformerEmbedder) -> None:
+    assert embedder._onnx is not None
+    mixed = SentenceTransformerEmbedder("all-MiniLM-L6-v2", backend="onnx",
+                                        onnx_cache=embedder._onnx.path.parent, query_int8=True)
+    queries = [q for q, _, _ in SEED_QUESTIONS] + TEXTS
+    together = mixed.embed_queries(queries)
+    for n, q in enumerate(queries):
+        assert np.array_equal(mixed.embed_queries([q])[0], together[n])
