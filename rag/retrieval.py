@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from rag.embedding import Embedder, Vectors
 from rag.errors import InputError
@@ -15,14 +16,47 @@ from rag.types import Hit
 Scored = list[tuple[int, float, dict[str, float]]]
 
 
+Floats = npt.NDArray[np.float64]
+
+
+def _minmax(x: Floats) -> Floats:
+    if not len(x):
+        return x
+    lo, hi = float(x.min()), float(x.max())
+    if hi - lo < 1e-12:
+        return np.ones_like(x)
+    return (x - lo) / (hi - lo)
+
+
+def _zscore(x: Floats) -> Floats:
+    if not len(x):
+        return x
+    mean, std = float(x.mean()), float(x.std())
+    if std < 1e-12:
+        return np.zeros_like(x)
+    return (x - mean) / std
+
+
+def _ranks(ids: npt.NDArray[np.int64], scores: Floats) -> Floats:
+    """1-based rank of each item by score, best first, ties by id."""
+    ranks = np.empty(len(ids))
+    ranks[np.lexsort((ids, -scores))] = np.arange(1, len(ids) + 1)
+    return ranks
+
+
+def _on_values(f: Callable[[Floats], Floats], scores: Mapping[int, float]) -> dict[int, float]:
+    values = f(np.fromiter(scores.values(), dtype=np.float64, count=len(scores)))
+    return dict(zip(scores, values.tolist(), strict=True))
+
+
 def minmax(scores: Mapping[int, float]) -> dict[int, float]:
     """Scale to [0, 1]; all-equal scores map to 1 (they are equally good)."""
-    if not scores:
-        return {}
-    lo, hi = min(scores.values()), max(scores.values())
-    if hi - lo < 1e-12:
-        return dict.fromkeys(scores, 1.0)
-    return {i: (s - lo) / (hi - lo) for i, s in scores.items()}
+    return _on_values(_minmax, scores)
+
+
+def zscore(scores: Mapping[int, float]) -> dict[int, float]:
+    """Standardize to mean 0, deviation 1; all-equal scores map to 0."""
+    return _on_values(_zscore, scores)
 
 
 def _weighted(d: Mapping[int, float], b: Mapping[int, float], weight: float) -> dict[int, float]:
@@ -34,17 +68,6 @@ def convex_fusion(dense: Mapping[int, float], lexical: Mapping[int, float],
                   weight: float) -> dict[int, float]:
     """weight * minmax(dense) + (1 - weight) * minmax(lexical)."""
     return _weighted(minmax(dense), minmax(lexical), weight)
-
-
-def zscore(scores: Mapping[int, float]) -> dict[int, float]:
-    """Standardize to mean 0, deviation 1; all-equal scores map to 0."""
-    if not scores:
-        return {}
-    values = np.fromiter(scores.values(), dtype=np.float64)
-    mean, std = float(values.mean()), float(values.std())
-    if std < 1e-12:
-        return dict.fromkeys(scores, 0.0)
-    return {i: (s - mean) / std for i, s in scores.items()}
 
 
 def zscore_fusion(dense: Mapping[int, float], lexical: Mapping[int, float],
@@ -62,8 +85,13 @@ def rrf_fusion(rankings: Sequence[Sequence[int]], k: int = 60) -> dict[int, floa
     return fused
 
 
-def _top(scored: Mapping[int, float], k: int) -> list[tuple[int, float]]:
-    return sorted(scored.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+def fuse(method: str, ids: npt.NDArray[np.int64], dense: Floats, lexical: Floats,
+         weight: float) -> Floats:
+    """The functions above on aligned arrays: every candidate has both scores."""
+    if method == "rrf":
+        return 1.0 / (60 + _ranks(ids, dense)) + 1.0 / (60 + _ranks(ids, lexical))
+    scale = _zscore if method == "zscore" else _minmax
+    return weight * scale(dense) + (1 - weight) * scale(lexical)
 
 
 class Retriever(ABC):
@@ -165,33 +193,37 @@ class HybridRetriever(Retriever):
         d_scores, d_ids = vectors.search(qvecs, n)
         out: list[Scored] = []
         for qi, query in enumerate(queries):
-            dense = {int(i): float(s) for s, i in zip(d_scores[qi], d_ids[qi], strict=True)
-                     if i >= 0}
+            found = d_ids[qi] >= 0
             all_bm25 = lexical.scores(query)
-            top = np.argsort(-all_bm25, kind="stable")[:n]
-            bm25_ids = [int(lexical.ids[j]) for j in top if all_bm25[j] > 0]
-            missing = [i for i in bm25_ids if i not in dense]
-            if missing:
-                extra = vectors.vectors(missing) @ qvecs[qi]
-                dense.update(zip(missing, map(float, extra), strict=True))
-            positions = np.searchsorted(lexical.ids, list(dense))
-            bm25 = {i: float(all_bm25[p]) for i, p in zip(dense, positions, strict=True)}
-            if self.method == "rrf":
-                fused = rrf_fusion([_ranked(dense), _ranked(bm25)])
-            elif self.method == "zscore":
-                fused = zscore_fusion(dense, bm25, self.weight)
-            else:
-                fused = convex_fusion(dense, bm25, self.weight)
-            best: dict[int, float] = {}
+            top = _top_n(all_bm25, n)
+            bm25_ids = lexical.ids[top[all_bm25[top] > 0]]
+            missing = bm25_ids[~np.isin(bm25_ids, d_ids[qi])]
+            ids = np.concatenate([d_ids[qi][found], missing])
+            dense = np.concatenate([d_scores[qi][found].astype(np.float64),
+                                    vectors.vectors(missing.tolist()) @ qvecs[qi]])
+            bm25 = all_bm25[np.searchsorted(lexical.ids, ids)].astype(np.float64)
+            fused = fuse(self.method, ids, dense, bm25, self.weight)
+            best = None
             if self.sentence_weight > 0 and self.index.sentences.count():
-                best = self.index.sentences.best(fused, qvecs[qi])
-                z = zscore(best)
-                fused = {i: s + self.sentence_weight * z[i] for i, s in fused.items()}
-            out.append([(i, s, {"dense": dense[i], "bm25": bm25[i], "fused": s,
-                                **({"sentence": best[i]} if best else {})})
-                        for i, s in _top(fused, k)])
+                rows = ids.tolist()
+                by_row = self.index.sentences.best(rows, qvecs[qi])
+                best = np.array([by_row[r] for r in rows], dtype=np.float64)
+                fused = fused + self.sentence_weight * _zscore(best)
+            ranked = []
+            for j in np.lexsort((ids, -fused))[:k].tolist():
+                stages = {"dense": float(dense[j]), "bm25": float(bm25[j]),
+                          "fused": float(fused[j])}
+                if best is not None:
+                    stages["sentence"] = float(best[j])
+                ranked.append((int(ids[j]), float(fused[j]), stages))
+            out.append(ranked)
         return out
 
 
-def _ranked(scores: Mapping[int, float]) -> list[int]:
-    return [i for i, _ in _top(scores, len(scores))]
+def _top_n(scores: np.ndarray, n: int) -> np.ndarray:
+    """The first n of a stable descending argsort, without sorting every chunk's score."""
+    if n >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    nth = np.partition(scores, len(scores) - n)[len(scores) - n]
+    candidates = np.flatnonzero(scores >= nth)
+    return candidates[np.argsort(-scores[candidates], kind="stable")][:n]

@@ -60,11 +60,19 @@ class SentenceIndex:
 
     def best(self, rows: Iterable[int], query: FloatArray) -> dict[int, float]:
         """Each chunk's highest sentence cosine with the query (-1 for a chunk without any)."""
-        out = {}
-        for row in rows:
-            a, b = self._slices.get(row, (0, 0))
-            out[row] = float((self.vectors[a:b] @ query).max()) if b > a else -1.0
-        return out
+        rows = list(rows)
+        spans = np.array([self._slices.get(r, (0, 0)) for r in rows], dtype=np.int64)
+        out = np.full(len(rows), -1.0)
+        if len(rows):
+            counts = spans[:, 1] - spans[:, 0]
+            has = counts > 0
+            firsts = np.cumsum(counts) - counts  # where each chunk's sentences begin below
+            # The sentence rows of every chunk, one gather and one product for them all.
+            idx = np.repeat(spans[:, 0] - firsts, counts) + np.arange(int(counts.sum()))
+            if len(idx):
+                sims = self.vectors[idx] @ query
+                out[has] = np.maximum.reduceat(sims, firsts[has])
+        return dict(zip(rows, out.tolist(), strict=True))
 
     def save(self, path: Path) -> None:
         with open(path, "wb") as f:

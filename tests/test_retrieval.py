@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from rag.errors import InputError
 from rag.pipeline import Pipeline
-from rag.retrieval import convex_fusion, minmax, rrf_fusion, zscore, zscore_fusion
+from rag.retrieval import (
+    _top_n,
+    convex_fusion,
+    fuse,
+    minmax,
+    rrf_fusion,
+    zscore,
+    zscore_fusion,
+)
 from tests.conftest import SEED_QUESTIONS
 
 
@@ -73,3 +82,29 @@ def test_rrf_fusion_by_hand() -> None:
     fused = rrf_fusion([[1, 2, 3], [3, 1]], k=60)
     assert fused == pytest.approx({1: 1 / 61 + 1 / 62, 2: 1 / 62, 3: 1 / 63 + 1 / 61})
     assert max(fused, key=fused.__getitem__) == 1
+
+
+@pytest.mark.parametrize("method", ["convex", "zscore", "rrf"])
+def test_fuse_on_arrays_agrees_with_the_mapping_functions(method: str) -> None:
+    rng = np.random.default_rng(7)
+    ids = rng.permutation(500)[:120].astype(np.int64)
+    dense = rng.normal(size=120)
+    lexical = np.where(rng.random(120) < 0.3, 0.0, rng.gamma(2.0, size=120))
+    fused = fuse(method, ids, dense, lexical, 0.6)
+    d = dict(zip(ids.tolist(), dense.tolist(), strict=True))
+    b = dict(zip(ids.tolist(), lexical.tolist(), strict=True))
+    if method == "rrf":
+        order = [sorted(s, key=lambda i: (-s[i], i)) for s in (d, b)]
+        expected = rrf_fusion(order)
+    else:
+        expected = (zscore_fusion if method == "zscore" else convex_fusion)(d, b, 0.6)
+    assert dict(zip(ids.tolist(), fused.tolist(), strict=True)) == pytest.approx(expected,
+                                                                                  abs=1e-12)
+
+
+def test_top_n_is_the_head_of_a_stable_descending_sort() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        scores = rng.integers(0, 4, rng.integers(0, 80)).astype(np.float32)  # many ties
+        n = int(rng.integers(1, 90))
+        assert _top_n(scores, n).tolist() == np.argsort(-scores, kind="stable")[:n].tolist()
