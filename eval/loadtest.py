@@ -1,131 +1,182 @@
-"""Load on a real `rag serve`: hey at a fixed rate from 50 clients, then wrk flat out.
+"""Load on a real `rag serve` from wrk: 50 connections at fixed offered rates, then flat out.
 
     python -m eval.loadtest --index .cache/bench/scifact/ours/index \\
-        --queries ../shared/datasets/scifact/queries.jsonl [--rate 150] [--seconds 10]
+        --queries ../shared/datasets/scifact/queries.jsonl [--rates 50,100,150] [--seconds 20]
 
-hey (Debian package `hey`) holds 50 clients at ``rate`` requests/s in all and
-reports each request's latency; it sends one body per run, so it runs once per
-query for ``--runs`` different queries and the latencies are pooled. wrk (Debian
-package `wrk`) then saturates the server from 50 connections, cycling through
-the queries, for its maximum throughput. Both hit POST /v1/search with k=10.
+wrk (Debian package `wrk`) holds 50 connections open and cycles POST /v1/search
+(k=10) through every query of the file. At a fixed rate its Lua ``delay()``
+schedules each send on an open-loop clock with exponential gaps (Poisson
+arrivals at ``rate`` requests/s in all): a send waits for its own time, never
+for the previous answer, and the latency is measured from the send. Then it
+runs flat out (each connection sends again when answered) for the maximum
+throughput. The server's own CPU seconds per request come from /proc.
+
+hey was used here before; its rate limit starts every worker's ticker at the
+same moment, so 50 clients at 150 requests/s in all send 50 requests at once,
+three times a second: it measured how long a burst of 50 takes to drain.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from eval.bench import RAG, free_port, percentiles, rag_ready, serve
+from eval.bench import RAG, free_port, rag_ready, serve
 
-WRK_SCRIPT = """
+CYCLE = """
 local bodies = {}
-for line in io.lines("%s") do bodies[#bodies + 1] = line end
+for line in io.lines("%(bodies)s") do bodies[#bodies + 1] = line end
 local n = 0
-request = function()
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+function init(args)
+  math.randomseed(id * 7919 + os.time())  -- each thread its own arrivals and starting query
+  n = math.random(#bodies)
+end
+function request()
   n = n %% #bodies + 1
   return wrk.format("POST", "/v1/search", {["Content-Type"] = "application/json"}, bodies[n])
 end
 """
 
+PACED = CYCLE + """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_usec; } rag_timeval;
+int gettimeofday(rag_timeval *tv, void *tz);
+]]
+local tv = ffi.new("rag_timeval")
+local function now_ms()
+  ffi.C.gettimeofday(tv, nil)
+  return tonumber(tv.tv_sec) * 1000 + tonumber(tv.tv_usec) / 1000
+end
+local gap_ms = 1000 / %(thread_rate)f
+local next_ms = nil
+function delay()
+  local t = now_ms()
+  if next_ms == nil then next_ms = t end
+  next_ms = next_ms - gap_ms * math.log(1 - math.random())
+  return math.max(0, next_ms - t)
+end
+"""
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
+
+def _wrk() -> str:
+    path = shutil.which("wrk")
     if path is None:
-        sys.exit(f"{name} is not installed: apt-get install {name}")
+        sys.exit("wrk is not installed: apt-get install wrk")
     return path
 
 
-def run_hey(url: str, bodies: list[str], clients: int, rate: float, seconds: int,
-            work: Path) -> dict[str, Any]:
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    elapsed = 0.0
-    for n, body in enumerate(bodies):
-        path = work / f"body{n}.json"
-        path.write_text(body)
-        out = subprocess.run([_tool("hey"), "-z", f"{seconds}s", "-c", str(clients), "-q",
-                              f"{rate / clients:.3f}", "-m", "POST", "-T", "application/json",
-                              "-D", str(path), "-o", "csv", url],
-                             capture_output=True, text=True, check=True).stdout
-        rows = list(csv.DictReader(io.StringIO(out)))
-        latencies += [float(r["response-time"]) * 1000 for r in rows]
-        for r in rows:
-            statuses[r["status-code"]] = statuses.get(r["status-code"], 0) + 1
-        elapsed += seconds
-    return {"clients": clients, "target_rps": rate, "requests": len(latencies),
-            "achieved_rps": round(len(latencies) / elapsed, 1), "statuses": statuses,
-            **{f"{k}_ms": v for k, v in percentiles(latencies).items()},
-            "p90_ms": round(sorted(latencies)[int(0.9 * (len(latencies) - 1))], 2)}
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_wrk(url: str, bodies: list[str], connections: int, seconds: int,
-            work: Path) -> dict[str, Any]:
-    lines = work / "bodies.txt"
-    lines.write_text("\n".join(bodies) + "\n")
-    script = work / "cycle.lua"
-    script.write_text(WRK_SCRIPT % lines)
-    out = subprocess.run([_tool("wrk"), "-t", "2", "-c", str(connections), "-d",
-                          f"{seconds}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
+def parse_wrk(out: str) -> dict[str, Any]:
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket = re.search(r"Socket errors: (.*)", out)
     quantiles = {}
     for q in ("50", "90", "99"):
-        found = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        found = re.search(rf"^\s+{q}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
         if found:
             scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
             quantiles[f"p{q}_ms"] = round(float(found.group(1)) * scale, 2)
     done = re.search(r"(\d+) requests in", out)
-    return {"connections": connections, "requests_per_s": float(rps.group(1)) if rps else None,
-            "requests": int(done.group(1)) if done else None, **quantiles,
-            "non_2xx": int(errors.group(1)) if errors else 0, "output": out}
+    return {"requests": int(done.group(1)) if done else None,
+            "achieved_rps": float(rps.group(1)) if rps else None, **quantiles,
+            "errors": (int(errors.group(1)) if errors else 0) + (1 if socket else 0)}
+
+
+def run_wrk(url: str, bodies: Path, connections: int, seconds: int, rate: float | None,
+            work: Path, pid: int) -> dict[str, Any]:
+    """One wrk run, paced at ``rate`` requests/s in all, or flat out when None."""
+    threads = 2
+    script = work / f"load-{rate}.lua"
+    values = {"bodies": bodies, "thread_rate": (rate or 0) / threads}
+    script.write_text((PACED if rate else CYCLE) % values)
+    before = _cpu_seconds(pid)
+    out = subprocess.run([_wrk(), "-t", str(threads), "-c", str(connections), "-d",
+                          f"{seconds}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    result = {"offered_rps": rate, "connections": connections, "seconds": seconds,
+              **parse_wrk(out)}
+    if result["requests"]:
+        result["server_cpu_ms_per_request"] = round(
+            (_cpu_seconds(pid) - before) * 1000 / result["requests"], 2)
+    return result
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    lines = ["| load | requests | achieved req/s | p50 ms | p90 ms | p99 ms "
+             "| server CPU ms/request | errors |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in runs:
+        load = (f"{r['offered_rps']:g} req/s offered" if r["offered_rps"] else "flat out")
+        lines.append(f"| {load}, {r['connections']} connections, {r['seconds']} s | "
+                     f"{r['requests']:,} | {r['achieved_rps']} | {r.get('p50_ms')} | "
+                     f"{r.get('p90_ms')} | {r.get('p99_ms')} | "
+                     f"{r.get('server_cpu_ms_per_request')} | {r['errors']} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--queries", type=Path, required=True, help="a BEIR queries.jsonl")
-    parser.add_argument("--rate", type=float, default=150.0)
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--runs", type=int, default=6, help="hey runs, one query each")
+    parser.add_argument("--rates", default="50,100,150",
+                        help="offered requests/s, comma-separated (then one run flat out)")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--env", action="append", default=[], metavar="RAG_X=VALUE",
+                        help="a setting for the server (repeatable), e.g. RAG_QUERY_INT8=true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     texts = [json.loads(line)["text"] for line in args.queries.read_text().splitlines()
              if line.strip()]
-    bodies = [json.dumps({"query": t, "k": 10}) for t in texts]
+    rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    extra = dict(item.split("=", 1) for item in args.env)
     port = free_port()
-    proc, client = serve([RAG, "serve", "--port", str(port)],
-                         {"RAG_INDEX_DIR": str(args.index),
-                          "RAG_ONNX_DIR": str(args.index.parent.parent / "onnx")},
-                         rag_ready, port)
+    proc, _ = serve([RAG, "serve", "--port", str(port)],
+                    {"RAG_INDEX_DIR": str(args.index),
+                     "RAG_ONNX_DIR": str(args.index.parent.parent / "onnx"), **extra},
+                    rag_ready, port)
     url = f"http://127.0.0.1:{port}/v1/search"
+    runs = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            step = max(1, len(bodies) // args.runs)
-            hey = run_hey(url, bodies[::step][:args.runs], args.clients, args.rate,
-                          args.seconds, Path(tmp))
-            wrk = run_wrk(url, bodies, args.clients, args.seconds * 2, Path(tmp))
+            bodies = Path(tmp) / "bodies.txt"
+            bodies.write_text("".join(json.dumps({"query": t, "k": 10}) + "\n" for t in texts))
+            run_wrk(url, bodies, args.connections, 3, None, Path(tmp), proc.pid)  # warm up
+            for rate in [*rates, None]:
+                time.sleep(2)  # the previous run's queue drains first
+                runs.append(run_wrk(url, bodies, args.connections, args.seconds, rate,
+                                    Path(tmp), proc.pid))
+                print(json.dumps(runs[-1]), flush=True)
         rss = int(Path(f"/proc/{proc.pid}/status").read_text().split("VmRSS:")[1].split()[0])
     finally:
         proc.terminate()
         proc.wait(30)
-    report = {"index": str(args.index), "hey": hey,
-              "wrk": {k: v for k, v in wrk.items() if k != "output"},
+    report = {"index": str(args.index), "settings": extra, "queries": len(texts), "runs": runs,
               "server_rss_mb": round(rss / 1024)}
-    print(json.dumps(report, indent=2))
-    print(wrk["output"])
+    print(table(runs))
+    print(f"server memory after the runs: {report['server_rss_mb']} MB resident")
     if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2))
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Concurrent single queries share one model call.
 
-Under load, requests arrive while the model is busy with an earlier one; they
-wait and then go through together. One call of 8 short queries costs far less
-than 8 calls (the model's fixed cost per call dominates for short inputs), and
-only one call runs at a time, so the model's threads never fight each other
-for the two cores. A query that arrives alone runs at once: no timer, no added
-latency (Ray Serve's ``@serve.batch`` waits up to a timeout instead).
+Under load, requests arrive while the model is busy with earlier ones; they
+wait and then go through together (one fp32 call of 8 short queries costs
+about 20% less than 8 calls). At most ``parallel`` calls run at once: the
+embedder's query calls use one thread each, so it allows one per core and the
+cores never oversubscribe. A query that finds a call slot free runs at once:
+no timer, no added latency (Ray Serve's ``@serve.batch`` waits up to a
+timeout instead).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class _Slot:
 
 
 class QueryBatcher:
-    """Leader/follower batching: whoever finds the model idle runs every waiting query."""
+    """Leader/follower batching: whoever finds a call slot free runs the waiting queries."""
 
     def __init__(self, embed: Callable[[Sequence[str]], Vectors], max_batch: int = 32,
                  parallel: int = 1) -> None:

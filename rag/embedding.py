@@ -28,8 +28,9 @@ class Embedder(ABC):
     name: str
     dimension: int
     max_tokens: int | None = None
-    # How many query model calls may run at once (each batching the queries that wait).
+    # How many query model calls may run at once, each with up to query_batch queries.
     query_calls: int = 1
+    query_batch: int = 32
 
     @abstractmethod
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
@@ -69,7 +70,7 @@ class Embedder(ABC):
         if batcher is None:
             with _BATCHER_LOCK:
                 batcher = self.__dict__.setdefault("_batcher", QueryBatcher(
-                    self.embed_query_batch, parallel=self.query_calls))
+                    self.embed_query_batch, self.query_batch, self.query_calls))
         vector: Vectors = batcher.embed(text)
         return vector
 
@@ -139,8 +140,11 @@ class SentenceTransformerEmbedder(Embedder):
         self.max_tokens = _max_seq_length(folder)
         self._onnx = OnnxEncoder(self._torch_model, folder, onnx_cache, self.max_tokens,
                                  int8=backend == "onnx-int8", query_int8=query_int8)
-        # Its query calls use one thread each, so as many may run as there are cores.
+        # Its query calls use one thread each, so as many may run as there are cores; int8
+        # queries run one by one anyway (rag.onnx_encoder), so a call takes one.
         self.query_calls = max(1, os.cpu_count() or 1)
+        if backend == "onnx-int8" or query_int8:
+            self.query_batch = 1
         self.dimension = self._onnx.dimension
 
     def _torch_model(self) -> Any:
