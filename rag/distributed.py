@@ -102,6 +102,7 @@ class RayEmbedder(Embedder):
         self.name = local.name
         self.dimension = local.dimension
         self.max_tokens = local.max_tokens
+        self.query_calls, self.query_batch = local.query_calls, local.query_batch
         self.remote_texts = 0  # how many texts went through the cluster (for tests and logs)
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
