@@ -100,7 +100,10 @@ class OnnxEncoder:
             if (int8 or query_int8) and not quantized.is_file():
                 quantize(fp32, quantized)
         path = quantized if int8 else fp32
-        self._session = _session(path, threads=2)
+        # The two-thread session for documents loads on first use: a server that only
+        # answers queries never holds it (90 MB for fp32).
+        self._bulk: Any = None
+        self._bulk_lock = threading.Lock()
         # Queries run on one thread each, as many at once as there are cores: a lone fp32
         # query takes 5.4 ms on two threads against 7.9 ms on one, but 9.3 ms of CPU in
         # all, and under load that CPU is what runs out (README "Performance").
@@ -113,7 +116,13 @@ class OnnxEncoder:
         self._counter.no_truncation()
         self._counter.no_padding()
         self.path = path
-        self.dimension = int(self._session.get_outputs()[0].shape[-1])
+        self.dimension = int(self._query_session.get_outputs()[0].shape[-1])
+
+    def _bulk_session(self) -> Any:
+        with self._bulk_lock:
+            if self._bulk is None:
+                self._bulk = _session(self.path, threads=2)
+            return self._bulk
 
     def count_tokens(self, text: str) -> int:
         """Word pieces with special tokens, untruncated (what would be cut past max_tokens)."""
@@ -153,7 +162,7 @@ class OnnxEncoder:
     def _run(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]] | None,
              batch_tokens: int, max_batch: int, progress: Callable[[int], object] | None,
              session: Any = None) -> tuple[Vectors, list[Vectors]]:
-        session = session or self._session
+        session = session or self._bulk_session()
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         pooled: list[Vectors] = [out[:0]] * len(texts)
         encodings = self._tokenizer.encode_batch(list(texts))
