@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from api.deps import get_pipeline, require_api_key
+from api.deps import pipeline_of, require_api_key
 from api.limits import BodyLimitMiddleware, RateLimitMiddleware
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import router
@@ -110,7 +110,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
             reason = state.load_error or "loading"
             return JSONResponse({"status": reason}, status_code=503)
         try:
-            index = get_pipeline(request).index
+            index = pipeline_of(request).index
         except NoIndexError as exc:
             return JSONResponse({"status": str(exc)}, status_code=503)
         docs, chunks = index.store.counts()

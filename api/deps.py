@@ -11,13 +11,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from rag.config import Settings
 from rag.pipeline import Pipeline
 
+# The dependencies are async because FastAPI runs a sync dependency on its thread pool: one
+# more thread hop per request, for work that never blocks.
 
-def get_settings(request: Request) -> Settings:
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_pipeline(request: Request) -> Pipeline:
+def pipeline_of(request: Request) -> Pipeline:
     """The pipeline, once its model and index are loaded; 503 until then."""
     state = request.app.state
     if not state.ready.is_set():
@@ -26,10 +29,14 @@ def get_pipeline(request: Request) -> Pipeline:
     return pipeline
 
 
+async def get_pipeline(request: Request) -> Pipeline:
+    return pipeline_of(request)
+
+
 bearer = HTTPBearer(auto_error=False, description="the server's RAG_API_KEY")
 
 
-def require_api_key(settings: Annotated[Settings, Depends(get_settings)],
+async def require_api_key(settings: Annotated[Settings, Depends(get_settings)],
                     credentials: Annotated[HTTPAuthorizationCredentials | None,
                                            Depends(bearer)]) -> None:
     """Every /v1 route when RAG_API_KEY is set (create_app adds it, so OpenAPI shows it)."""
