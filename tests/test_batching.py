@@ -18,21 +18,7 @@ def test_concurrent_queries_share_calls_and_get_their_own_vectors(
              enumerate(["fuel", "satellites", "Samsung", "Rokkasho", "alliances", "R&D"] * 4)]
     expected = embedder.embed_batch(texts)
     batcher = QueryBatcher(embedder.embed_batch)
-    results: dict[int, Vectors] = {}
-    start = threading.Barrier(len(texts))
-
-    def ask(n: int) -> None:
-        start.wait()
-        results[n] = batcher.embed(texts[n])
-
-    threads = [threading.Thread(target=ask, args=(n,)) for n in range(len(texts))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert sorted(results) == list(range(len(texts)))
-    for n, vector in results.items():
-        assert np.abs(vector - expected[n]).max() < 1e-5
+    _ask_together(batcher, texts, expected, rounds=1)
     assert batcher.queries == len(texts) and batcher.calls < len(texts)
 
 
@@ -73,12 +59,21 @@ def test_parallel_calls_run_side_by_side_and_never_more(
                 running[0] -= 1
 
     batcher = QueryBatcher(counted, parallel=2)
+    _ask_together(batcher, texts, expected, rounds=3)
+    assert running[1] == 2 and batcher.queries == 3 * len(texts)
+    assert batcher.calls < batcher.queries
+
+
+def _ask_together(batcher: QueryBatcher, texts: list[str], expected: Vectors,
+                  rounds: int) -> None:
+    """One thread per text, released at once, each embedding its text ``rounds`` times;
+    every thread must end with its own text's vector."""
     results: dict[int, Vectors] = {}
     start = threading.Barrier(len(texts))
 
     def ask(n: int) -> None:
         start.wait()
-        for _ in range(3):
+        for _ in range(rounds):
             results[n] = batcher.embed(texts[n])
 
     threads = [threading.Thread(target=ask, args=(n,)) for n in range(len(texts))]
@@ -89,5 +84,3 @@ def test_parallel_calls_run_side_by_side_and_never_more(
     assert sorted(results) == list(range(len(texts)))
     for n, vector in results.items():
         assert np.abs(vector - expected[n]).max() < 1e-5
-    assert running[1] == 2 and batcher.queries == 3 * len(texts)
-    assert batcher.calls < batcher.queries
