@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.bench import RAG, free_port, rag_ready, serve
+from eval.loadmix import rss_mb
 
 CYCLE = """
 local bodies = {}
@@ -167,12 +168,12 @@ def main() -> None:
                 runs.append(run_wrk(url, bodies, args.connections, args.seconds, rate,
                                     Path(tmp), proc.pid))
                 print(json.dumps(runs[-1]), flush=True)
-        rss = int(Path(f"/proc/{proc.pid}/status").read_text().split("VmRSS:")[1].split()[0])
+        rss = rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(30)
     report = {"index": str(args.index), "settings": extra, "queries": len(texts), "runs": runs,
-              "server_rss_mb": round(rss / 1024)}
+              "server_rss_mb": round(rss)}
     print(table(runs))
     print(f"server memory after the runs: {report['server_rss_mb']} MB resident")
     if args.json is not None:
