@@ -7,6 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -68,6 +69,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         app.state.pipeline = pipeline or Pipeline(settings)
         app.state.ready = threading.Event()
         app.state.load_error = None
+        app.state.search_lane = anyio.CapacityLimiter(settings.search_threads)
         loader = threading.Thread(target=_load, args=(app,), name="rag-loader", daemon=True)
         loader.start()
         yield

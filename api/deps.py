@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -33,6 +34,12 @@ async def get_pipeline(request: Request) -> Pipeline:
     return pipeline_of(request)
 
 
+async def get_lane(request: Request) -> anyio.CapacityLimiter:
+    """The search lane: at most ``RAG_SEARCH_THREADS`` searches and asks at once."""
+    lane: anyio.CapacityLimiter = request.app.state.search_lane
+    return lane
+
+
 bearer = HTTPBearer(auto_error=False, description="the server's RAG_API_KEY")
 
 
@@ -51,3 +58,4 @@ async def require_api_key(settings: Annotated[Settings, Depends(get_settings)],
 
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+LaneDep = Annotated[anyio.CapacityLimiter, Depends(get_lane)]

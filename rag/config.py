@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 20 * 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024
     max_question_chars: int = Field(default=2000, ge=1, le=2000)
+    # Searches and asks running at once in the API; the rest wait on the event loop, not
+    # in threads fighting over the GIL (uploads and listings have their own thread pool).
+    search_threads: int = Field(default=4, ge=1, le=256)
     # How long a writer waits for another one's lock (held only while a snapshot is
     # written, seconds at most) before failing with IndexBusyError: an ingest has embedded
     # everything by then and should not throw that away; an API request should not hang.

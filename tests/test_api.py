@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +17,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api import create_app
-from rag.config import Settings
+from rag.config import RetrieverName, Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
+from rag.types import Hit
 from tests.conftest import OFF_TOPIC, RAG, SEED_A, SEED_B, SEED_QUESTIONS, SEEDS
 
 
@@ -158,6 +160,51 @@ def test_api_key_guards_v1_but_not_health(tmp_path: Path, seed_index: Path,
             url = path.replace("{doc_id}", SEED_A)
             assert c.request(method, url).status_code == 401, (method, path)
         assert c.get("/v1/documents", headers=good).json()["documents"]  # nothing was deleted
+
+
+class _HeldPipeline(Pipeline):
+    """The real pipeline, whose searches wait for ``release`` once they have started."""
+
+    def __init__(self, settings: Settings, embedder: SentenceTransformerEmbedder) -> None:
+        super().__init__(settings, embedder=embedder)
+        self.started = 0
+        self.release = threading.Event()
+
+    def search(self, query: str, k: int = 5,
+               retriever: RetrieverName | None = None) -> list[Hit]:
+        self.started += 1
+        assert self.release.wait(60)
+        return super().search(query, k, retriever)
+
+
+def test_searches_wait_in_their_own_lane_and_uploads_and_listings_pass(
+        tmp_path: Path, seed_index: Path, embedder: SentenceTransformerEmbedder) -> None:
+    shutil.copytree(seed_index, tmp_path / "index")
+    settings = Settings(index_dir=tmp_path / "index", search_threads=1)
+    pipeline = _HeldPipeline(settings, embedder)
+    question, doc_id, _ = SEED_QUESTIONS[3]
+    with TestClient(create_app(settings, pipeline)) as c:
+        _wait_ready(c.get)
+        answers: list[httpx.Response] = []
+        senders = [threading.Thread(target=lambda: answers.append(
+            c.post("/v1/search", json={"query": question, "k": 1}))) for _ in range(2)]
+        senders[0].start()
+        deadline = time.monotonic() + 30
+        while pipeline.started == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        senders[1].start()
+        time.sleep(0.5)
+        assert pipeline.started == 1  # the second search waits for the lane's one thread
+        assert c.get("/v1/documents").status_code == 200  # the rest of the API still answers
+        upload = c.post("/v1/documents", files={"file": ("extra.txt", b"Lanes keep order.")})
+        assert upload.status_code == 201
+        pipeline.release.set()
+        for sender in senders:
+            sender.join(60)
+        assert pipeline.started == 2
+        assert [a.status_code for a in answers] == [200, 200]
+        assert all(a.json()["hits"][0]["doc_id"] == doc_id for a in answers)
+        assert answers[0].headers["content-type"] == "application/json"
 
 
 def test_without_a_key_openapi_declares_none(client: TestClient) -> None:
