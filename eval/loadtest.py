@@ -11,6 +11,10 @@ for the previous answer, and the latency is measured from the send. Then it
 runs flat out (each connection sends again when answered) for the maximum
 throughput. The server's own CPU seconds per request come from /proc.
 
+This machine's speed drifts (the same server's CPU per request moved by a third within
+an hour), so every report starts with the query model's own CPU per query, fp32 and int8,
+one query at a time: compare tables only at similar figures, or interleave A/B runs.
+
 hey was used here before; its rate limit starts every worker's ticker at the
 same moment, so 50 clients at 150 requests/s in all send 50 requests at once,
 three times a second: it measured how long a burst of 50 takes to drain.
@@ -121,6 +125,23 @@ def run_wrk(url: str, bodies: Path, connections: int, seconds: int, rate: float 
     return result
 
 
+def model_ms(onnx_dir: Path, texts: list[str], n: int = 200) -> dict[str, float]:
+    """CPU ms per query of the one-thread query model, fp32 and int8: the machine's speed now."""
+    from rag.embedding import SentenceTransformerEmbedder
+
+    out = {}
+    for int8 in (False, True):
+        embedder = SentenceTransformerEmbedder("all-MiniLM-L6-v2", onnx_cache=onnx_dir,
+                                               backend="onnx", query_int8=int8)
+        for text in texts[:20]:
+            embedder.embed_query(text)
+        start = time.process_time()
+        for text in texts[:n]:
+            embedder.embed_query(text)
+        out["int8" if int8 else "fp32"] = round((time.process_time() - start) * 1000 / n, 2)
+    return out
+
+
 def table(runs: list[dict[str, Any]]) -> str:
     lines = ["| load | requests | achieved req/s | p50 ms | p90 ms | p99 ms "
              "| server CPU ms/request | errors |",
@@ -151,6 +172,9 @@ def main() -> None:
              if line.strip()]
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     extra = dict(item.split("=", 1) for item in args.env)
+    speed = model_ms(args.index.parent.parent / "onnx", texts)
+    print(f"query model CPU per query now: fp32 {speed['fp32']} ms, int8 {speed['int8']} ms",
+          flush=True)
     port = free_port()
     proc, _ = serve([RAG, "serve", "--port", str(port)],
                     {"RAG_INDEX_DIR": str(args.index),
@@ -172,7 +196,8 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(30)
-    report = {"index": str(args.index), "settings": extra, "queries": len(texts), "runs": runs,
+    report = {"index": str(args.index), "settings": extra, "queries": len(texts),
+              "model_cpu_ms_per_query": speed, "runs": runs,
               "server_rss_mb": round(rss)}
     print(table(runs))
     print(f"server memory after the runs: {report['server_rss_mb']} MB resident")
