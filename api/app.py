@@ -29,10 +29,11 @@ log = logging.getLogger("rag.api")
 
 
 def _load(app: FastAPI) -> None:
-    """Load the model and the index in the background so /healthz answers at once."""
+    """Load the models and the index in the background so /healthz answers at once."""
     pipeline: Pipeline = app.state.pipeline
     try:
         _ = pipeline.embedder
+        _ = pipeline.scorer  # its first use exports the cross-encoder (seconds, once)
         pipeline.reload()
     except NoIndexError as exc:
         log.warning("%s (uploads will create it)", exc)

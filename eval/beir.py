@@ -96,3 +96,11 @@ def load(path: Path, split: str = "test") -> Dataset:
     sha = hashlib.sha256((path / "corpus.jsonl").read_bytes()).hexdigest()
     return Dataset(name=path.name, path=path, corpus=corpus,
                    queries={q: all_queries[q] for q in qrels}, qrels=qrels, fingerprint=sha)
+
+
+def any_split(path: Path) -> str:
+    """A split the folder has (test first): for reading its corpus when no split is named."""
+    splits = sorted(p.stem for p in (Path(path) / "qrels").glob("*.tsv"))
+    if not splits:
+        raise DatasetError(f"{path}/qrels holds no <split>.tsv: is {path} a BEIR dataset?")
+    return "test" if "test" in splits else splits[0]

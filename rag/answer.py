@@ -2,153 +2,149 @@
 
 No language model writes anything: the answer is made of sentences copied from
 the stored documents, each cited by its exact character span, and each checked
-against the store before it is returned. When no sentence is close enough to
-the question, the composer abstains instead of guessing.
+against the store before it is returned. Which sentences, and how many, is the
+evidence scorer's call (rag.evidence, rag.scorer): the sentences most likely to
+be what a person would mark as the evidence, strongest first, as few as its
+policy allows — and none when no sentence is likely enough, in which case the
+composer says the documents don't say.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
 
-from rag.embedding import Embedder, Vectors
-from rag.sentences import SentenceIndex
-from rag.types import Answer, Citation, Document, Hit
+from rag.embedding import Vectors
+from rag.evidence import FEATURES, Candidate, features, gather
+from rag.index import Index
+from rag.scorer import EvidenceScorer, Floats, Policy, sigmoid
+from rag.types import Answer, Citation, Hit
 
 ABSTENTION = "The documents don't say: no indexed passage answers this question closely enough."
-_WORD = re.compile(r"\w+")
-_STOP = frozenset(STOPWORDS_EN)
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    hit: Hit
-    start: int
-    end: int
-    quote: str
-    words: int
+def _passage(c: Candidate) -> dict[str, Any]:
+    """The passage a cited sentence came from: retrieved itself, or a neighbour of one."""
+    hit = c.own or c.doc_best
+    out: dict[str, Any] = {"doc_id": c.doc_id, "chunk_id": c.chunk.chunk_id,
+                           "rank": hit.rank if c.own else None,
+                           "score": round(hit.score, 6), "stage_scores": dict(hit.stage_scores)}
+    if c.own is None:
+        out["neighbour_of"] = c.doc_best.chunk.chunk_id
+    return out
+
+
+def choose(p: Floats, policy: Policy, candidates: Sequence[Candidate], vectors: Vectors,
+           max_words: int = 120, duplicate_cosine: float = 0.92) -> list[int]:
+    """The candidates to cite under ``policy``, strongest first; empty to abstain.
+
+    A sentence nearly the same as one already chosen (cosine over
+    ``duplicate_cosine``) adds nothing; the answer stays under ``max_words``.
+    """
+    if not len(p) or float(p.max()) < policy.abstain_below:
+        return []
+    best = float(p.max())
+    chosen: list[int] = []
+    words = 0
+    for i in np.argsort(-p, kind="stable").tolist():
+        if len(chosen) == policy.max_sentences or p[i] < policy.cite_from \
+                or p[i] < best - policy.margin:
+            break
+        if any(float(vectors[i] @ vectors[j]) > duplicate_cosine for j in chosen):
+            continue
+        if words + candidates[i].words > max_words:
+            continue
+        chosen.append(i)
+        words += candidates[i].words
+    return chosen
 
 
 class Composer:
-    """Score sentences of the top passages against the question and keep the best few.
+    """Gather candidate sentences, score them, cite what the scorer's policy allows.
 
-    A sentence's score is its cosine similarity to the question plus
-    ``lexical_weight`` times the share of the question's content words it
-    contains. The composer abstains when the best score is under ``threshold``: a
-    question that neither means nor mentions what any passage says is not answered.
+    ``abstain_below`` overrides the policy's abstention threshold (a deployment
+    that would rather answer more, or less, than the calibration on SciFact).
     """
 
-    def __init__(self, embedder: Embedder, max_words: int = 120, threshold: float = 0.355,
-                 max_sentences: int = 3, lexical_weight: float = 0.3, margin: float = 0.15,
-                 duplicate_cosine: float = 0.92) -> None:
-        self.embedder = embedder
+    def __init__(self, scorer: EvidenceScorer, max_words: int = 120, neighbours: int = 1,
+                 duplicate_cosine: float = 0.92, abstain_below: float | None = None) -> None:
+        self.scorer = scorer
         self.max_words = max_words
-        self.threshold = threshold
-        self.max_sentences = max_sentences
-        self.lexical_weight = lexical_weight
-        self.margin = margin
+        self.neighbours = neighbours
         self.duplicate_cosine = duplicate_cosine
-        self._stemmer = Stemmer.Stemmer("english")
+        self.abstain_below = abstain_below
 
-    def _terms(self, text: str) -> set[str]:
-        words = [w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1]
-        return set(self._stemmer.stemWords(words))
+    def policy(self, question: str) -> Policy:
+        """The scorer's policy for a question or a claim, with the threshold override."""
+        policy = self.scorer.policies.for_text(question)
+        if self.abstain_below is None:
+            return policy
+        return Policy(self.abstain_below, min(policy.cite_from, self.abstain_below),
+                      policy.margin, policy.max_sentences)  # the override alone decides
 
-    def _candidates(self, hits: Sequence[Hit], docs: dict[str, Document],
-                    sentences: SentenceIndex) -> tuple[list[Candidate], Vectors]:
-        """The quotable sentences of the hits, with the vectors stored at ingest."""
-        seen: set[tuple[str, int, int]] = set()
-        out: list[Candidate] = []
-        vectors: list[Vectors] = []
-        for hit in hits:
-            text = docs[hit.chunk.doc_id].text
-            starts, ends, stored = sentences.of_chunk(hit.row)
-            for start, end, vector in zip(starts.tolist(), ends.tolist(), stored, strict=True):
-                key = (hit.chunk.doc_id, start, end)
-                words = len(text[start:end].split())
-                if key in seen or words < 4 or words > self.max_words:
-                    continue
-                seen.add(key)
-                out.append(Candidate(hit, start, end, text[start:end], words))
-                vectors.append(vector)
-        dim = self.embedder.dimension
-        return out, np.stack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
-
-    def compose(self, question: str, hits: Sequence[Hit],
-                fetch: Callable[[str], Document | None], sentences: SentenceIndex,
-                query_vector: Vectors | None = None) -> Answer:
-        docs = {d: doc for d in {h.chunk.doc_id for h in hits} if (doc := fetch(d)) is not None}
-        hits = [h for h in hits if h.chunk.doc_id in docs]
-        candidates, vectors = self._candidates(hits, docs, sentences)
-        passages = [{"doc_id": h.chunk.doc_id, "chunk_id": h.chunk.chunk_id, "rank": h.rank,
-                     "score": round(h.score, 6), "stage_scores": dict(h.stage_scores)}
-                    for h in hits]
+    def compose(self, question: str, hits: Sequence[Hit], index: Index,
+                query_vector: Vectors) -> Answer:
+        fetch = index.store.document
+        candidates, vectors = gather(hits, index, fetch, self.neighbours,
+                                     max_words=self.max_words)
+        closest = [{"doc_id": h.chunk.doc_id, "chunk_id": h.chunk.chunk_id, "rank": h.rank,
+                    "score": round(h.score, 6), "stage_scores": dict(h.stage_scores)}
+                   for h in hits[:3]]
         if not candidates:
-            return self._abstain(question, passages, best=None)
-        if query_vector is None:
-            query_vector = self.embedder.embed_query(question)
-        cosine = vectors @ query_vector
-        q_terms = self._terms(question)
-        overlap = np.array([len(q_terms & self._terms(c.quote)) / max(len(q_terms), 1)
-                            for c in candidates], dtype=np.float32)
-        scores = cosine + self.lexical_weight * overlap
-        best = float(scores.max())
-        if best < self.threshold:
-            return self._abstain(question, passages, best=best)
-
-        chosen: list[int] = []
-        words = 0
-        for i in np.argsort(-scores, kind="stable"):
-            if len(chosen) == self.max_sentences or scores[i] < scores[chosen[0] if chosen else i] \
-                    - self.margin:
-                break
-            if any(float(vectors[i] @ vectors[j]) > self.duplicate_cosine for j in chosen):
-                continue
-            if words + candidates[i].words > self.max_words:
-                continue
-            chosen.append(int(i))
-            words += candidates[i].words
-        rank_of_doc: dict[str, int] = {}
-        for h in hits:
-            rank_of_doc.setdefault(h.chunk.doc_id, h.rank)
-        chosen.sort(key=lambda i: (rank_of_doc[candidates[i].hit.chunk.doc_id],
-                                   candidates[i].start))
+            return self._abstain(question, closest, None, len(candidates))
+        rows = features(question, query_vector, candidates, vectors, index.lexical.idf,
+                        index.lexical.query_tokens)
+        scores = self.scorer.score(question, candidates, rows)
+        best = float(scores.probability.max())
+        policy = self.policy(question)
+        chosen = choose(scores.probability, policy, candidates, vectors, self.max_words,
+                        self.duplicate_cosine)
+        first = scores.stages.get("linear")
+        gate = {} if not policy.first_stage_below or first is None else {
+            "first_stage_best": round(float(sigmoid(first).max()), 6),
+            "first_stage_threshold": policy.first_stage_below}
+        if gate and gate["first_stage_best"] < policy.first_stage_below:
+            chosen = []
+        if not chosen:
+            return self._abstain(question, closest, best, len(candidates), gate=gate)
 
         citations: list[Citation] = []
+        explained: list[dict[str, Any]] = []
+        passages: dict[str, dict[str, Any]] = {}
         dropped = 0
         for i in chosen:
             c = candidates[i]
-            fresh = fetch(c.hit.chunk.doc_id)
+            fresh = fetch(c.doc_id)
             if fresh is None or fresh.text[c.start:c.end] != c.quote:
                 dropped += 1
                 continue
-            citations.append(Citation(n=len(citations) + 1, doc_id=c.hit.chunk.doc_id,
-                                      chunk_id=c.hit.chunk.chunk_id, title=c.hit.title,
+            citations.append(Citation(n=len(citations) + 1, doc_id=c.doc_id,
+                                      chunk_id=c.chunk.chunk_id, title=c.doc_best.title,
                                       quote=c.quote, char_start=c.start, char_end=c.end,
                                       verified=True))
+            passages.setdefault(c.chunk.chunk_id, _passage(c))
+            explained.append({
+                "n": len(citations), "probability": round(float(scores.probability[i]), 6),
+                "stages": {k: round(float(v[i]), 6) for k, v in scores.stages.items()},
+                "features": {f: round(float(rows[i, j]), 6) for j, f in enumerate(FEATURES)}})
         if not citations:
-            return self._abstain(question, passages, best=best, dropped=dropped)
+            return self._abstain(question, closest, best, len(candidates), dropped, gate)
         text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
-        cited = {c.chunk_id for c in citations}
         provenance: dict[str, Any] = {
-            "passages": [p for p in passages if p["chunk_id"] in cited],
-            "sentence_scores": [{"n": n + 1, "cosine": round(float(cosine[i]), 6),
-                                 "overlap": round(float(overlap[i]), 6),
-                                 "score": round(float(scores[i]), 6)}
-                                for n, i in enumerate(chosen)],
-            "best_score": round(best, 6), "threshold": self.threshold,
+            "passages": list(passages.values()), "sentence_scores": explained,
+            "scorer": self.scorer.name, "candidates": len(candidates),
+            "best_score": round(best, 6), "threshold": policy.abstain_below, **gate,
             "dropped_citations": dropped}
         return Answer(question, text, tuple(citations), False, provenance)
 
-    def _abstain(self, question: str, passages: list[dict[str, Any]], best: float | None,
-                 dropped: int = 0) -> Answer:
-        provenance = {"passages": [], "closest": passages[:3],
+    def _abstain(self, question: str, closest: list[dict[str, Any]], best: float | None,
+                 candidates: int, dropped: int = 0, gate: dict[str, float] | None = None
+                 ) -> Answer:
+        provenance = {"passages": [], "closest": closest, "scorer": self.scorer.name,
+                      "candidates": candidates,
                       "best_score": None if best is None else round(best, 6),
-                      "threshold": self.threshold, "dropped_citations": dropped}
+                      "threshold": self.policy(question).abstain_below, **(gate or {}),
+                      "dropped_citations": dropped}
         return Answer(question, ABSTENTION, (), True, provenance)

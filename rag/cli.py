@@ -121,8 +121,11 @@ def ask(ctx: click.Context, question: str, k: int, retriever: str | None, as_jso
         _emit(answer.as_dict())
         return
     click.echo(answer.text)
+    scores = {s["n"]: s["probability"] for s in answer.provenance.get("sentence_scores", [])}
     for c in answer.citations:
-        click.echo(f"\n[{c.n}] {c.title} ({c.doc_id}, chars {c.char_start}-{c.char_end})")
+        strength = f", evidence {scores[c.n]:.2f}" if c.n in scores else ""
+        click.echo(f"\n[{c.n}] {c.title} ({c.doc_id}, chars {c.char_start}-{c.char_end}"
+                   f"{strength})")
         click.echo(f"    \u201c{c.quote}\u201d")
 
 
@@ -177,11 +180,20 @@ def serve(ctx: click.Context, host: str | None, port: int | None, ray_address: s
 
 
 @main.command("eval")
+@click.option("--task", type=click.Choice(["retrieval", "citations"]), default="retrieval",
+              show_default=True, help="retrieval: rank documents (qrels); citations: score "
+              "the answers' citations against human-marked evidence (--rationales).")
 @click.option("--dataset", "dataset_dir", required=True, type=click.Path(path_type=Path),
               help="A BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/).")
+@click.option("--rationales", "rationales_file", type=click.Path(path_type=Path), default=None,
+              help="With --task citations: the evidence sentences of the claims (.jsonl).")
 @click.option("--retriever", "retrievers", default="bm25,dense,hybrid", show_default=True,
               help="Comma-separated retrievers to compare in one run.")
-@click.option("--split", default="test", show_default=True)
+@click.option("--split", default=None,
+              help="qrels split (default test; with --task citations, every claim of "
+              "--rationales unless a split is named).")
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 50),
+              help="With --task citations: passages per question, as in `rag ask -k`.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N queries.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
 @click.option("--plot", "plot_out", type=click.Path(path_type=Path), default=None)
@@ -189,18 +201,38 @@ def serve(ctx: click.Context, host: str | None, port: int | None, ray_address: s
               show_default=True, help="Where per-dataset indexes are kept between runs.")
 @click.pass_context
 @_errors
-def evaluate(ctx: click.Context, dataset_dir: Path, retrievers: str, split: str,
-             limit: int | None, json_out: Path | None, plot_out: Path | None,
-             cache: Path) -> None:
-    """Benchmark retrievers on a BEIR dataset: nDCG@10, recall, MRR, MAP, latency."""
+def evaluate(ctx: click.Context, task: str, dataset_dir: Path, rationales_file: Path | None,
+             retrievers: str, split: str | None, k: int, limit: int | None,
+             json_out: Path | None, plot_out: Path | None, cache: Path) -> None:
+    """Benchmark on a BEIR dataset: retrieval (nDCG@10, recall, MRR, MAP, latency) or
+    citations (SciFact's sentence-level P/R/F1 against human-marked evidence)."""
     from eval import beir, runner
+    from eval import citations as cite
 
+    if task == "citations":
+        if rationales_file is None:
+            raise click.BadParameter("--task citations needs the evidence file",
+                                     param_hint="--rationales")
+        # Rationales may cover a split without qrels of its own here: read the corpus
+        # through any split the folder has.
+        dataset = beir.load(dataset_dir, split or beir.any_split(dataset_dir))
+        report = cite.evaluate(dataset, rationales_file, ctx.obj, cache, k,
+                               split_filter=split is not None, limit=limit,
+                               progress=sys.stderr.isatty())
+        click.echo(cite.table(report))
+        if json_out is not None:
+            json_out.write_text(json.dumps(report, indent=2))
+            click.echo(f"report: {json_out}")
+        if plot_out is not None:
+            cite.plot(report, plot_out)
+            click.echo(f"plot: {plot_out}")
+        return
     names = [r.strip() for r in retrievers.split(",") if r.strip()]
     unknown = [n for n in names if n not in ("dense", "bm25", "hybrid")]
     if unknown or not names:
         raise click.BadParameter(f"unknown retriever(s) {unknown}: use dense, bm25, hybrid",
                                  param_hint="--retriever")
-    dataset = beir.load(dataset_dir, split)
+    dataset = beir.load(dataset_dir, split or "test")
     report = runner.evaluate(dataset, names, ctx.obj, cache, limit,  # type: ignore[arg-type]
                              progress=sys.stderr.isatty())
     click.echo(runner.table(report))

@@ -43,6 +43,22 @@ class LexicalIndex:
             [w for w in _WORDS(text.lower()) if w not in _STOPWORDS])
         return words
 
+    def idf(self, text: str) -> dict[str, float]:
+        """The distinct terms of ``text`` with their BM25 (Lucene) IDF over the chunks.
+
+        A term no chunk holds gets the IDF of a term held by none (the rarest there is).
+        """
+        n = len(self.ids)
+        out: dict[str, float] = {}
+        for term in self.query_tokens(text):
+            df = 0
+            if self._model is not None and term in self._model.vocab_dict:
+                t = self._model.vocab_dict[term]
+                indptr = self._model.scores["indptr"]
+                df = int(indptr[t + 1] - indptr[t])
+            out[term] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+        return out
+
     @classmethod
     def build(cls, ids: Sequence[int], texts: Sequence[str]) -> LexicalIndex:
         index = cls(np.asarray(ids, dtype=np.int64), None)

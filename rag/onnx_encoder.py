@@ -112,7 +112,7 @@ class OnnxEncoder:
         # query takes 5.4 ms on two threads against 7.9 ms on one, but 9.3 ms of CPU in
         # all, and under load that CPU is what runs out (README "Performance").
         self._query_int8 = query_int8 or int8
-        self._query_session = _session(quantized if self._query_int8 else fp32, threads=1)
+        self._query_session = session(quantized if self._query_int8 else fp32, threads=1)
         self._tokenizer = Tokenizer.from_file(str(model_folder / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_tokens)
         self._tokenizer.no_padding()
@@ -125,7 +125,7 @@ class OnnxEncoder:
     def _bulk_session(self) -> Any:
         with self._bulk_lock:
             if self._bulk is None:
-                self._bulk = _session(self.path, threads=2)
+                self._bulk = session(self.path, threads=2)
             return self._bulk
 
     def count_tokens(self, text: str) -> int:
@@ -198,7 +198,7 @@ class OnnxEncoder:
         return out, pooled
 
 
-def _session(path: Path, threads: int) -> Any:
+def session(path: Path, threads: int) -> Any:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()

@@ -18,8 +18,15 @@ from typing import Any
 from rag.answer import Composer
 from rag.chunking import Chunker
 from rag.config import RetrieverName, Settings
+from rag.crossencoder import CrossEncoder
 from rag.documents import discover, doc_id_for, load_file, parse_bytes
-from rag.embedding import Embedder, SentenceTransformerEmbedder, Vectors, model_id
+from rag.embedding import (
+    Embedder,
+    SentenceTransformerEmbedder,
+    Vectors,
+    model_id,
+    packaged_model_path,
+)
 from rag.errors import (
     DocumentNotFoundError,
     FileTooLargeError,
@@ -31,6 +38,8 @@ from rag.index import STORE, Index, IndexWriter, current_snapshot
 from rag.prepare import Preparer
 from rag.rerank import CrossEncoderReranker, Reranker
 from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, Retriever
+from rag.scorer import EvidenceScorer
+from rag.scorer import load as load_scorer
 from rag.store import Store
 from rag.types import Answer, Document, Hit
 
@@ -61,7 +70,7 @@ def safe_doc_id(filename: str) -> str:
 
 class Pipeline:
     def __init__(self, settings: Settings, embedder: Embedder | None = None,
-                 reranker: Reranker | None = None) -> None:
+                 reranker: Reranker | None = None, scorer: EvidenceScorer | None = None) -> None:
         self.settings = settings
         self.root = Path(settings.index_dir)
         self._embedder = embedder
@@ -69,6 +78,7 @@ class Pipeline:
         if reranker is None and settings.reranker_model is not None:
             self._reranker = CrossEncoderReranker(settings.reranker_model)
         self._index: Index | None = None
+        self._scorer = scorer
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._pointer: tuple[int, int] | None = None
@@ -79,7 +89,7 @@ class Pipeline:
         with self._lock:
             if self._embedder is None:
                 s = self.settings
-                onnx = (s.onnx_dir or self.root / ".onnx").resolve()
+                onnx = self.onnx_dir
                 if s.ray_address is None:
                     self._embedder = SentenceTransformerEmbedder(s.model_name, s.model_path,
                                                                  onnx, s.embed_backend,
@@ -93,6 +103,29 @@ class Pipeline:
                     self._embedder = RayEmbedder(spec.build(), spec, s.ray_address,
                                                  s.ray_actors)
             return self._embedder
+
+    @property
+    def onnx_dir(self) -> Path:
+        return (self.settings.onnx_dir or self.root / ".onnx").resolve()
+
+    @property
+    def scorer(self) -> EvidenceScorer:
+        """The evidence scorer, with its cross-encoder stage unless RAG_EVIDENCE_RERANK=0."""
+        with self._lock:
+            if self._scorer is None:
+                s = self.settings
+                folder = s.evidence_model or Path(__file__).parent / "data" / "evidence"
+                cross = None
+                if s.evidence_rerank:
+                    cross = CrossEncoder(s.model_path or packaged_model_path(),
+                                         folder / "adapter", self.onnx_dir, s.evidence_int8)
+                self._scorer = load_scorer(folder, cross)
+            return self._scorer
+
+    def composer(self) -> Composer:
+        s = self.settings
+        return Composer(self.scorer, s.answer_max_words, s.evidence_neighbours,
+                        abstain_below=s.abstain_threshold)
 
     @property
     def model_id(self) -> str:
@@ -313,23 +346,26 @@ class Pipeline:
         hits = retriever.search(query, max(k, self.settings.rerank_candidates), vector)
         return self._reranker.rerank(query, hits, k)
 
-    def ask(self, question: str, k: int = 5, retriever: RetrieverName | None = None) -> Answer:
+    def retrieve(self, question: str, k: int = 5, retriever: RetrieverName | None = None
+                 ) -> tuple[Index, list[Hit], Vectors, str]:
+        """What an answer is made from: one snapshot, its hits, the question's vector."""
         if not question.strip():
             raise InputError("empty question: ask something")
         self._check_length(question, "question")
-        t0 = time.perf_counter()
         index = self.index  # one snapshot for the whole answer, even if a write lands meanwhile
         r = self.retriever(retriever, index)
         vector = self.embedder.embed_query(question)  # one model call serves both stages
-        hits = self._search(r, question, k, vector)
+        return index, self._search(r, question, k, vector), vector, r.name
+
+    def ask(self, question: str, k: int = 5, retriever: RetrieverName | None = None) -> Answer:
+        t0 = time.perf_counter()
+        index, hits, vector, name = self.retrieve(question, k, retriever)
         t1 = time.perf_counter()
-        composer = Composer(self.embedder, self.settings.answer_max_words,
-                            self.settings.abstain_threshold)
-        answer = composer.compose(question, hits, index.store.document, index.sentences, vector)
+        answer = self.composer().compose(question, hits, index, vector)
         t2 = time.perf_counter()
         provenance = dict(answer.provenance)
         provenance.update(snapshot=index.snapshot, model=self.model_id,
-                          retriever=r.name,
+                          retriever=name,
                           reranker=self._reranker.name if self._reranker else None, timings_ms={
                               "retrieve": round((t1 - t0) * 1000, 2),
                               "compose": round((t2 - t1) * 1000, 2),

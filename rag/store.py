@@ -125,6 +125,17 @@ class Store:
         rows = self._rows("SELECT id, text FROM chunks WHERE doc_id = ? ORDER BY id", (doc_id,))
         return [(int(r[0]), str(r[1])) for r in rows]
 
+    def chunks_near(self, doc_id: str, ordinals: Iterable[int],
+                    radius: int) -> dict[int, Chunk]:
+        """Row id -> chunk for one document's chunks at most ``radius`` away from ``ordinals``."""
+        wanted = sorted({o + d for o in ordinals for d in range(-radius, radius + 1) if o + d >= 0})
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        rows = self._rows(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE doc_id = ? AND ordinal "
+                          f"IN ({marks})", [doc_id, *wanted])
+        return {int(r["id"]): _chunk(r) for r in rows}
+
     def titles(self, doc_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         wanted = list(set(doc_ids))
         marks = ",".join("?" * len(wanted))

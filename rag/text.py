@@ -1,4 +1,4 @@
-"""Sentence spans, shared by chunking (boundaries) and answers (quotes).
+"""Sentence spans, shared by chunking (boundaries) and answers (quotes), and question form.
 
 Spans are (start, end) offsets into the document text, with surrounding
 whitespace excluded, so ``text[start:end]`` is always a clean, quotable sentence.
@@ -63,3 +63,13 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
             spans.append((a, b))
     return spans
 
+
+
+_INTERROGATIVE = re.compile(
+    r"(?i)\s*(who|whom|whose|what|when|where|which|why|how|is|are|am|was|were|do|does|did|"
+    r"can|could|should|would|will|shall|may|might|must|has|have|had)\b")
+
+
+def is_question(text: str) -> bool:
+    """Asked as a question (a question mark, or an interrogative first word), not a claim."""
+    return text.rstrip().endswith("?") or _INTERROGATIVE.match(text) is not None

@@ -20,6 +20,7 @@ from api import create_app
 from rag.config import RetrieverName, Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
+from rag.scorer import EvidenceScorer
 from rag.types import Hit
 from tests.conftest import OFF_TOPIC, RAG, SEED_A, SEED_B, SEED_QUESTIONS, SEEDS
 
@@ -36,16 +37,17 @@ def _wait_ready(get: object, timeout: float = 120.0) -> None:
     raise AssertionError("the service did not become ready")
 
 
-def _client(settings: Settings, embedder: SentenceTransformerEmbedder) -> TestClient:
-    return TestClient(create_app(settings, Pipeline(settings, embedder=embedder)))
+def _client(settings: Settings, embedder: SentenceTransformerEmbedder,
+            scorer: EvidenceScorer) -> TestClient:
+    return TestClient(create_app(settings, Pipeline(settings, embedder=embedder, scorer=scorer)))
 
 
 @pytest.fixture
 def client(tmp_path: Path, seed_index: Path,
-           embedder: SentenceTransformerEmbedder) -> Iterator[TestClient]:
+           embedder: SentenceTransformerEmbedder, scorer: EvidenceScorer) -> Iterator[TestClient]:
     shutil.copytree(seed_index, tmp_path / "index")
     with _client(Settings(index_dir=tmp_path / "index", max_body_bytes=200_000,
-                          max_upload_bytes=100_000), embedder) as c:
+                          max_upload_bytes=100_000), embedder, scorer) as c:
         _wait_ready(c.get)
         yield c
 
@@ -134,10 +136,11 @@ def test_documents_upload_ask_delete(client: TestClient) -> None:
 
 
 def test_api_key_guards_v1_but_not_health(tmp_path: Path, seed_index: Path,
-                                          embedder: SentenceTransformerEmbedder) -> None:
+                                          embedder: SentenceTransformerEmbedder,
+                                          scorer: EvidenceScorer) -> None:
     shutil.copytree(seed_index, tmp_path / "index")
     settings = Settings(index_dir=tmp_path / "index", api_key=SecretStr("s3cret"))
-    with _client(settings, embedder) as c:
+    with _client(settings, embedder, scorer) as c:
         _wait_ready(c.get)
         assert c.get("/healthz").status_code == 200
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},
@@ -232,13 +235,13 @@ def test_undecodable_bodies_are_documented_400s(client: TestClient) -> None:
 
 def test_rate_limit_per_client_is_off_by_default_and_429s_when_set(
         tmp_path: Path, seed_index: Path, embedder: SentenceTransformerEmbedder,
-        client: TestClient) -> None:
+        scorer: EvidenceScorer, client: TestClient) -> None:
     for _ in range(30):  # the default: no limit
         assert client.get("/v1/documents").status_code == 200
     shutil.copytree(seed_index, tmp_path / "limited")
     settings = Settings(index_dir=tmp_path / "limited", rate_limit_per_minute=60,
                         rate_limit_burst=3)
-    with _client(settings, embedder) as c:
+    with _client(settings, embedder, scorer) as c:
         _wait_ready(c.get)
         assert [c.get("/v1/documents").status_code for _ in range(3)] == [200] * 3
         r = c.get("/v1/documents")
@@ -251,9 +254,10 @@ def test_rate_limit_per_client_is_off_by_default_and_429s_when_set(
 
 
 def test_no_index_yet_then_first_upload_creates_it(tmp_path: Path,
-                                                   embedder: SentenceTransformerEmbedder) -> None:
+                                                   embedder: SentenceTransformerEmbedder,
+                                                   scorer: EvidenceScorer) -> None:
     settings = Settings(index_dir=tmp_path / "index")
-    with _client(settings, embedder) as c:
+    with _client(settings, embedder, scorer) as c:
         time.sleep(0.5)
         not_ready = c.get("/readyz")
         assert not_ready.status_code == 503 and "rag ingest" in not_ready.json()["status"]

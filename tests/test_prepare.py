@@ -70,8 +70,7 @@ def test_sentence_vectors_in_context_come_from_the_chunk_pass(
     assert cosine.max() < 0.999 and np.median(cosine) > 0.6  # related, not the same vectors
     for question, doc_id, _ in SEED_QUESTIONS:
         assert pipeline.search(question, 3)[0].chunk.doc_id == doc_id
-    # Its own abstention threshold (0.294, calibrated by eval.calibrate) still separates.
-    assert settings.abstain_threshold == 0.294
+    # The shipped evidence scorer, fit on standalone vectors, still answers and abstains.
     for question, _, fact in SEED_QUESTIONS:
         answer = pipeline.ask(question)
         assert not answer.abstained and answer.citations and fact in answer.text
