@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Retriever = Literal["dense", "bm25", "hybrid"]
+from rag.config import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, RetrieverName
+
+Retriever = RetrieverName
 
 
 class _Request(BaseModel):
@@ -20,16 +22,16 @@ def _not_blank(value: str) -> str:
 
 
 class SearchRequest(_Request):
-    query: str = Field(min_length=1, max_length=2000)
-    k: int = Field(default=5, ge=1, le=50)
+    query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K)
     retriever: Retriever | None = None
 
     _check = field_validator("query")(_not_blank)
 
 
 class AskRequest(_Request):
-    question: str = Field(min_length=1, max_length=2000)
-    k: int = Field(default=5, ge=1, le=50)
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K)
     retriever: Retriever | None = None
 
     _check = field_validator("question")(_not_blank)

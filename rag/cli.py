@@ -11,11 +11,11 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from rag.config import Settings
+from rag.config import DEFAULT_K, MAX_K, RETRIEVER_NAMES, Settings
 from rag.errors import RagError
 
 F = TypeVar("F", bound=Callable[..., Any])
-RETRIEVERS = click.Choice(["dense", "bm25", "hybrid"])
+RETRIEVERS = click.Choice(list(RETRIEVER_NAMES))
 
 
 def _errors(func: F) -> F:
@@ -89,7 +89,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address
 
 @main.command()
 @click.argument("query")
-@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K))
 @click.option("--retriever", type=RETRIEVERS, default=None)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -109,7 +109,7 @@ def search(ctx: click.Context, query: str, k: int, retriever: str | None, as_jso
 
 @main.command()
 @click.argument("question")
-@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K))
 @click.option("--retriever", type=RETRIEVERS, default=None)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -192,7 +192,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, ray_address: s
 @click.option("--split", default=None,
               help="qrels split (default test; with --task citations, every claim of "
               "--rationales unless a split is named).")
-@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 50),
+@click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
               help="With --task citations: passages per question, as in `rag ask -k`.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N queries.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
@@ -228,9 +228,10 @@ def evaluate(ctx: click.Context, task: str, dataset_dir: Path, rationales_file: 
             click.echo(f"plot: {plot_out}")
         return
     names = [r.strip() for r in retrievers.split(",") if r.strip()]
-    unknown = [n for n in names if n not in ("dense", "bm25", "hybrid")]
+    unknown = [n for n in names if n not in RETRIEVER_NAMES]
     if unknown or not names:
-        raise click.BadParameter(f"unknown retriever(s) {unknown}: use dense, bm25, hybrid",
+        raise click.BadParameter(f"unknown retriever(s) {unknown}: use "
+                                 f"{', '.join(RETRIEVER_NAMES)}",
                                  param_hint="--retriever")
     dataset = beir.load(dataset_dir, split or "test")
     report = runner.evaluate(dataset, names, ctx.obj, cache, limit,  # type: ignore[arg-type]

@@ -7,12 +7,16 @@ point and hand it (or the values it holds) to the pipeline.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrieverName = Literal["dense", "bm25", "hybrid"]
+RETRIEVER_NAMES: tuple[str, ...] = get_args(RetrieverName)
+DEFAULT_K = 5  # passages a search returns and an answer reads, unless asked otherwise
+MAX_K = 50
+MAX_QUESTION_CHARS = 2000  # the schemas' limit; RAG_MAX_QUESTION_CHARS may only lower it
 Backend = Literal["onnx", "onnx-int8", "torch"]
 
 
@@ -87,7 +91,7 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     max_body_bytes: int = 20 * 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024
-    max_question_chars: int = Field(default=2000, ge=1, le=2000)
+    max_question_chars: int = Field(default=MAX_QUESTION_CHARS, ge=1, le=MAX_QUESTION_CHARS)
     # Searches and asks running at once in the API; the rest wait on the event loop, not
     # in threads fighting over the GIL (uploads and listings have their own thread pool).
     search_threads: int = Field(default=4, ge=1, le=256)

@@ -17,7 +17,7 @@ from typing import Any
 
 from rag.answer import Composer
 from rag.chunking import Chunker
-from rag.config import RetrieverName, Settings
+from rag.config import DEFAULT_K, RetrieverName, Settings
 from rag.crossencoder import CrossEncoder
 from rag.documents import discover, doc_id_for, load_file, parse_bytes
 from rag.embedding import (
@@ -335,7 +335,8 @@ class Pipeline:
             raise InputError(f"the {what} is {len(text)} characters, over the limit of {limit}: "
                              "shorten it")
 
-    def search(self, query: str, k: int = 5, retriever: RetrieverName | None = None) -> list[Hit]:
+    def search(self, query: str, k: int = DEFAULT_K,
+               retriever: RetrieverName | None = None) -> list[Hit]:
         self._check_length(query, "query")
         return self._search(self.retriever(retriever), query, k)
 
@@ -346,7 +347,7 @@ class Pipeline:
         hits = retriever.search(query, max(k, self.settings.rerank_candidates), vector)
         return self._reranker.rerank(query, hits, k)
 
-    def retrieve(self, question: str, k: int = 5, retriever: RetrieverName | None = None
+    def retrieve(self, question: str, k: int = DEFAULT_K, retriever: RetrieverName | None = None
                  ) -> tuple[Index, list[Hit], Vectors, str]:
         """What an answer is made from: one snapshot, its hits, the question's vector."""
         if not question.strip():
@@ -357,7 +358,8 @@ class Pipeline:
         vector = self.embedder.embed_query(question)  # one model call serves both stages
         return index, self._search(r, question, k, vector), vector, r.name
 
-    def ask(self, question: str, k: int = 5, retriever: RetrieverName | None = None) -> Answer:
+    def ask(self, question: str, k: int = DEFAULT_K,
+            retriever: RetrieverName | None = None) -> Answer:
         t0 = time.perf_counter()
         index, hits, vector, name = self.retrieve(question, k, retriever)
         t1 = time.perf_counter()
