@@ -43,9 +43,10 @@ from eval import beir, calibrate, citations, rationales, runner
 from eval.evidence_cross import CROSS_CONFIG, TOP, predict, train_cross
 from eval.rationales import Claim, Counts
 from rag.answer import choose
+from rag.arrays import Vectors
 from rag.config import Settings
 from rag.crossencoder import ADAPTER_WEIGHTS, build_model, pair_tokenizer
-from rag.embedding import Vectors, packaged_model_path
+from rag.embedding import packaged_model_path
 from rag.evidence import FEATURES, Candidate, features, gather
 from rag.pipeline import Pipeline
 from rag.scorer import FORMAT, SCORER_FILE, Policy, combiner_inputs, sigmoid

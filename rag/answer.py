@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from rag.embedding import Vectors
+from rag.arrays import Floats, Vectors
 from rag.evidence import FEATURES, Candidate, features, gather
 from rag.index import Index
-from rag.scorer import EvidenceScorer, Floats, Policy, sigmoid
+from rag.scorer import EvidenceScorer, Policy, sigmoid
 from rag.types import Answer, Citation, Hit
 
 ABSTENTION = "The documents don't say: no indexed passage answers this question closely enough."

@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from rag.arrays import Ints, Vectors
 from rag.config import Backend
-from rag.embedding import Embedder, SentenceTransformerEmbedder, Vectors
+from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.errors import RagError
 from rag.index import Index
-from rag.sentences import IntArray, SentenceIndex
-from rag.vectors import FloatArray, IdArray, VectorIndex
+from rag.sentences import SentenceIndex
+from rag.vectors import VectorIndex
 
 
 class RayUnavailableError(RagError):
@@ -140,22 +141,22 @@ class RayEmbedder(Embedder):
 class _Shard:
     """A Ray actor holding one slice of a snapshot's vectors and sentence vectors."""
 
-    def __init__(self, dimension: int, ids: IdArray, vectors: FloatArray, chunk: IntArray,
-                 start: IntArray, end: IntArray, sentence_vectors: FloatArray) -> None:
+    def __init__(self, dimension: int, ids: Ints, vectors: Vectors, chunk: Ints,
+                 start: Ints, end: Ints, sentence_vectors: Vectors) -> None:
         self.vectors = VectorIndex(dimension, threads=1)
         self.vectors.index(ids.tolist(), vectors)
         self.sentences = SentenceIndex(chunk, start, end, sentence_vectors)
 
-    def search(self, queries: FloatArray, k: int) -> tuple[FloatArray, IdArray]:
+    def search(self, queries: Vectors, k: int) -> tuple[Vectors, Ints]:
         return self.vectors.search(queries, k)
 
-    def vectors_of(self, ids: list[int]) -> FloatArray:
+    def vectors_of(self, ids: list[int]) -> Vectors:
         return self.vectors.vectors(ids)
 
-    def best(self, rows: list[int], query: FloatArray) -> dict[int, float]:
+    def best(self, rows: list[int], query: Vectors) -> dict[int, float]:
         return self.sentences.best(rows, query)
 
-    def of_chunk(self, row: int) -> tuple[IntArray, IntArray, FloatArray]:
+    def of_chunk(self, row: int) -> tuple[Ints, Ints, Vectors]:
         return self.sentences.of_chunk(row)
 
 
@@ -171,7 +172,7 @@ class ShardedVectors:
     def describe(self) -> str:
         return f"{len(self.shards)} Ray shards of IDMap2,Flat"
 
-    def search(self, queries: FloatArray, k: int) -> tuple[FloatArray, IdArray]:
+    def search(self, queries: Vectors, k: int) -> tuple[Vectors, Ints]:
         parts = self._ray.get([s.search.remote(queries, k) for s in self.shards])
         scores = np.concatenate([p[0] for p in parts], axis=1)
         ids = np.concatenate([p[1] for p in parts], axis=1)
@@ -180,7 +181,7 @@ class ShardedVectors:
         return (np.take_along_axis(scores, top, axis=1).astype(np.float32),
                 np.take_along_axis(ids, top, axis=1))
 
-    def vectors(self, ids: Sequence[int]) -> FloatArray:
+    def vectors(self, ids: Sequence[int]) -> Vectors:
         out = np.zeros((len(ids), self.dimension), dtype=np.float32)
         n = len(self.shards)
         owned = [[p for p, i in enumerate(ids) if i % n == s] for s in range(n)]
@@ -201,7 +202,7 @@ class ShardedSentences:
     def count(self) -> int:
         return self._count
 
-    def best(self, rows: Iterable[int], query: FloatArray) -> dict[int, float]:
+    def best(self, rows: Iterable[int], query: Vectors) -> dict[int, float]:
         n = len(self.shards)
         rows = list(rows)
         refs = [self.shards[s].best.remote([r for r in rows if r % n == s], query)
@@ -211,8 +212,8 @@ class ShardedSentences:
             merged.update(part)
         return {r: merged[r] for r in rows}
 
-    def of_chunk(self, row: int) -> tuple[IntArray, IntArray, FloatArray]:
-        result: tuple[IntArray, IntArray, FloatArray] = self._ray.get(
+    def of_chunk(self, row: int) -> tuple[Ints, Ints, Vectors]:
+        result: tuple[Ints, Ints, Vectors] = self._ray.get(
             self.shards[row % len(self.shards)].of_chunk.remote(row))
         return result
 

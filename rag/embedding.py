@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import numpy.typing as npt
 
+from rag.arrays import Vectors
 from rag.batching import QueryBatcher
 from rag.config import Backend
 from rag.errors import IndexMismatchError, InputError
 
-Vectors = npt.NDArray[np.float32]
 _BATCHER_LOCK = threading.Lock()
 _T = TypeVar("_T")
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from rag.embedding import Vectors
+from rag.arrays import Floats, Vectors
 from rag.index import Index
 from rag.types import Chunk, Document, Hit
 
-Features = npt.NDArray[np.float64]
+Features = Floats  # one row of FEATURES per candidate
 
 # The columns of a candidate's feature row, in order; scorer weights name them.
 FEATURES = (

@@ -29,12 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from rag.arrays import Vectors
 from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError
 from rag.lexical import LexicalIndex
 from rag.sentences import SentenceIndex
 from rag.store import Store
 from rag.types import Chunk, Document
-from rag.vectors import FloatArray, VectorIndex
+from rag.vectors import VectorIndex
 
 FORMAT = 2
 MANIFEST = "manifest.json"
@@ -153,7 +154,7 @@ class IndexWriter:
         self.tmp = root / "snapshots" / ".tmp-unopened"
         self.previous: str | None = None
         self.committed = False
-        self._pending: list[tuple[list[int], list[int], list[int], FloatArray]] = []
+        self._pending: list[tuple[list[int], list[int], list[int], Vectors]] = []
 
     def __enter__(self) -> IndexWriter:
         self._lock = writer_lock(self.root, self._wait_s)
@@ -194,8 +195,8 @@ class IndexWriter:
         finally:
             self._lock.__exit__(None, None, None)
 
-    def add(self, doc: Document, chunks: Sequence[Chunk], vectors: FloatArray,
-            sentences: Sequence[tuple[int, int, int]], sentence_vectors: FloatArray) -> None:
+    def add(self, doc: Document, chunks: Sequence[Chunk], vectors: Vectors,
+            sentences: Sequence[tuple[int, int, int]], sentence_vectors: Vectors) -> None:
         """Add a document; ``sentences`` are (index into ``chunks``, start, end).
 
         Sentences are gathered and joined to the index once, when needed: joining

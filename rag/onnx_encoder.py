@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.embedding import Vectors
+from rag.arrays import Vectors
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 EXPORT_VERSION = "v2"  # v2: token states as a second output

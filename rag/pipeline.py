@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.answer import Composer
+from rag.arrays import Vectors
 from rag.chunking import Chunker
 from rag.config import DEFAULT_K, RetrieverName, Settings
 from rag.crossencoder import CrossEncoder
@@ -23,7 +24,6 @@ from rag.documents import discover, doc_id_for, load_file, parse_bytes
 from rag.embedding import (
     Embedder,
     SentenceTransformerEmbedder,
-    Vectors,
     model_id,
     packaged_model_path,
 )

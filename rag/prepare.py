@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rag.arrays import Vectors
 from rag.chunking import Chunker
-from rag.embedding import Embedder, Vectors
+from rag.embedding import Embedder
 from rag.index import Index
 from rag.text import sentence_spans
 from rag.types import Chunk, Document

@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from rag.embedding import Embedder, Vectors
+from rag.arrays import Floats, Vectors
+from rag.embedding import Embedder
 from rag.errors import InputError
 from rag.index import Index
 from rag.types import Hit
@@ -16,7 +17,6 @@ from rag.types import Hit
 Scored = list[tuple[int, float, dict[str, float]]]
 
 
-Floats = npt.NDArray[np.float64]
 
 
 def _minmax(x: Floats) -> Floats:

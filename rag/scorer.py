@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rag.arrays import Floats
 from rag.errors import IndexMismatchError
 from rag.evidence import FEATURES, Candidate, Features
 from rag.text import is_question
 
 SCORER_FILE = "scorer.json"
 FORMAT = 1
-Floats = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,16 +12,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
-from rag.vectors import FloatArray
-
-IntArray = npt.NDArray[np.int64]
+from rag.arrays import Ints, Vectors
 
 
 class SentenceIndex:
-    def __init__(self, chunk: IntArray, start: IntArray, end: IntArray,
-                 vectors: FloatArray) -> None:
+    def __init__(self, chunk: Ints, start: Ints, end: Ints,
+                 vectors: Vectors) -> None:
         order = np.argsort(chunk, kind="stable")
         self.chunk, self.start, self.end = chunk[order], start[order], end[order]
         self.vectors = np.ascontiguousarray(vectors[order], dtype=np.float32)
@@ -46,19 +43,19 @@ class SentenceIndex:
                              self.vectors[keep])
 
     def plus(self, chunk: Sequence[int], start: Sequence[int], end: Sequence[int],
-             vectors: FloatArray) -> SentenceIndex:
-        def grow(old: IntArray, new: Sequence[int]) -> IntArray:
+             vectors: Vectors) -> SentenceIndex:
+        def grow(old: Ints, new: Sequence[int]) -> Ints:
             return np.concatenate([old, np.asarray(new, dtype=np.int64)])
 
         return SentenceIndex(grow(self.chunk, chunk), grow(self.start, start),
                              grow(self.end, end), np.concatenate([self.vectors, vectors]))
 
-    def of_chunk(self, row: int) -> tuple[IntArray, IntArray, FloatArray]:
+    def of_chunk(self, row: int) -> tuple[Ints, Ints, Vectors]:
         """(starts, ends, vectors) of the sentences in one chunk, in text order."""
         a, b = self._slices.get(row, (0, 0))
         return self.start[a:b], self.end[a:b], self.vectors[a:b]
 
-    def best(self, rows: Iterable[int], query: FloatArray) -> dict[int, float]:
+    def best(self, rows: Iterable[int], query: Vectors) -> dict[int, float]:
         """Each chunk's highest sentence cosine with the query (-1 for a chunk without any)."""
         rows = list(rows)
         spans = np.array([self._slices.get(r, (0, 0)) for r in rows], dtype=np.int64)

@@ -15,10 +15,8 @@ from typing import Any
 
 import faiss
 import numpy as np
-import numpy.typing as npt
 
-IdArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float32]
+from rag.arrays import Ints, Vectors
 
 
 class VectorIndex:
@@ -34,7 +32,7 @@ class VectorIndex:
         self._index: Any = index if index is not None else faiss.IndexIDMap2(
             faiss.IndexFlatIP(dimension))
 
-    def index(self, ids: Sequence[int], vectors: FloatArray) -> None:
+    def index(self, ids: Sequence[int], vectors: Vectors) -> None:
         if len(ids) == 0:
             return
         if vectors.shape != (len(ids), self.dimension):
@@ -48,7 +46,7 @@ class VectorIndex:
             return 0
         return int(self._index.remove_ids(np.asarray(ids, dtype=np.int64)))
 
-    def search(self, queries: FloatArray, k: int) -> tuple[FloatArray, IdArray]:
+    def search(self, queries: Vectors, k: int) -> tuple[Vectors, Ints]:
         """Top-k (scores, ids) per query row; missing slots have id -1."""
         k = max(1, min(k, self.count()))
         if self.count() == 0:
@@ -61,14 +59,14 @@ class VectorIndex:
         scores, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return scores, ids
 
-    def vectors(self, ids: Sequence[int]) -> FloatArray:
+    def vectors(self, ids: Sequence[int]) -> Vectors:
         """The stored vectors of these ids (to rescore candidates found elsewhere)."""
         if len(ids) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        out: FloatArray = self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+        out: Vectors = self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
         return out
 
-    def ids(self) -> IdArray:
+    def ids(self) -> Ints:
         if not self.approximate:
             return faiss.vector_to_array(self._index.id_map).astype(np.int64)
         lists = self._index.invlists

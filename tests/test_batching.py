@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from rag.batching import QueryBatcher, Vectors
+from rag.arrays import Vectors
+from rag.batching import QueryBatcher
 from rag.embedding import SentenceTransformerEmbedder
 
 
