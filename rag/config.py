@@ -17,6 +17,9 @@ RETRIEVER_NAMES: tuple[str, ...] = get_args(RetrieverName)
 DEFAULT_K = 5  # passages a search returns and an answer reads, unless asked otherwise
 MAX_K = 50
 MAX_QUESTION_CHARS = 2000  # the schemas' limit; RAG_MAX_QUESTION_CHARS may only lower it
+# Extracted text over this many characters is refused: a 10 MB upload can expand far
+# beyond its size (a PDF's compressed streams), and one document should not fill the index.
+MAX_DOCUMENT_CHARS = 5_000_000
 Backend = Literal["onnx", "onnx-int8", "torch"]
 
 
@@ -101,7 +104,7 @@ class Settings(BaseSettings):
     ingest_lock_wait_s: float = Field(default=600.0, ge=0)
     request_lock_wait_s: float = Field(default=30.0, ge=0)
     # Text extracted from one file (a 10 MB PDF can hold far more once decompressed).
-    max_document_chars: int = Field(default=5_000_000, ge=1)
+    max_document_chars: int = Field(default=MAX_DOCUMENT_CHARS, ge=1)
     # Requests per minute per client address on /v1 (None: no limit), with bursts up to
     # rate_limit_burst requests.
     rate_limit_per_minute: int | None = Field(default=None, ge=1)

@@ -16,14 +16,12 @@ from pathlib import Path
 
 import ftfy
 
+from rag.config import MAX_DOCUMENT_CHARS
 from rag.errors import FileTooLargeError, UnreadableFileError, UnsupportedFileError
 from rag.types import Document
 
 SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
-# Extracted text over this many characters is refused: a 10 MB upload can expand far
-# beyond its size (a PDF's compressed streams), and one document should not fill the index.
-MAX_DOCUMENT_CHARS = 5_000_000
 MAX_PDF_PAGES = 5_000
 # Decompressed bytes allowed per PDF stream (pypdf's own default is 75 MB), and per page's
 # content: pypdf needs about 5 s a megabyte of drawing operators, and a text page holds
