@@ -219,29 +219,24 @@ def evaluate(ctx: click.Context, task: str, dataset_dir: Path, rationales_file: 
         report = cite.evaluate(dataset, rationales_file, ctx.obj, cache, k,
                                split_filter=split is not None, limit=limit,
                                progress=sys.stderr.isatty())
-        click.echo(cite.table(report))
-        if json_out is not None:
-            json_out.write_text(json.dumps(report, indent=2))
-            click.echo(f"report: {json_out}")
-        if plot_out is not None:
-            cite.plot(report, plot_out)
-            click.echo(f"plot: {plot_out}")
-        return
-    names = [r.strip() for r in retrievers.split(",") if r.strip()]
-    unknown = [n for n in names if n not in RETRIEVER_NAMES]
-    if unknown or not names:
-        raise click.BadParameter(f"unknown retriever(s) {unknown}: use "
-                                 f"{', '.join(RETRIEVER_NAMES)}",
-                                 param_hint="--retriever")
-    dataset = beir.load(dataset_dir, split or "test")
-    report = runner.evaluate(dataset, names, ctx.obj, cache, limit,  # type: ignore[arg-type]
-                             progress=sys.stderr.isatty())
-    click.echo(runner.table(report))
+        table, plot = cite.table, cite.plot
+    else:
+        names = [r.strip() for r in retrievers.split(",") if r.strip()]
+        unknown = [n for n in names if n not in RETRIEVER_NAMES]
+        if unknown or not names:
+            raise click.BadParameter(f"unknown retriever(s) {unknown}: use "
+                                     f"{', '.join(RETRIEVER_NAMES)}",
+                                     param_hint="--retriever")
+        dataset = beir.load(dataset_dir, split or "test")
+        report = runner.evaluate(dataset, names, ctx.obj, cache, limit,  # type: ignore[arg-type]
+                                 progress=sys.stderr.isatty())
+        table, plot = runner.table, runner.plot
+    click.echo(table(report))
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2))
         click.echo(f"report: {json_out}")
     if plot_out is not None:
-        runner.plot(report, plot_out)
+        plot(report, plot_out)
         click.echo(f"plot: {plot_out}")
 
 
