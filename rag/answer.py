@@ -25,15 +25,17 @@ from rag.types import Answer, Citation, Hit
 ABSTENTION = "The documents don't say: no indexed passage answers this question closely enough."
 
 
+def _hit_record(h: Hit) -> dict[str, Any]:
+    return {"doc_id": h.chunk.doc_id, "chunk_id": h.chunk.chunk_id, "rank": h.rank,
+            "score": round(h.score, 6), "stage_scores": dict(h.stage_scores)}
+
+
 def _passage(c: Candidate) -> dict[str, Any]:
     """The passage a cited sentence came from: retrieved itself, or a neighbour of one."""
-    hit = c.own or c.doc_best
-    out: dict[str, Any] = {"doc_id": c.doc_id, "chunk_id": c.chunk.chunk_id,
-                           "rank": hit.rank if c.own else None,
-                           "score": round(hit.score, 6), "stage_scores": dict(hit.stage_scores)}
-    if c.own is None:
-        out["neighbour_of"] = c.doc_best.chunk.chunk_id
-    return out
+    if c.own is not None:
+        return _hit_record(c.own)
+    return {**_hit_record(c.doc_best), "chunk_id": c.chunk.chunk_id, "rank": None,
+            "neighbour_of": c.doc_best.chunk.chunk_id}
 
 
 def choose(p: Floats, policy: Policy, candidates: Sequence[Candidate], vectors: Vectors,
@@ -89,26 +91,23 @@ class Composer:
         fetch = index.store.document
         candidates, vectors = gather(hits, index, fetch, self.neighbours,
                                      max_words=self.max_words)
-        closest = [{"doc_id": h.chunk.doc_id, "chunk_id": h.chunk.chunk_id, "rank": h.rank,
-                    "score": round(h.score, 6), "stage_scores": dict(h.stage_scores)}
-                   for h in hits[:3]]
+        closest = [_hit_record(h) for h in hits[:3]]
+        policy = self.policy(question)
         if not candidates:
-            return self._abstain(question, closest, None, len(candidates))
+            return self._abstain(question, closest, None, len(candidates), policy)
         rows = features(question, query_vector, candidates, vectors, index.lexical.idf,
                         index.lexical.query_tokens)
         scores = self.scorer.score(question, candidates, rows)
         best = float(scores.probability.max())
-        policy = self.policy(question)
-        chosen = choose(scores.probability, policy, candidates, vectors, self.max_words,
-                        self.duplicate_cosine)
         first = scores.stages.get("linear")
         gate = {} if not policy.first_stage_below or first is None else {
             "first_stage_best": round(float(sigmoid(first).max()), 6),
             "first_stage_threshold": policy.first_stage_below}
-        if gate and gate["first_stage_best"] < policy.first_stage_below:
-            chosen = []
+        chosen = [] if gate and gate["first_stage_best"] < policy.first_stage_below else \
+            choose(scores.probability, policy, candidates, vectors, self.max_words,
+                   self.duplicate_cosine)
         if not chosen:
-            return self._abstain(question, closest, best, len(candidates), gate=gate)
+            return self._abstain(question, closest, best, len(candidates), policy, gate=gate)
 
         citations: list[Citation] = []
         explained: list[dict[str, Any]] = []
@@ -130,7 +129,7 @@ class Composer:
                 "stages": {k: round(float(v[i]), 6) for k, v in scores.stages.items()},
                 "features": {f: round(float(rows[i, j]), 6) for j, f in enumerate(FEATURES)}})
         if not citations:
-            return self._abstain(question, closest, best, len(candidates), dropped, gate)
+            return self._abstain(question, closest, best, len(candidates), policy, dropped, gate)
         text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
         provenance: dict[str, Any] = {
             "passages": list(passages.values()), "sentence_scores": explained,
@@ -140,11 +139,11 @@ class Composer:
         return Answer(question, text, tuple(citations), False, provenance)
 
     def _abstain(self, question: str, closest: list[dict[str, Any]], best: float | None,
-                 candidates: int, dropped: int = 0, gate: dict[str, float] | None = None
-                 ) -> Answer:
+                 candidates: int, policy: Policy, dropped: int = 0,
+                 gate: dict[str, float] | None = None) -> Answer:
         provenance = {"passages": [], "closest": closest, "scorer": self.scorer.name,
                       "candidates": candidates,
                       "best_score": None if best is None else round(best, 6),
-                      "threshold": self.policy(question).abstain_below, **(gate or {}),
+                      "threshold": policy.abstain_below, **(gate or {}),
                       "dropped_citations": dropped}
         return Answer(question, ABSTENTION, (), True, provenance)

@@ -64,7 +64,6 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     return spans
 
 
-
 _INTERROGATIVE = re.compile(
     r"(?i)\s*(who|whom|whose|what|when|where|which|why|how|is|are|am|was|were|do|does|did|"
     r"can|could|should|would|will|shall|may|might|must|has|have|had)\b")
