@@ -80,12 +80,10 @@ def write(scorer: Path, found: dict[str, dict[str, Any]]) -> None:
                              f"{result['answerable_min']:.4f}); question policy unchanged")
         claims = Policy.from_dict(data[stage]["policy"])
         t = result["threshold"]
-        data[stage]["question_policy"] = {"abstain_below": t, "cite_from": t,
-                                          "margin": claims.margin,
-                                          "max_sentences": claims.max_sentences}
-        if stage != "linear" and "linear" in found:
-            # The linear stage's own threshold gates the second stage's (rag.scorer.Policy).
-            data[stage]["question_policy"]["first_stage_below"] = found["linear"]["threshold"]
+        # The linear stage's own threshold gates the second stage's (rag.scorer.Policy).
+        gate = found["linear"]["threshold"] if stage != "linear" and "linear" in found else 0.0
+        data[stage]["question_policy"] = Policy(t, t, claims.margin, claims.max_sentences,
+                                                gate).as_dict()
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 

@@ -182,25 +182,19 @@ def choose_policy(examples: Sequence[Example], probs: Sequence[Floats],
     return best[1], best[2]
 
 
-def policy_dict(p: Policy) -> dict[str, float | int]:
-    return {"abstain_below": float(p.abstain_below), "cite_from": float(p.cite_from),
-            "margin": float(p.margin),
-            "max_sentences": p.max_sentences}
-
-
 def write_scorer(folder: Path, linear: tuple[list[float], float], linear_policy: Policy,
                  rerank: dict[str, Any] | None, about: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, "features": list(FEATURES),
             "linear": {"weights": [round(w, 8) for w in linear[0]], "bias": round(linear[1], 8),
-                       "policy": policy_dict(linear_policy)},
+                       "policy": linear_policy.as_dict()},
             "rerank": rerank, "about": about}
     (folder / SCORER_FILE).write_text(json.dumps(data, indent=2) + "\n")
 
 
 def rerank_dict(combiner: tuple[list[float], float], policy: Policy) -> dict[str, Any]:
     return {"top": TOP, "weights": [round(w, 8) for w in combiner[0]],
-            "bias": round(combiner[1], 8), "policy": policy_dict(policy),
+            "bias": round(combiner[1], 8), "policy": policy.as_dict(),
             "cross_encoder": CROSS_CONFIG}
 
 
@@ -352,7 +346,7 @@ def main() -> None:
              "cross_validated": report["cv_pipeline"],
              "seconds": round(time.time() - t_start)}
     write_scorer(args.out, linear, lin_policy, rerank, about)
-    print(f"wrote {args.out / SCORER_FILE}; linear policy {policy_dict(lin_policy)} "
+    print(f"wrote {args.out / SCORER_FILE}; linear policy {lin_policy.as_dict()} "
           f"(out-of-fold F1 {lin_fit['f1']:.4f})")
     # SciFact has no questions: their threshold comes from the seeds (eval.calibrate).
     found = calibrate.calibrate(args.out, calibrate.SEED_DOCS, calibrate.HERE / "data" / "seeds",

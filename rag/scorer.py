@@ -61,6 +61,15 @@ class Policy:
                    float(data["margin"]), int(data["max_sentences"]),
                    float(data.get("first_stage_below", 0.0)))
 
+    def as_dict(self) -> dict[str, float | int]:
+        """What ``from_dict`` reads; the gate only when there is one."""
+        out: dict[str, float | int] = {
+            "abstain_below": float(self.abstain_below), "cite_from": float(self.cite_from),
+            "margin": float(self.margin), "max_sentences": self.max_sentences}
+        if self.first_stage_below:
+            out["first_stage_below"] = float(self.first_stage_below)
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class Policies:
