@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.crossencoder import MAX_TOKENS, build_model, pair_tokenizer, save_adapter
+from rag.crossencoder import MAX_TOKENS, build_model, encode_pairs, pair_tokenizer, save_adapter
 
 TOP = 10  # candidates per question the cross-encoder reads (train and serve)
 CROSS_CONFIG: dict[str, Any] = {
@@ -47,17 +47,7 @@ class Trained:
 def _encode(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     import torch
 
-    encodings = tokenizer.encode_batch(list(pairs))
-    width = max(len(e.ids) for e in encodings)
-    ids = torch.zeros((len(encodings), width), dtype=torch.long)
-    types = torch.zeros_like(ids)
-    mask = torch.zeros_like(ids)
-    for r, e in enumerate(encodings):
-        n = len(e.ids)
-        ids[r, :n] = torch.tensor(e.ids)
-        types[r, :n] = torch.tensor(e.type_ids)
-        mask[r, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    return {k: torch.from_numpy(v) for k, v in encode_pairs(tokenizer, pairs).items()}
 
 
 def train_cross(base: Path, questions: Sequence[str], sentences: Sequence[Sequence[str]],

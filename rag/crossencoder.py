@@ -157,6 +157,21 @@ def pair_tokenizer(base: Path) -> Any:
     return tokenizer
 
 
+def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]]
+                 ) -> dict[str, npt.NDArray[np.int64]]:
+    """The model's three inputs for (question, sentence) pairs, padded to the longest."""
+    encodings = tokenizer.encode_batch(list(pairs))
+    width = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), width), dtype=np.int64)
+    types = np.zeros_like(ids)
+    mask = np.zeros_like(ids)
+    for r, e in enumerate(encodings):
+        ids[r, :len(e.ids)] = e.ids
+        types[r, :len(e.ids)] = e.type_ids
+        mask[r, :len(e.ids)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
 class CrossEncoder(PairScorer):
     """Logits for (question, sentence) pairs from the merged, exported model."""
 
@@ -183,15 +198,6 @@ class CrossEncoder(PairScorer):
     def logits(self, question: str, sentences: Sequence[str]) -> npt.NDArray[np.float32]:
         if not sentences:
             return np.zeros(0, dtype=np.float32)
-        encodings = self._tokenizer.encode_batch([(question, s) for s in sentences])
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        types = np.zeros_like(ids)
-        mask = np.zeros_like(ids)
-        for r, e in enumerate(encodings):
-            ids[r, :len(e.ids)] = e.ids
-            types[r, :len(e.ids)] = e.type_ids
-            mask[r, :len(e.ids)] = 1
-        out = self._session.run(["logit"], {"input_ids": ids, "attention_mask": mask,
-                                            "token_type_ids": types})[0]
+        feeds = encode_pairs(self._tokenizer, [(question, s) for s in sentences])
+        out = self._session.run(["logit"], feeds)[0]
         return np.asarray(out, dtype=np.float32).reshape(-1)
