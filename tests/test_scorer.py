@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 
 from rag.answer import choose
@@ -15,8 +13,8 @@ from rag.errors import IndexMismatchError
 from rag.evidence import FEATURES, Candidate
 from rag.scorer import (
     SCORER_FILE,
+    EvidenceScorer,
     LinearScorer,
-    PairScorer,
     Policies,
     Policy,
     RerankedScorer,
@@ -108,27 +106,24 @@ def test_questions_and_claims_get_their_own_policy() -> None:
         == POLICY  # no question policy written: the claims' one
 
 
-class _Lengths(PairScorer):
-    """A hand-made second stage: a sentence's logit is its number of words."""
-
-    name = "lengths"
-
-    def logits(self, question: str, sentences: Sequence[str]) -> npt.NDArray[np.float32]:
-        return np.array([len(s.split()) for s in sentences], dtype=np.float32)
-
-
-def test_reranked_scorer_reads_only_the_top_candidates_and_combines_by_hand() -> None:
+def test_reranked_scorer_reads_only_the_top_candidates_and_combines_by_hand(
+        scorer: EvidenceScorer) -> None:
+    assert isinstance(scorer, RerankedScorer)
+    cross = scorer.cross  # the shipped cross-encoder, through its ONNX export
     first = LinearScorer([1.0] + [0.0] * (len(FEATURES) - 1), 0.0, Policies(POLICY, POLICY))
     rows = np.zeros((3, len(FEATURES)))
     rows[:, 0] = [2.0, 0.0, 1.0]  # linear logits 2, 0, 1: the top two are 0 and 2
-    scorer = RerankedScorer(first, _Lengths(), 2, [0.5, 2.0], -1.0, Policies(POLICY, POLICY))
-    scores = scorer.score("q", _candidates([1, 9, 3]), rows)
-    # cross logits 1 and 3 (word counts) for candidates 0 and 2; candidate 1 is never read
-    expected = np.array([0.5 * 2 + 2.0 * 1 - 1, 0.5 * 1 + 2.0 * 3 - 1])
+    candidates = _candidates([1, 9, 3])
+    reranked = RerankedScorer(first, cross, 2, [0.5, 2.0], -1.0, Policies(POLICY, POLICY))
+    scores = reranked.score("q", candidates, rows)
+    c = cross.logits("q", [candidates[0].quote, candidates[2].quote]).astype(np.float64)
+    expected = np.array([0.5 * 2 + 2.0 * c[0] - 1, 0.5 * 1 + 2.0 * c[1] - 1])
     assert np.allclose(scores.probability[[0, 2]], sigmoid(expected))
+    assert np.allclose(scores.stages["cross"][[0, 2]], c)
+    # candidate 1 is outside the linear stage's top two: never read, never cited
     assert scores.probability[1] < 1e-20 and np.isnan(scores.stages["cross"][1])
     with pytest.raises(IndexMismatchError, match="retrain"):
-        RerankedScorer(first, _Lengths(), 2, [1.0, 1.0, 1.0], 0.0, Policies(POLICY, POLICY))
+        RerankedScorer(first, cross, 2, [1.0, 1.0, 1.0], 0.0, Policies(POLICY, POLICY))
 
 
 def test_a_policy_reads_its_optional_first_stage_gate() -> None:
