@@ -32,9 +32,7 @@ def _load(app: FastAPI) -> None:
     """Load the models and the index in the background so /healthz answers at once."""
     pipeline: Pipeline = app.state.pipeline
     try:
-        _ = pipeline.embedder
-        _ = pipeline.scorer  # its first use exports the cross-encoder (seconds, once)
-        pipeline.reload()
+        pipeline.load()  # the first load exports the cross-encoder (seconds, once)
     except NoIndexError as exc:
         log.warning("%s (uploads will create it)", exc)
     except Exception as exc:  # surfaced on /readyz instead of killing the server

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rag.config import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, RetrieverName
+from rag.errors import InputError
+from rag.retrieval import check_query
 
 Retriever = RetrieverName
 
@@ -16,9 +18,10 @@ class _Request(BaseModel):
 
 
 def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty or whitespace")
-    return value
+    try:
+        return check_query(value)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class SearchRequest(_Request):
@@ -66,12 +69,58 @@ class CitationOut(BaseModel):
     verified: bool
 
 
+class PassageOut(BaseModel):
+    """A passage the answer read: retrieved (``rank``), or the neighbour of one."""
+
+    doc_id: str
+    chunk_id: str
+    rank: int | None
+    score: float
+    stage_scores: dict[str, float]
+    neighbour_of: str | None = None
+
+
+class SentenceScoreOut(BaseModel):
+    """Why citation ``n`` was chosen: probability, each stage's logit, every feature."""
+
+    n: int
+    probability: float
+    stages: dict[str, float]
+    features: dict[str, float]
+
+
+class TimingsOut(BaseModel):
+    retrieve: float
+    compose: float
+    total: float
+
+
+class ProvenanceOut(BaseModel):
+    """How the answer was made; an abstention lists the ``closest`` passages instead."""
+
+    scorer: str
+    candidates: int
+    best_score: float | None
+    threshold: float
+    passages: list[PassageOut]
+    sentence_scores: list[SentenceScoreOut]
+    closest: list[PassageOut]
+    first_stage_best: float | None = None
+    first_stage_threshold: float | None = None
+    dropped_citations: int
+    snapshot: str | None
+    model: str | None
+    retriever: str | None
+    reranker: str | None
+    timings_ms: TimingsOut | None
+
+
 class AskResponse(BaseModel):
     question: str
     answer: str
     citations: list[CitationOut]
     abstained: bool
-    provenance: dict[str, Any]
+    provenance: ProvenanceOut
 
 
 class DocumentSummary(BaseModel):

@@ -34,7 +34,7 @@ SEED_DOCS = HERE.parent / "seeds"
 
 
 def best_scores(pipeline: Pipeline, questions: list[str]) -> list[float]:
-    return [float(pipeline.ask(q).provenance["best_score"] or 0.0) for q in questions]
+    return [float(pipeline.ask(q).provenance.best_score or 0.0) for q in questions]
 
 
 def _logit(p: float) -> float:

@@ -12,7 +12,7 @@ composer says the documents don't say.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 
@@ -20,22 +20,17 @@ from rag.arrays import Floats, Vectors
 from rag.evidence import FEATURES, Candidate, features, gather
 from rag.index import Index
 from rag.scorer import EvidenceScorer, Policy, sigmoid
-from rag.types import Answer, Citation, Hit
+from rag.types import Answer, Citation, Hit, Passage, Provenance, SentenceScore
 
 ABSTENTION = "The documents don't say: no indexed passage answers this question closely enough."
 
 
-def _hit_record(h: Hit) -> dict[str, Any]:
-    return {"doc_id": h.chunk.doc_id, "chunk_id": h.chunk.chunk_id, "rank": h.rank,
-            "score": round(h.score, 6), "stage_scores": dict(h.stage_scores)}
-
-
-def _passage(c: Candidate) -> dict[str, Any]:
+def _passage(c: Candidate) -> Passage:
     """The passage a cited sentence came from: retrieved itself, or a neighbour of one."""
     if c.own is not None:
-        return _hit_record(c.own)
-    return {**_hit_record(c.doc_best), "chunk_id": c.chunk.chunk_id, "rank": None,
-            "neighbour_of": c.doc_best.chunk.chunk_id}
+        return Passage.of(c.own)
+    return replace(Passage.of(c.doc_best), chunk_id=c.chunk.chunk_id, rank=None,
+                   neighbour_of=c.doc_best.chunk.chunk_id)
 
 
 def choose(p: Floats, policy: Policy, candidates: Sequence[Candidate], vectors: Vectors,
@@ -91,59 +86,44 @@ class Composer:
         fetch = index.store.document
         candidates, vectors = gather(hits, index, fetch, self.neighbours,
                                      max_words=self.max_words)
-        closest = [_hit_record(h) for h in hits[:3]]
         policy = self.policy(question)
+        abstain = Provenance(self.scorer.name, len(candidates), None, policy.abstain_below,
+                             closest=tuple(Passage.of(h) for h in hits[:3]))
         if not candidates:
-            return self._abstain(question, closest, None, len(candidates), policy)
+            return Answer(question, ABSTENTION, (), True, abstain)
         rows = features(question, query_vector, candidates, vectors, index.lexical.idf,
                         index.lexical.query_tokens)
         scores = self.scorer.score(question, candidates, rows)
-        best = float(scores.probability.max())
+        abstain = replace(abstain, best_score=round(float(scores.probability.max()), 6))
         first = scores.stages.get("linear")
-        gate = {} if not policy.first_stage_below or first is None else {
-            "first_stage_best": round(float(sigmoid(first).max()), 6),
-            "first_stage_threshold": policy.first_stage_below}
-        chosen = [] if gate and gate["first_stage_best"] < policy.first_stage_below else \
-            choose(scores.probability, policy, candidates, vectors, self.max_words,
-                   self.duplicate_cosine)
-        if not chosen:
-            return self._abstain(question, closest, best, len(candidates), policy, gate=gate)
-
+        if policy.first_stage_below and first is not None:
+            abstain = replace(abstain, first_stage_best=round(float(sigmoid(first).max()), 6),
+                              first_stage_threshold=policy.first_stage_below)
+        gated = abstain.first_stage_best is not None \
+            and abstain.first_stage_best < policy.first_stage_below
+        chosen = [] if gated else choose(scores.probability, policy, candidates, vectors,
+                                         self.max_words, self.duplicate_cosine)
         citations: list[Citation] = []
-        explained: list[dict[str, Any]] = []
-        passages: dict[str, dict[str, Any]] = {}
-        dropped = 0
+        explained: list[SentenceScore] = []
+        passages: dict[str, Passage] = {}
         for i in chosen:
             c = candidates[i]
             fresh = fetch(c.doc_id)
             if fresh is None or fresh.text[c.start:c.end] != c.quote:
-                dropped += 1
                 continue
             citations.append(Citation(n=len(citations) + 1, doc_id=c.doc_id,
                                       chunk_id=c.chunk.chunk_id, title=c.doc_best.title,
                                       quote=c.quote, char_start=c.start, char_end=c.end,
                                       verified=True))
             passages.setdefault(c.chunk.chunk_id, _passage(c))
-            explained.append({
-                "n": len(citations), "probability": round(float(scores.probability[i]), 6),
-                "stages": {k: round(float(v[i]), 6) for k, v in scores.stages.items()},
-                "features": {f: round(float(rows[i, j]), 6) for j, f in enumerate(FEATURES)}})
+            explained.append(SentenceScore(
+                len(citations), round(float(scores.probability[i]), 6),
+                {k: round(float(v[i]), 6) for k, v in scores.stages.items()},
+                {f: round(float(rows[i, j]), 6) for j, f in enumerate(FEATURES)}))
+        abstain = replace(abstain, dropped_citations=len(chosen) - len(citations))
         if not citations:
-            return self._abstain(question, closest, best, len(candidates), policy, dropped, gate)
+            return Answer(question, ABSTENTION, (), True, abstain)
         text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
-        provenance: dict[str, Any] = {
-            "passages": list(passages.values()), "sentence_scores": explained,
-            "scorer": self.scorer.name, "candidates": len(candidates),
-            "best_score": round(best, 6), "threshold": policy.abstain_below, **gate,
-            "dropped_citations": dropped}
+        provenance = replace(abstain, passages=tuple(passages.values()),
+                             sentence_scores=tuple(explained), closest=())
         return Answer(question, text, tuple(citations), False, provenance)
-
-    def _abstain(self, question: str, closest: list[dict[str, Any]], best: float | None,
-                 candidates: int, policy: Policy, dropped: int = 0,
-                 gate: dict[str, float] | None = None) -> Answer:
-        provenance = {"passages": [], "closest": closest, "scorer": self.scorer.name,
-                      "candidates": candidates,
-                      "best_score": None if best is None else round(best, 6),
-                      "threshold": policy.abstain_below, **(gate or {}),
-                      "dropped_citations": dropped}
-        return Answer(question, ABSTENTION, (), True, provenance)

@@ -121,7 +121,7 @@ def ask(ctx: click.Context, question: str, k: int, retriever: str | None, as_jso
         _emit(answer.as_dict())
         return
     click.echo(answer.text)
-    scores = {s["n"]: s["probability"] for s in answer.provenance.get("sentence_scores", [])}
+    scores = {s.n: s.probability for s in answer.provenance.sentence_scores}
     for c in answer.citations:
         strength = f", evidence {scores[c.n]:.2f}" if c.n in scores else ""
         click.echo(f"\n[{c.n}] {c.title} ({c.doc_id}, chars {c.char_start}-{c.char_end}"

@@ -19,9 +19,10 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from rag.arrays import Vectors
-from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError
-from rag.lexical import LexicalIndex
+from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError, RagError
+from rag.lexical import LexicalIndex, parameters
 from rag.sentences import SentenceIndex
 from rag.store import Store
 from rag.types import Chunk, Document
@@ -114,6 +115,75 @@ class Index:
 
     def close(self) -> None:
         self.store.close()
+
+
+class IndexHandle:
+    """The live snapshot of an index folder, for a process that serves it.
+
+    Loaded on first use, and again once another process (a `rag ingest` beside
+    `rag serve`) has moved CURRENT, which is checked at most every ``poll_s``
+    seconds by the pointer's inode and mtime: a stat, not a read.
+    """
+
+    def __init__(self, root: Path, model: str | None,
+                 dimension: Callable[[], int | None] = lambda: None,
+                 search_threads: int | None = None, nprobe: int = 128,
+                 on_load: Callable[[Index], Index] | None = None, poll_s: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.root = root
+        self._open: Callable[[], Index] = lambda: Index(root, model, dimension(),
+                                                        search_threads, nprobe)
+        self._on_load = on_load
+        self._poll_s = poll_s
+        self._clock = clock
+        self._index: Index | None = None
+        self._pointer: tuple[int, int] | None = None
+        self._checked = -float("inf")
+        self._lock = threading.Lock()
+
+    def current(self) -> Index:
+        """The newest snapshot (one object per snapshot: hold it to read one consistently)."""
+        index = self._index
+        if index is None or self._moved():
+            with self._lock:
+                if self._index is None or self._index is index:
+                    return self.reload()
+            index = self._index
+        assert index is not None
+        return index
+
+    def _pointer_id(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.root / "CURRENT")
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def _moved(self) -> bool:
+        now = self._clock()
+        if now - self._checked < self._poll_s:
+            return False
+        self._checked = now
+        pointer = self._pointer_id()
+        return pointer is not None and pointer != self._pointer
+
+    def reload(self) -> Index:
+        """Load the snapshot CURRENT names now (after this process wrote one, at once)."""
+        for attempt in range(3):
+            pointer = self._pointer_id()  # before loading: a move during it is seen next time
+            try:
+                index = self._open()
+                break
+            except RagError:
+                raise
+            except Exception:
+                # Two writes in a row collected the snapshot this load had just picked.
+                if attempt == 2 or self._pointer_id() == pointer:
+                    raise
+        if self._on_load is not None:
+            index = self._on_load(index)
+        self._index, self._pointer = index, pointer
+        return index
 
 
 @contextmanager
@@ -239,7 +309,7 @@ class IndexWriter:
                     "created": datetime.now(UTC).isoformat(), "model": self.model,
                     "dimension": self.dimension, "metric": "inner_product",
                     "vectors": self.vectors.describe(),
-                    "chunker": self.chunker, "lexical": {"k1": 1.5, "b": 0.75},
+                    "chunker": self.chunker, "lexical": parameters(),
                     "documents": docs, "chunks": chunks,
                     "sentences": self.sentences.count()}
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))

@@ -19,6 +19,7 @@ from bm25s.stopwords import STOPWORDS_EN
 
 K1 = 1.5
 B = 0.75
+LANGUAGE = "english"  # the stemmer's; bm25s names the same stopword list "en"
 _IDS_FILE = "ids.npy"
 # bm25s.tokenize's own steps (its defaults, English stopwords), for one query without its
 # batch machinery: a third of a search's BM25 time went to that (tests/test_lexical.py).
@@ -26,11 +27,16 @@ _WORDS = re.compile(r"(?u)\b\w\w+\b").findall
 _STOPWORDS = frozenset(STOPWORDS_EN)
 
 
+def parameters() -> dict[str, float]:
+    """BM25's parameters as the snapshot manifest records them."""
+    return {"k1": K1, "b": B}
+
+
 class LexicalIndex:
     def __init__(self, ids: npt.NDArray[np.int64], model: bm25s.BM25 | None) -> None:
         self.ids = ids
         self._model = model
-        self._stemmer = Stemmer.Stemmer("english")
+        self._stemmer = Stemmer.Stemmer(LANGUAGE)
 
     def _tokens(self, texts: Sequence[str]) -> list[list[str]]:
         out: list[list[str]] = bm25s.tokenize(list(texts), stopwords="en", stemmer=self._stemmer,
@@ -100,7 +106,7 @@ class LexicalIndex:
         if self._model is not None:
             self._model.save(str(folder), show_progress=False)
         (folder / "lexical.json").write_text(json.dumps({
-            "k1": K1, "b": B, "stemmer": "english", "stopwords": "en",
+            **parameters(), "stemmer": LANGUAGE, "stopwords": "en",
             "model": self._model is not None}))
 
     @classmethod

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rag.arrays import Floats, Vectors
+from rag.config import RETRIEVER_NAMES, RetrieverName
 from rag.embedding import Embedder
 from rag.errors import InputError
 from rag.index import Index
@@ -17,6 +18,14 @@ from rag.types import Hit
 Scored = list[tuple[int, float, dict[str, float]]]
 
 
+def check_query(text: str, what: str = "query", limit: int | None = None) -> str:
+    """The one rule for a query or question: not blank, and not longer than ``limit``."""
+    if not text.strip():
+        raise InputError(f"empty {what}: ask something")
+    if limit is not None and len(text) > limit:
+        raise InputError(f"the {what} is {len(text)} characters, over the limit of {limit}: "
+                         "shorten it")
+    return text
 
 
 def _minmax(x: Floats) -> Floats:
@@ -113,8 +122,7 @@ class Retriever(ABC):
     def search_batch(self, queries: Sequence[str], k: int,
                      vectors: Vectors | None = None) -> list[list[Hit]]:
         for q in queries:
-            if not q.strip():
-                raise InputError("empty query: ask something")
+            check_query(q)
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
         ranked = self.rank(queries, k, vectors)
@@ -227,3 +235,17 @@ def _top_n(scores: np.ndarray, n: int) -> np.ndarray:
     nth = np.partition(scores, len(scores) - n)[len(scores) - n]
     candidates = np.flatnonzero(scores >= nth)
     return candidates[np.argsort(-scores[candidates], kind="stable")][:n]
+
+
+def make_retriever(name: RetrieverName, index: Index, embedder: Callable[[], Embedder],
+                   hybrid_weight: float = 0.6, candidates: int = 100, method: str = "zscore",
+                   sentence_weight: float = 0.5) -> Retriever:
+    """The retriever called ``name``; ``embedder`` is only asked for when it is needed."""
+    if name == "dense":
+        return DenseRetriever(index, embedder())
+    if name == "bm25":
+        return BM25Retriever(index)
+    if name == "hybrid":
+        return HybridRetriever(index, embedder(), hybrid_weight, candidates, method,
+                               sentence_weight)
+    raise InputError(f"unknown retriever {name!r}: use {', '.join(RETRIEVER_NAMES)}")

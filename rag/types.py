@@ -67,6 +67,68 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class Passage:
+    """A passage an answer read: retrieved itself (``rank``), or a neighbour of one."""
+
+    doc_id: str
+    chunk_id: str
+    rank: int | None
+    score: float
+    stage_scores: Mapping[str, float]
+    neighbour_of: str | None = None  # the retrieved chunk this one lies beside
+
+    @classmethod
+    def of(cls, hit: Hit) -> Passage:
+        return cls(hit.chunk.doc_id, hit.chunk.chunk_id, hit.rank, round(hit.score, 6),
+                   dict(hit.stage_scores))
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceScore:
+    """Why citation ``n`` was chosen: its probability, each stage's logit, every feature."""
+
+    n: int
+    probability: float
+    stages: Mapping[str, float]
+    features: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Milliseconds spent retrieving, composing, and in all."""
+
+    retrieve: float
+    compose: float
+    total: float
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """How an answer was made, from which snapshot, model and retriever, and how fast.
+
+    ``passages`` are those cited; an abstention lists the ``closest`` instead.
+    ``first_stage_*`` are set when a question was gated by the linear stage alone.
+    The pipeline fills in the fields after ``dropped_citations``.
+    """
+
+    scorer: str
+    candidates: int
+    best_score: float | None
+    threshold: float
+    passages: tuple[Passage, ...] = ()
+    sentence_scores: tuple[SentenceScore, ...] = ()
+    closest: tuple[Passage, ...] = ()
+    first_stage_best: float | None = None
+    first_stage_threshold: float | None = None
+    dropped_citations: int = 0
+    snapshot: str | None = None
+    model: str | None = None
+    retriever: str | None = None
+    reranker: str | None = None
+    timings_ms: Timings | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """An extractive answer, or an abstention when the evidence is too weak."""
 
@@ -74,10 +136,10 @@ class Answer:
     text: str
     citations: tuple[Citation, ...]
     abstained: bool
-    provenance: Mapping[str, Any]
+    provenance: Provenance
 
     def as_dict(self) -> dict[str, Any]:
         """The wire form shared by ``rag ask --json`` and ``POST /v1/ask``."""
         return {"question": self.question, "answer": self.text,
                 "citations": [asdict(c) for c in self.citations],
-                "abstained": self.abstained, "provenance": dict(self.provenance)}
+                "abstained": self.abstained, "provenance": asdict(self.provenance)}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from rag.answer import ABSTENTION
@@ -32,7 +33,7 @@ def test_answers_hold_the_fact_and_every_quote_is_exact(seed_pipeline: Pipeline)
             assert text[c.char_start:c.char_end] == c.quote and c.verified
             assert f"{c.quote} [{c.n}]" in answer.text
         assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
-        assert answer.provenance["dropped_citations"] == 0
+        assert answer.provenance.dropped_citations == 0
     assert len(missed) <= 1, missed
 
 
@@ -41,24 +42,26 @@ def test_off_topic_questions_abstain(seed_pipeline: Pipeline) -> None:
         answer = seed_pipeline.ask(question)
         assert answer.abstained and answer.citations == () and answer.text == ABSTENTION
         p = answer.provenance
-        assert p["best_score"] < p["threshold"] or \
-            p["first_stage_best"] < p["first_stage_threshold"]
-        assert len(answer.provenance["closest"]) > 0
+        assert p.best_score is not None
+        assert p.best_score < p.threshold or (p.first_stage_best is not None
+                                              and p.first_stage_threshold is not None
+                                              and p.first_stage_best < p.first_stage_threshold)
+        assert len(answer.provenance.closest) > 0
 
 
 def test_citation_1_is_the_strongest_and_provenance_says_why(seed_pipeline: Pipeline) -> None:
     for question, _, _ in ALL_SEED_QUESTIONS[:5]:
         answer = seed_pipeline.ask(question)
-        explained = answer.provenance["sentence_scores"]
-        assert [s["n"] for s in explained] == [c.n for c in answer.citations]
-        strength = [s["probability"] for s in explained]
+        explained = answer.provenance.sentence_scores
+        assert [s.n for s in explained] == [c.n for c in answer.citations]
+        strength = [s.probability for s in explained]
         assert strength == sorted(strength, reverse=True)
-        assert strength[0] == answer.provenance["best_score"] >= answer.provenance["threshold"]
+        assert strength[0] == answer.provenance.best_score >= answer.provenance.threshold
         for s in explained:
-            assert set(s["features"]) == set(FEATURES)
-            assert set(s["stages"]) == {"linear", "cross"}  # both stages of the default scorer
-        assert answer.provenance["candidates"] >= len(answer.citations)
-        assert "cross-encoder" in answer.provenance["scorer"]
+            assert set(s.features) == set(FEATURES)
+            assert set(s.stages) == {"linear", "cross"}  # both stages of the default scorer
+        assert answer.provenance.candidates >= len(answer.citations)
+        assert "cross-encoder" in answer.provenance.scorer
 
 
 def test_the_linear_stage_alone_also_answers(seed_index: Path,
@@ -66,17 +69,18 @@ def test_the_linear_stage_alone_also_answers(seed_index: Path,
     linear = Pipeline(Settings(index_dir=seed_index, evidence_rerank=False), embedder=embedder)
     answer = linear.ask(ALL_SEED_QUESTIONS[12][0])
     assert not answer.abstained and ALL_SEED_QUESTIONS[12][2] in answer.text
-    assert set(answer.provenance["sentence_scores"][0]["stages"]) == {"linear"}
+    assert set(answer.provenance.sentence_scores[0].stages) == {"linear"}
     assert linear.ask(OFF_TOPIC[0]).abstained
 
 
 def test_provenance_names_snapshot_model_retriever_and_timings(seed_pipeline: Pipeline) -> None:
     answer = seed_pipeline.ask(ALL_SEED_QUESTIONS[0][0], k=3, retriever="dense")
     p = answer.provenance
-    assert p["snapshot"] == seed_pipeline.index.snapshot
-    assert p["model"] == "all-MiniLM-L6-v2" and p["retriever"] == "dense"
-    assert set(p["timings_ms"]) == {"retrieve", "compose", "total"}
-    assert {c.chunk_id for c in answer.citations} <= {x["chunk_id"] for x in p["passages"]}
+    assert p.snapshot == seed_pipeline.index.snapshot
+    assert p.model == "all-MiniLM-L6-v2" and p.retriever == "dense"
+    assert p.timings_ms is not None
+    assert set(asdict(p.timings_ms)) == {"retrieve", "compose", "total"}
+    assert {c.chunk_id for c in answer.citations} <= {x.chunk_id for x in p.passages}
 
 
 LINDENFELD = {
@@ -135,4 +139,4 @@ def test_on_topic_but_unanswered_mostly_abstains(
     assert sum(a.abstained for a in claims) >= 4, [a.text for a in claims]
     assert all(a.abstained for a in questions), [a.text for a in questions]
     for a in claims + questions:
-        assert a.provenance["closest"] if a.abstained else a.citations
+        assert a.provenance.closest if a.abstained else a.citations

@@ -14,10 +14,19 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
+from rag.documents import parse_bytes
 from rag.embedding import SentenceTransformerEmbedder
 from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError
-from rag.index import KEEP_SNAPSHOTS, Index, IndexWriter, current_snapshot, writer_lock
+from rag.index import (
+    KEEP_SNAPSHOTS,
+    Index,
+    IndexHandle,
+    IndexWriter,
+    current_snapshot,
+    writer_lock,
+)
 from rag.pipeline import Pipeline
+from rag.types import Chunk
 from tests.conftest import SEED_A, SEED_B, SEEDS
 
 
@@ -50,6 +59,31 @@ def test_an_uncommitted_writer_leaves_nothing(tmp_path: Path) -> None:
         w.vectors.index([1], np.ones((1, 3), dtype=np.float32))
     assert current_snapshot(tmp_path) is None
     assert not list((tmp_path / "snapshots").iterdir())
+
+
+def _write_one(root: Path, doc_id: str) -> str:
+    doc = parse_bytes(f"About {doc_id}.".encode(), f"{doc_id}.txt", doc_id, doc_id)
+    chunk = Chunk(doc_id, f"{doc_id}#0", 0, doc.text, 0, len(doc.text), 3)
+    with IndexWriter(root, "m", 3, {}) as w:
+        w.add(doc, [chunk], np.ones((1, 3), dtype=np.float32), [], np.zeros((0, 3), np.float32))
+        return w.commit()
+
+
+@pytest.mark.unit
+def test_a_handle_reloads_once_the_pointer_moves_and_its_poll_is_due(tmp_path: Path) -> None:
+    now = [0.0]
+    handle = IndexHandle(tmp_path, "m", lambda: 3, poll_s=0.5, clock=lambda: now[0])
+    with pytest.raises(NoIndexError):
+        handle.current()
+    first = _write_one(tmp_path, "a")
+    index = handle.current()
+    assert index.snapshot == first and handle.current() is index
+    second = _write_one(tmp_path, "b")
+    now[0] += 0.4
+    assert handle.current() is index  # not due: no stat, no reload
+    now[0] += 0.1
+    assert handle.current().snapshot == second
+    assert handle.current() is handle.current()
 
 
 def test_old_snapshots_are_collected(pipeline: Pipeline, corpus: Path) -> None:

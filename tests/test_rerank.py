@@ -62,7 +62,7 @@ def test_pipeline_reranks_search_and_ask_when_configured(
     hits = pipeline.search("Japan", 3)
     assert len(hits) == 3 and all("rerank" in h.stage_scores for h in hits)
     answer = pipeline.ask("Which countries has Japan negotiated defense agreements with?")
-    assert answer.provenance["reranker"] == str(tiny_cross_encoder)
+    assert answer.provenance.reranker == str(tiny_cross_encoder)
 
 
 def test_a_reranker_decides_the_order(seed_index: Path,

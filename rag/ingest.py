@@ -1,0 +1,142 @@
+"""What an ingest changes, and writing those changes as one snapshot.
+
+Three ways in — files and folders, documents made in code, uploads — share one
+rule (``plan``): a document is added when its doc_id is new, replaced when its
+text changed, and skipped when the index already holds the same sha256.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.documents import discover, doc_id_for, load_file, parse_bytes
+from rag.errors import FileTooLargeError
+from rag.index import STORE, Index, IndexWriter, current_snapshot
+from rag.prepare import Preparer
+from rag.store import Store
+from rag.types import Document
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    chunks: int = 0
+    reused: int = 0  # chunks whose vectors came from the index or a duplicate, not the model
+    seconds: float = 0.0
+    snapshot: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"added": self.added, "replaced": self.replaced, "skipped": self.skipped,
+                "deleted": self.deleted, "chunks_written": self.chunks,
+                "chunks_embedded": self.chunks - self.reused, "chunks_reused": self.reused,
+                "seconds": round(self.seconds, 3), "snapshot": self.snapshot}
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.replaced or self.deleted)
+
+
+def indexed(root: Path) -> dict[str, tuple[str, str]] | None:
+    """source -> (doc_id, sha256) in the current snapshot; None when there is no index."""
+    snapshot = current_snapshot(root)
+    if snapshot is None:
+        return None
+    store = Store(snapshot / STORE, readonly=True)
+    try:
+        return store.sources()
+    finally:
+        store.close()
+
+
+def plan(known: Mapping[str, str], docs: Sequence[Document],
+         rewrite_unchanged: bool = False) -> tuple[list[Document], IngestReport]:
+    """The documents to write, given what the index holds (doc_id -> sha256).
+
+    ``rewrite_unchanged`` writes an unchanged document again as a replacement
+    (an upload always makes a snapshot, so its response names one).
+    """
+    report = IngestReport()
+    todo = []
+    for doc in docs:
+        if doc.doc_id not in known:
+            report.added.append(doc.doc_id)
+        elif known[doc.doc_id] != doc.sha256 or rewrite_unchanged:
+            report.replaced.append(doc.doc_id)
+        else:
+            report.skipped.append(doc.doc_id)
+            continue
+        todo.append(doc)
+    return todo, report
+
+
+def read_paths(paths: Sequence[Path], sources: Mapping[str, tuple[str, str]],
+               max_chars: int) -> list[Document]:
+    """Every supported file under ``paths``, read once; an indexed file keeps its doc_id."""
+    roots: dict[Path, Path] = {}
+    for file, root in discover(paths):
+        roots.setdefault(file, root)  # a file named twice is read once
+    taken = {doc_id for doc_id, _ in sources.values()}
+    docs = []
+    for file, root in roots.items():
+        known = sources.get(str(file))
+        if known is not None:
+            docs.append(load_file(file, known[0], max_chars))
+        else:
+            docs.append(load_file(file, doc_id_for(file, root, taken), max_chars))
+            taken.add(docs[-1].doc_id)
+    return docs
+
+
+def gone(paths: Sequence[Path], docs: Sequence[Document],
+         sources: Mapping[str, tuple[str, str]]) -> list[str]:
+    """Indexed documents whose files were under these folders and are there no more."""
+    seen = {d.source for d in docs}
+    folders = tuple(str(p.resolve()) + os.sep for p in paths if p.is_dir())
+    return sorted(doc_id for source, (doc_id, _) in sources.items()
+                  if source not in seen and source.startswith(folders))
+
+
+def safe_doc_id(filename: str) -> str:
+    """A doc_id from an uploaded name: never a path, only a tame identifier."""
+    stem = Path(filename.replace("\\", "/")).name.rsplit(".", 1)[0]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "upload"
+
+
+def read_upload(filename: str, data: bytes, max_bytes: int, max_chars: int) -> Document:
+    """An uploaded file (its name is used for type and id only, never as a path)."""
+    if len(data) > max_bytes:
+        raise FileTooLargeError(f"{filename}: {len(data)} bytes is over the upload limit of "
+                                f"{max_bytes} bytes")
+    doc_id = safe_doc_id(filename)
+    return parse_bytes(data, filename, doc_id, f"upload:{doc_id}", max_chars)
+
+
+def write(writer: IndexWriter, preparer: Preparer, docs: Sequence[Document],
+          report: IngestReport, index: Index | None, progress: bool) -> None:
+    """Chunk and embed outside the lock, then write one snapshot with every change.
+
+    ``index`` is the snapshot whose vectors an edited document may reuse.
+    """
+    prepared, report.reused = preparer.prepare(docs, index, progress)
+    with writer as w:
+        for doc_id in report.deleted:
+            w.delete(doc_id)
+        for p in prepared:
+            w.delete(p.doc.doc_id)
+            w.add(p.doc, p.chunks, p.vectors, [r[:3] for r in p.sentences],
+                  p.sentence_vectors)
+            report.chunks += len(p.chunks)
+        report.snapshot = w.commit()
+
+
+def sources_by_doc_id(sources: Mapping[str, tuple[str, str]] | None) -> dict[str, str]:
+    return dict((sources or {}).values())
+

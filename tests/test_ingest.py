@@ -1,0 +1,71 @@
+"""What an ingest changes: one rule for files, documents made in code and uploads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.documents import parse_bytes
+from rag.errors import FileTooLargeError
+from rag.ingest import gone, plan, read_paths, read_upload, safe_doc_id
+from rag.types import Document
+
+pytestmark = pytest.mark.unit
+
+
+def _doc(doc_id: str, text: str) -> Document:
+    return parse_bytes(text.encode(), f"{doc_id}.txt", doc_id, f"/docs/{doc_id}.txt")
+
+
+def test_plan_adds_new_replaces_changed_and_skips_unchanged() -> None:
+    same, edited, new = _doc("a", "Tea is a drink."), _doc("b", "Now longer."), _doc("c", "New.")
+    known = {"a": same.sha256, "b": _doc("b", "Old text.").sha256, "gone": "x"}
+    todo, report = plan(known, [same, edited, new])
+    assert [d.doc_id for d in todo] == ["b", "c"]
+    assert (report.added, report.replaced, report.skipped) == (["c"], ["b"], ["a"])
+    assert report.changed and not report.deleted  # deletions are decided by the caller
+
+
+def test_an_unchanged_upload_is_written_again_as_a_replacement() -> None:
+    doc = _doc("a", "Tea is a drink.")
+    todo, report = plan({"a": doc.sha256}, [doc], rewrite_unchanged=True)
+    assert todo == [doc] and report.replaced == ["a"] and not report.skipped
+
+
+def test_nothing_to_do_is_no_change() -> None:
+    doc = _doc("a", "Tea is a drink.")
+    todo, report = plan({"a": doc.sha256}, [doc])
+    assert todo == [] and not report.changed
+
+
+def test_read_paths_keeps_indexed_ids_and_reads_a_file_named_twice_once(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "tea.md").write_text("# Tea\n\nOolong.")
+    (tmp_path / "x" / "tea.md").write_text("# Tea too\n\nGreen.")
+    first = str((tmp_path / "tea.md").resolve())
+    docs = read_paths([tmp_path, tmp_path / "tea.md"], {first: ("kept-id", "old")}, 10_000)
+    assert sorted(d.doc_id for d in docs) == ["kept-id", "tea"]
+    assert len({d.source for d in docs}) == 2
+
+
+def test_gone_names_only_files_missing_from_the_folders_read(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("Alpha.")
+    docs = read_paths([tmp_path], {}, 10_000)
+    inside = str((tmp_path / "b.txt").resolve())
+    elsewhere = "/elsewhere/c.txt"
+    sources = {docs[0].source: ("a", "s"), inside: ("b", "s"), elsewhere: ("c", "s")}
+    assert gone([tmp_path], docs, sources) == ["b"]
+
+
+def test_safe_doc_id_never_keeps_path_parts() -> None:
+    assert safe_doc_id("../../x/y/report.final.pdf") == "report.final"
+    assert safe_doc_id("C:\\Users\\me\\a b.txt") == "a_b"
+    assert safe_doc_id("....txt") == "upload"
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_read() -> None:
+    with pytest.raises(FileTooLargeError, match="over the upload limit of 4 bytes"):
+        read_upload("a.txt", b"hello", 4, 100)
+    doc = read_upload("../a b.txt", b"hello", 5, 100)
+    assert (doc.doc_id, doc.source) == ("a_b", "upload:a_b")
