@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint bench check-reliability clean
+.PHONY: install run test unit bench check-reliability clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,7 +27,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check rag api eval tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
+
+# Pure logic only (no model, server or subprocess): seconds, for the edit-test loop.
+unit: $(STAMP)
+	$(BIN)/pytest -q -m unit
 
 bench: $(STAMP)
 	$(BIN)/python -m eval.bench_core

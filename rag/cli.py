@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from rag.config import DEFAULT_K, MAX_K, RETRIEVER_NAMES, Settings
+from rag.config import DEFAULT_K, MAX_K, RETRIEVER_NAMES, Settings, load_settings
 from rag.errors import RagError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,7 +57,10 @@ def _use_ray(ctx: click.Context, address: str | None, shards: int | None) -> Non
 @click.pass_context
 def main(ctx: click.Context, index_dir: Path | None) -> None:
     """Ask questions of your documents; every answer sentence cites its source."""
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except RagError as exc:
+        raise click.ClickException(str(exc)) from None
     if index_dir is not None:
         settings = settings.model_copy(update={"index_dir": index_dir})
     ctx.obj = settings

@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag.errors import SettingsError
 
 RetrieverName = Literal["dense", "bm25", "hybrid"]
 RETRIEVER_NAMES: tuple[str, ...] = get_args(RetrieverName)
@@ -109,3 +111,23 @@ class Settings(BaseSettings):
     # rate_limit_burst requests.
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
     rate_limit_burst: int = Field(default=20, ge=1)
+
+    @model_validator(mode="after")
+    def _overlap_inside_the_chunk(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(f"RAG_CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than "
+                             f"RAG_CHUNK_TOKENS ({self.chunk_tokens})")
+        return self
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad value is one SettingsError naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "_".join(str(p) for p in err["loc"]).upper()
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"RAG_{name}: {message}" if name else message)
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -19,6 +19,12 @@ class InputError(RagError):
     status = 422
 
 
+class SettingsError(RagError):
+    """An environment variable (RAG_*) holds a value the service cannot use."""
+
+    status = 500
+
+
 class NoIndexError(RagError):
     status = 503
 

@@ -9,7 +9,7 @@ from rag.embedding import SentenceTransformerEmbedder
 from rag.evidence import FEATURES
 from rag.pipeline import Pipeline
 from rag.scorer import EvidenceScorer
-from tests.conftest import ALL_SEED_QUESTIONS, OFF_TOPIC, holds
+from tests.seed_facts import ALL_SEED_QUESTIONS, OFF_TOPIC, holds
 
 
 def test_answers_hold_the_fact_and_every_quote_is_exact(seed_pipeline: Pipeline) -> None:

@@ -22,7 +22,7 @@ from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
 from rag.scorer import EvidenceScorer
 from rag.types import Hit
-from tests.conftest import OFF_TOPIC, RAG, SEED_A, SEED_B, SEED_QUESTIONS, SEEDS
+from tests.seed_facts import OFF_TOPIC, RAG, SEED_A, SEED_B, SEED_QUESTIONS, SEEDS
 
 
 def _wait_ready(get: object, timeout: float = 120.0) -> None:

@@ -23,6 +23,7 @@ def test_concurrent_queries_share_calls_and_get_their_own_vectors(
     assert batcher.queries == len(texts) and batcher.calls < len(texts)
 
 
+@pytest.mark.unit
 def test_an_error_reaches_every_query_of_its_batch_and_the_next_batch_runs() -> None:
     def embed(texts: Sequence[str]) -> Vectors:
         if "bad" in texts:

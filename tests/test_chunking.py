@@ -6,7 +6,7 @@ from rag.chunking import Chunker, cl100k
 from rag.documents import load_file
 from rag.embedding import SentenceTransformerEmbedder
 from rag.types import Document
-from tests.conftest import SEED_A, SEED_B, SEEDS
+from tests.seed_facts import SEED_A, SEED_B, SEEDS
 
 
 @pytest.fixture
@@ -61,12 +61,14 @@ def test_overlong_text_without_sentence_breaks_is_split_under_both_limits(
     assert "".join(c.text for c in chunks).replace(" ", "") == text.replace(" ", "")
 
 
+@pytest.mark.unit
 def test_tiktoken_encoding_is_the_real_cl100k() -> None:
     enc = cl100k()
     assert enc.encode("hello world") == [15339, 1917]
     assert enc.n_vocab == 100277
 
 
+@pytest.mark.unit
 def test_overlap_must_be_smaller_than_the_chunk() -> None:
     with pytest.raises(ValueError, match="overlap"):
         Chunker(50, 50)

@@ -7,7 +7,9 @@ import pytest
 
 from rag.documents import clean_text, discover, doc_id_for, load_file, parse_bytes
 from rag.errors import FileTooLargeError, UnreadableFileError, UnsupportedFileError
-from tests.conftest import SEED_A, SEED_B, SEEDS
+from tests.seed_facts import SEED_A, SEED_B, SEEDS
+
+pytestmark = pytest.mark.unit
 
 
 def _pdf(objects: list[bytes]) -> bytes:

@@ -8,7 +8,7 @@ import pytest
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
-from tests.conftest import SEED_QUESTIONS
+from tests.seed_facts import SEED_QUESTIONS
 
 TEXTS = ["Japan", "Which countries has Japan negotiated defense agreements with?",
          " ".join(["spent fuel reprocessing"] * 120),  # past 256 word pieces: truncated alike
@@ -75,6 +75,7 @@ def test_search_is_the_same_with_either_backend(
         assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-4)
 
 
+@pytest.mark.unit
 def test_a_folder_without_a_model_fails_clearly(tmp_path: Path) -> None:
     from rag.errors import IndexMismatchError
 

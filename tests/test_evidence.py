@@ -8,7 +8,7 @@ import numpy as np
 
 from rag.evidence import FEATURES, features, gather
 from rag.pipeline import Pipeline
-from tests.conftest import SEED_B
+from tests.seed_facts import SEED_B
 
 QUESTION = "Which countries has Japan negotiated defense equipment cooperation agreements with?"
 

@@ -27,7 +27,7 @@ from rag.index import (
 )
 from rag.pipeline import Pipeline
 from rag.types import Chunk
-from tests.conftest import SEED_A, SEED_B, SEEDS
+from tests.seed_facts import SEED_A, SEED_B, SEEDS
 
 
 def test_loading_checks_model_and_dimension(seed_index: Path) -> None:
@@ -44,16 +44,19 @@ def test_writer_refuses_an_index_of_another_model(seed_index: Path) -> None:
     assert not list((seed_index / "snapshots").glob(".tmp-*"))
 
 
+@pytest.mark.unit
 def test_missing_index_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(NoIndexError, match="run `rag ingest PATH`"):
         Index(tmp_path / "nothing")
 
 
+@pytest.mark.unit
 def test_a_second_writer_fails_clearly(tmp_path: Path) -> None:
     with writer_lock(tmp_path), pytest.raises(IndexBusyError, match="another process"):
         IndexWriter(tmp_path, "m", 3, {}, wait_s=0.2).__enter__()
 
 
+@pytest.mark.unit
 def test_an_uncommitted_writer_leaves_nothing(tmp_path: Path) -> None:
     with IndexWriter(tmp_path, "m", 3, {}) as w:
         w.vectors.index([1], np.ones((1, 3), dtype=np.float32))
@@ -130,6 +133,7 @@ def _consistent(root: Path) -> set[str]:
         index.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["embedding", "writing"])
 def test_killed_ingest_leaves_the_previous_index_serving(
         moment: str, tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:

@@ -6,10 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from rag.config import Settings
 from rag.documents import parse_bytes
 from rag.errors import FileTooLargeError
+from rag.index import Index
 from rag.ingest import gone, plan, read_paths, read_upload, safe_doc_id
+from rag.pipeline import Pipeline
 from rag.types import Document
+from tests.standin import HashingEmbedder
 
 pytestmark = pytest.mark.unit
 
@@ -69,3 +73,44 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_read() -> None:
         read_upload("a.txt", b"hello", 4, 100)
     doc = read_upload("../a b.txt", b"hello", 5, 100)
     assert (doc.doc_id, doc.source) == ("a_b", "upload:a_b")
+
+
+def _agree(root: Path) -> set[str]:
+    """The documents in the current snapshot, after checking its three structures agree."""
+    index = Index(root)
+    try:
+        ids, _ = index.store.all_chunks()
+        assert sorted(ids) == sorted(index.vectors.ids().tolist()) \
+            == sorted(index.lexical.ids.tolist())
+        assert index.sentences.chunk_ids() == set(ids)
+        return {d["doc_id"] for d in index.store.documents()}
+    finally:
+        index.close()
+
+
+def test_edits_reuse_vectors_and_every_path_keeps_the_snapshot_whole(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    body = " ".join(f"Survey {n} found basalt and granite in valley {n}." for n in range(80))
+    (docs / "rocks.txt").write_text(f"Rocks\n\n{body}\n")
+    (docs / "tea.md").write_text("# Tea\n\nOolong is partly oxidised. Green tea is steamed.\n")
+    model = HashingEmbedder()
+    pipeline = Pipeline(Settings(index_dir=tmp_path / "index", chunk_tokens=64,
+                                 chunk_overlap=8), embedder=model)
+    first = pipeline.ingest([docs])
+    assert sorted(first.added) == ["rocks", "tea"] and first.reused == 0 and first.chunks > 3
+    assert _agree(pipeline.root) == {"rocks", "tea"}
+
+    (docs / "rocks.txt").write_text(f"Rocks\n\n{body} A last survey found obsidian.\n")
+    before = model.texts_embedded
+    second = pipeline.ingest([docs])
+    assert second.replaced == ["rocks"] and second.skipped == ["tea"]
+    assert 0 < second.reused < second.chunks  # only the changed chunk meets the model
+    assert model.texts_embedded - before < first.chunks
+
+    pipeline.upload("notes.txt", b"Obsidian is volcanic glass.")
+    assert _agree(pipeline.root) == {"rocks", "tea", "notes"}
+    (docs / "tea.md").unlink()
+    pruned = pipeline.ingest([docs], prune=True)
+    assert pruned.deleted == ["tea"] and _agree(pipeline.root) == {"rocks", "notes"}
+    assert pipeline.search("obsidian glass", 2, "bm25")[0].chunk.doc_id == "notes"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import bm25s
+import pytest
 import Stemmer
 
 from rag.lexical import LexicalIndex
-from tests.conftest import OFF_TOPIC, SEED_QUESTIONS, SEEDS
+from tests.seed_facts import OFF_TOPIC, SEED_QUESTIONS, SEEDS
+
+pytestmark = pytest.mark.unit
+
 
 TRICKY = ["", "a", "the and of", "Ünïcode — “quotes” and 5G, 50% of R&D.", "don't WON'T it's",
           "e-mail x2 2x __init__ 3.14 naïve café ΑΒΓ δέλτα 東京 İstanbul", "tab\there\nnewline",

@@ -12,7 +12,7 @@ from rag.embedding import SentenceTransformerEmbedder
 from rag.errors import DocumentNotFoundError, InputError, NoIndexError, UnreadableFileError
 from rag.index import Index, current_snapshot
 from rag.pipeline import Pipeline
-from tests.conftest import SEED_A, SEED_B
+from tests.seed_facts import SEED_A, SEED_B
 
 
 def _state(root: Path) -> tuple[set[str], list[int], list[int], list[int]]:

@@ -10,7 +10,7 @@ import numpy as np
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
-from tests.conftest import OFF_TOPIC, SEED_A, SEED_QUESTIONS, SEEDS
+from tests.seed_facts import OFF_TOPIC, SEED_A, SEED_QUESTIONS, SEEDS
 
 
 def _vectors_by_text(pipeline: Pipeline) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

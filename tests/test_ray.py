@@ -20,7 +20,7 @@ from eval.crash import inspect
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
-from tests.conftest import RAG, SEED_QUESTIONS, SEEDS
+from tests.seed_facts import RAG, SEED_QUESTIONS, SEEDS
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is part of the test install")
 ONNX = Path(".cache/onnx").resolve()  # one export of the model for the driver and the workers

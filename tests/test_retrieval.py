@@ -14,7 +14,7 @@ from rag.retrieval import (
     zscore,
     zscore_fusion,
 )
-from tests.conftest import SEED_QUESTIONS
+from tests.seed_facts import SEED_QUESTIONS
 
 
 @pytest.mark.parametrize("retriever", ["dense", "bm25", "hybrid"])
@@ -54,12 +54,14 @@ def test_bm25_ignores_words_it_has_never_seen(seed_pipeline: Pipeline) -> None:
     assert seed_pipeline.search("xylophonist zzzq", 5, "bm25") == []
 
 
+@pytest.mark.unit
 def test_minmax_by_hand() -> None:
     assert minmax({1: 2.0, 2: 4.0, 3: 3.0}) == {1: 0.0, 2: 1.0, 3: 0.5}
     assert minmax({7: 0.3, 8: 0.3}) == {7: 1.0, 8: 1.0}
     assert minmax({}) == {}
 
 
+@pytest.mark.unit
 def test_convex_fusion_by_hand() -> None:
     dense = {1: 0.9, 2: 0.5, 3: 0.1}
     lexical = {2: 10.0, 3: 5.0, 4: 0.0}
@@ -68,6 +70,7 @@ def test_convex_fusion_by_hand() -> None:
     assert fused == pytest.approx({1: 0.25, 2: 0.875, 3: 0.375, 4: 0.0})
 
 
+@pytest.mark.unit
 def test_zscore_fusion_by_hand() -> None:
     assert zscore({1: 1.0, 2: 3.0}) == {1: -1.0, 2: 1.0}
     assert zscore({5: 2.0, 6: 2.0}) == {5: 0.0, 6: 0.0}
@@ -78,12 +81,14 @@ def test_zscore_fusion_by_hand() -> None:
     assert fused == pytest.approx({1: 0.5 * (-1 + z), 2: 0.5, 3: -0.5 * z})
 
 
+@pytest.mark.unit
 def test_rrf_fusion_by_hand() -> None:
     fused = rrf_fusion([[1, 2, 3], [3, 1]], k=60)
     assert fused == pytest.approx({1: 1 / 61 + 1 / 62, 2: 1 / 62, 3: 1 / 63 + 1 / 61})
     assert max(fused, key=fused.__getitem__) == 1
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("method", ["convex", "zscore", "rrf"])
 def test_fuse_on_arrays_agrees_with_the_mapping_functions(method: str) -> None:
     rng = np.random.default_rng(7)
@@ -102,6 +107,7 @@ def test_fuse_on_arrays_agrees_with_the_mapping_functions(method: str) -> None:
                                                                                   abs=1e-12)
 
 
+@pytest.mark.unit
 def test_top_n_is_the_head_of_a_stable_descending_sort() -> None:
     rng = np.random.default_rng(3)
     for _ in range(300):

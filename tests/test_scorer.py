@@ -38,6 +38,7 @@ def _vectors(n: int) -> np.ndarray:
     return np.eye(n, dtype=np.float32)  # all different
 
 
+@pytest.mark.unit
 def test_cite_strongest_first_within_the_margin_and_the_cap() -> None:
     p = np.array([0.5, 0.9, 0.7, 0.66, 0.1])
     assert choose(p, POLICY, _candidates([5] * 5), _vectors(5)) == [1, 2, 3]
@@ -47,6 +48,7 @@ def test_cite_strongest_first_within_the_margin_and_the_cap() -> None:
     assert 0 not in choose(p, Policy(0.3, 0.2, 0.25, 4), _candidates([5] * 5), _vectors(5))
 
 
+@pytest.mark.unit
 def test_abstain_when_the_best_is_under_the_threshold() -> None:
     p = np.array([0.29, 0.1])
     assert choose(p, POLICY, _candidates([5, 5]), _vectors(2)) == []
@@ -56,6 +58,7 @@ def test_abstain_when_the_best_is_under_the_threshold() -> None:
                   _vectors(2)) == [0]
 
 
+@pytest.mark.unit
 def test_near_duplicates_and_the_word_budget_are_skipped() -> None:
     p = np.array([0.9, 0.85, 0.8])
     same = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
@@ -63,6 +66,7 @@ def test_near_duplicates_and_the_word_budget_are_skipped() -> None:
     assert choose(p, POLICY, _candidates([100, 30, 10]), _vectors(3), max_words=120) == [0, 2]
 
 
+@pytest.mark.unit
 def test_linear_scorer_is_a_logistic_regression_over_the_features() -> None:
     weights = np.linspace(-1, 1, len(FEATURES))
     scorer = LinearScorer(weights.tolist(), 0.5, Policies(POLICY, LENIENT))
@@ -76,6 +80,7 @@ def test_linear_scorer_is_a_logistic_regression_over_the_features() -> None:
                                                             pytest.approx(1)]
 
 
+@pytest.mark.unit
 def test_load_refuses_a_scorer_for_other_features(tmp_path: Path) -> None:
     shipped = json.loads((Path(__file__).parents[1] / "rag" / "data" / "evidence"
                           / SCORER_FILE).read_text())
@@ -93,6 +98,7 @@ def test_load_refuses_a_scorer_for_other_features(tmp_path: Path) -> None:
         load(tmp_path / "missing")
 
 
+@pytest.mark.unit
 def test_questions_and_claims_get_their_own_policy() -> None:
     policies = Policies(POLICY, LENIENT)
     for question in ("Who is Karl Friedhoff affiliated with?", "what lowers fever",
@@ -126,6 +132,7 @@ def test_reranked_scorer_reads_only_the_top_candidates_and_combines_by_hand(
         RerankedScorer(first, cross, 2, [1.0, 1.0, 1.0], 0.0, Policies(POLICY, POLICY))
 
 
+@pytest.mark.unit
 def test_a_policy_reads_its_optional_first_stage_gate() -> None:
     data = {"abstain_below": 0.03, "cite_from": 0.03, "margin": 0.5, "max_sentences": 3}
     assert Policy.from_dict(data).first_stage_below == 0.0

@@ -3,10 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rag.pipeline import Pipeline
 from rag.sentences import SentenceIndex
-from tests.conftest import SEED_B
+from tests.seed_facts import SEED_B
 
 
 def _unit(rows: list[list[float]]) -> np.ndarray:
@@ -14,6 +15,7 @@ def _unit(rows: list[list[float]]) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+@pytest.mark.unit
 def test_add_remove_save_load(tmp_path: Path) -> None:
     index = SentenceIndex.empty(2).plus([7, 3, 7], [10, 0, 30], [20, 5, 40],
                                         _unit([[1, 0], [0, 1], [1, 1]]))

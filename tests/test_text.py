@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import pytest
+
 from rag.text import sentence_spans
+
+pytestmark = pytest.mark.unit
 
 
 def _sentences(text: str) -> list[str]:

@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.index import MANIFEST, current_snapshot
 from rag.pipeline import Pipeline
 from rag.vectors import VectorIndex
-from tests.conftest import SEED_QUESTIONS, SEEDS
+from tests.seed_facts import SEED_QUESTIONS, SEEDS
 
 
 def _clustered(n: int, dimension: int = 64, seed: int = 0) -> np.ndarray:
@@ -22,6 +23,7 @@ def _clustered(n: int, dimension: int = 64, seed: int = 0) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+@pytest.mark.unit
 def test_past_the_threshold_search_turns_approximate_and_keeps_every_id(tmp_path: Path) -> None:
     x = _clustered(3000)
     ids = list(range(10, 3010))
