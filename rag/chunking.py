@@ -15,7 +15,7 @@ from importlib import resources
 
 import tiktoken
 
-from rag.text import sentence_spans
+from rag.sentence_split import sentence_spans
 from rag.types import Chunk, Document
 
 CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"

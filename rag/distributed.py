@@ -28,8 +28,8 @@ from rag.config import Backend
 from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.errors import RagError
 from rag.index import Index
-from rag.sentences import SentenceIndex
-from rag.vectors import VectorIndex
+from rag.sentence_index import SentenceIndex
+from rag.vector_index import VectorIndex
 
 
 class RayUnavailableError(RagError):

@@ -102,10 +102,9 @@ class SentenceTransformerEmbedder(Embedder):
     with a different model id. ``"torch"`` is sentence-transformers as is.
 
     ``query_int8`` (ONNX only) embeds queries, not documents, with the int8
-    variant: a query costs 1.8x less CPU (most of a search's cost), its vector
-    is 0.99 cosine to fp32, and SciFact hybrid nDCG@10 moves by -0.54 points on
-    test and +0.01 on train (README, "Performance"). The index keeps fp32
-    vectors and its model id.
+    variant: a query costs less CPU (most of a search's cost), its vector is
+    0.99 cosine to fp32, and retrieval quality barely moves (figures in
+    docs/measurements.md). The index keeps fp32 vectors and its model id.
     """
 
     def __init__(self, name: str, path: Path | None = None,

@@ -33,10 +33,10 @@ import numpy as np
 from rag.arrays import Vectors
 from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError, RagError
 from rag.lexical import LexicalIndex, parameters
-from rag.sentences import SentenceIndex
+from rag.sentence_index import SentenceIndex
 from rag.store import Store
 from rag.types import Chunk, Document
-from rag.vectors import VectorIndex
+from rag.vector_index import VectorIndex
 
 FORMAT = 2
 MANIFEST = "manifest.json"

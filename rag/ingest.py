@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from rag.documents import discover, doc_id_for, load_file, parse_bytes
-from rag.errors import FileTooLargeError
+from rag.errors import DocumentNotFoundError, FileTooLargeError
 from rag.index import STORE, Index, IndexWriter, current_snapshot
 from rag.prepare import Preparer
 from rag.store import Store
 from rag.types import Document
+
+Sources = Mapping[str, tuple[str, str]]  # an index's source -> (doc_id, sha256)
 
 
 @dataclass
@@ -77,7 +79,7 @@ def plan(known: Mapping[str, str], docs: Sequence[Document],
     return todo, report
 
 
-def read_paths(paths: Sequence[Path], sources: Mapping[str, tuple[str, str]],
+def read_paths(paths: Sequence[Path], sources: Sources,
                max_chars: int) -> list[Document]:
     """Every supported file under ``paths``, read once; an indexed file keeps its doc_id."""
     roots: dict[Path, Path] = {}
@@ -96,7 +98,7 @@ def read_paths(paths: Sequence[Path], sources: Mapping[str, tuple[str, str]],
 
 
 def gone(paths: Sequence[Path], docs: Sequence[Document],
-         sources: Mapping[str, tuple[str, str]]) -> list[str]:
+         sources: Sources) -> list[str]:
     """Indexed documents whose files were under these folders and are there no more."""
     seen = {d.source for d in docs}
     folders = tuple(str(p.resolve()) + os.sep for p in paths if p.is_dir())
@@ -137,6 +139,17 @@ def write(writer: IndexWriter, preparer: Preparer, docs: Sequence[Document],
         report.snapshot = w.commit()
 
 
-def sources_by_doc_id(sources: Mapping[str, tuple[str, str]] | None) -> dict[str, str]:
+def delete(writer: IndexWriter, doc_id: str) -> IngestReport:
+    """Write a snapshot without ``doc_id``; an id the index lacks changes nothing."""
+    report = IngestReport(deleted=[doc_id])
+    with writer as w:
+        if w.store.document(doc_id) is None:
+            raise DocumentNotFoundError(doc_id)
+        w.delete(doc_id)
+        report.snapshot = w.commit()
+    return report
+
+
+def sources_by_doc_id(sources: Sources | None) -> dict[str, str]:
     return dict((sources or {}).values())
 

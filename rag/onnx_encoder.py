@@ -1,9 +1,9 @@
 """The embedding model exported to ONNX and run by onnxruntime: the fast path on this CPU.
 
-Against torch here: one short query 3.5 ms instead of 12 ms, ingest 36 instead
-of 27 chunks/s and 185 instead of 117 sentences/s, with the same vectors to
-1e-5. Texts are tokenized all at once (Rust, off the model's path), sorted by
-token count and cut into batches by a token budget, so padding is minimal.
+Faster than torch on a CPU for queries and ingest alike (docs/measurements.md),
+with the same vectors to 1e-5. Texts are tokenized all at once (Rust, off the
+model's path), sorted by token count and cut into batches by a token budget, so
+padding is minimal.
 The export is made offline from the local model folder, once, and cached; the
 optional int8 variant (dynamic, per-channel quantization) is derived from it.
 """
@@ -108,9 +108,9 @@ class OnnxEncoder:
         # answers queries never holds it (90 MB for fp32).
         self._bulk: Any = None
         self._bulk_lock = threading.Lock()
-        # Queries run on one thread each, as many at once as there are cores: a lone fp32
-        # query takes 5.4 ms on two threads against 7.9 ms on one, but 9.3 ms of CPU in
-        # all, and under load that CPU is what runs out (README "Performance").
+        # Queries run on one thread each, as many at once as there are cores: a second
+        # thread makes a lone query faster but costs more CPU in all, and under load that
+        # CPU is what runs out (docs/measurements.md).
         self._query_int8 = query_int8 or int8
         self._query_session = session(quantized if self._query_int8 else fp32, threads=1)
         self._tokenizer = Tokenizer.from_file(str(model_folder / "tokenizer.json"))

@@ -22,7 +22,7 @@ from rag.config import DEFAULT_K, RetrieverName, Settings
 from rag.embedding import Embedder, model_id
 from rag.errors import DocumentNotFoundError, NoIndexError
 from rag.index import Index, IndexHandle, IndexWriter, current_snapshot
-from rag.ingest import IngestReport
+from rag.ingest import IngestReport, Sources
 from rag.prepare import Preparer
 from rag.rerank import Reranker
 from rag.retrieval import Retriever, check_query, make_retriever
@@ -75,15 +75,10 @@ class Pipeline:
         return self._index.reload()
 
     def chunker(self) -> Chunker:
-        e = self.embedder
-        return Chunker(self.settings.chunk_tokens, self.settings.chunk_overlap,
-                       count_wordpieces=e.count_tokens if e.max_tokens else None,
-                       max_wordpieces=e.max_tokens)
+        return components.build_chunker(self.settings, self.embedder)
 
     def composer(self) -> Composer:
-        s = self.settings
-        return Composer(self.scorer, s.answer_max_words, s.evidence_neighbours,
-                        abstain_below=s.abstain_threshold)
+        return components.build_composer(self.settings, self.scorer)
 
     # Writing
 
@@ -94,19 +89,17 @@ class Pipeline:
         paths = [Path(p) for p in paths]
         sources = ingest.indexed(self.root)
         docs = ingest.read_paths(paths, sources or {}, self.settings.max_document_chars)
-        todo, report = ingest.plan(ingest.sources_by_doc_id(sources), docs)
-        if prune:
-            report.deleted = ingest.gone(paths, docs, sources or {})
-        if report.changed or sources is None:
-            self._write(todo, report, progress, self.settings.ingest_lock_wait_s)
-        report.seconds = time.perf_counter() - t0
-        return report
+        deleted = ingest.gone(paths, docs, sources or {}) if prune else []
+        return self._upsert(docs, sources, progress, t0, deleted)
 
     def ingest_documents(self, docs: Sequence[Document], progress: bool = False) -> IngestReport:
         """Index documents made in code (eval, other sources): upsert by doc_id and sha256."""
-        t0 = time.perf_counter()
-        sources = ingest.indexed(self.root)
+        return self._upsert(docs, ingest.indexed(self.root), progress, time.perf_counter())
+
+    def _upsert(self, docs: Sequence[Document], sources: Sources | None,
+                progress: bool, t0: float, deleted: Sequence[str] = ()) -> IngestReport:
         todo, report = ingest.plan(ingest.sources_by_doc_id(sources), docs)
+        report.deleted = list(deleted)
         if report.changed or sources is None:
             self._write(todo, report, progress, self.settings.ingest_lock_wait_s)
         report.seconds = time.perf_counter() - t0
@@ -124,19 +117,14 @@ class Pipeline:
     def delete(self, doc_id: str) -> IngestReport:
         if current_snapshot(self.root) is None:
             raise NoIndexError(self.root)
-        report = IngestReport(deleted=[doc_id])
-        with self._writer(self.chunker(), self.settings.request_lock_wait_s) as w:
-            if w.store.document(doc_id) is None:
-                raise DocumentNotFoundError(doc_id)
-            w.delete(doc_id)
-            report.snapshot = w.commit()
+        report = ingest.delete(self._writer(self.chunker(), self.settings.request_lock_wait_s),
+                               doc_id)
         self.reload()
         return report
 
     def _writer(self, chunker: Chunker, wait_s: float) -> IndexWriter:
         return IndexWriter(self.root, self.model_id, self.embedder.dimension,
-                           chunker.describe(), wait_s=wait_s,
-                           ann_threshold=self.settings.ann_threshold)
+                           chunker.describe(), wait_s, self.settings.ann_threshold)
 
     def _write(self, docs: Sequence[Document], report: IngestReport, progress: bool,
                wait_s: float) -> None:
@@ -173,8 +161,7 @@ class Pipeline:
                 vector: Vectors | None = None) -> list[Hit]:
         if self.reranker is None:
             return retriever.search(query, k, vector)
-        hits = retriever.search(query, max(k, self.settings.rerank_candidates), vector)
-        return self.reranker.rerank(query, hits, k)
+        return self.reranker.search(retriever, query, k, self.settings.rerank_candidates, vector)
 
     def retrieve(self, question: str, k: int = DEFAULT_K, retriever: RetrieverName | None = None
                  ) -> tuple[Index, list[Hit], Vectors, str]:

@@ -16,7 +16,7 @@ from rag.arrays import Vectors
 from rag.chunking import Chunker
 from rag.embedding import Embedder
 from rag.index import Index
-from rag.text import sentence_spans
+from rag.sentence_split import sentence_spans
 from rag.types import Chunk, Document
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from rag.arrays import Vectors
+from rag.retrieval import Retriever
 from rag.types import Hit
 
 
@@ -23,6 +25,11 @@ class Reranker(ABC):
     @abstractmethod
     def score(self, query: str, passages: Sequence[str]) -> npt.NDArray[np.float32]:
         """One relevance score per passage; higher is better."""
+
+    def search(self, retriever: Retriever, query: str, k: int, candidates: int,
+               vector: Vectors | None = None) -> list[Hit]:
+        """The retriever's best ``candidates`` hits, reranked down to ``k``."""
+        return self.rerank(query, retriever.search(query, max(k, candidates), vector), k)
 
     def rerank(self, query: str, hits: Sequence[Hit], k: int) -> list[Hit]:
         """The best k hits by the reranker's score, re-ranked from 1."""

@@ -30,7 +30,7 @@ import numpy.typing as npt
 from rag.arrays import Floats
 from rag.errors import IndexMismatchError
 from rag.evidence import FEATURES, Candidate, Features
-from rag.text import is_question
+from rag.sentence_split import is_question
 
 SCORER_FILE = "scorer.json"
 FORMAT = 1

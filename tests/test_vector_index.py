@@ -12,7 +12,7 @@ from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.index import MANIFEST, current_snapshot
 from rag.pipeline import Pipeline
-from rag.vectors import VectorIndex
+from rag.vector_index import VectorIndex
 from tests.seed_facts import SEED_QUESTIONS, SEEDS
 
 

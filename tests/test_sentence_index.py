@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rag.pipeline import Pipeline
-from rag.sentences import SentenceIndex
+from rag.sentence_index import SentenceIndex
 from tests.seed_facts import SEED_B
 
 

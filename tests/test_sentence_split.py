@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.text import sentence_spans
+from rag.sentence_split import sentence_spans
 
 pytestmark = pytest.mark.unit
 
