@@ -30,16 +30,16 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m eval.bench_core
+	$(BIN)/python -m eval.bench.core
 
 # Crash points, writers racing readers, API fuzzing and a 10-minute soak (about 17 min);
 # the quick parts of each run in `make test` (tests/test_reliability.py).
 check-reliability: $(STAMP)
 	mkdir -p eval/results
-	$(BIN)/python -m eval.crash --json eval/results/crash.json
-	$(BIN)/python -m eval.concurrency --json eval/results/concurrency.json
-	$(BIN)/python -m eval.fuzz --json eval/results/fuzz.json
-	$(BIN)/python -m eval.soak --minutes 10 --json eval/results/soak.json
+	$(BIN)/python -m eval.reliability.crash --json eval/results/crash.json
+	$(BIN)/python -m eval.reliability.concurrency --json eval/results/concurrency.json
+	$(BIN)/python -m eval.reliability.fuzz --json eval/results/fuzz.json
+	$(BIN)/python -m eval.reliability.soak --minutes 10 --json eval/results/soak.json
 
 clean:
 	rm -rf $(VENV) index/snapshots index/CURRENT

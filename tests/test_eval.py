@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from eval import beir, metrics, runner
+from eval.quality import beir, metrics, runner
 from rag.cli import main
 from rag.config import Settings
 
@@ -134,7 +134,7 @@ def test_bench_measures_our_side_and_reports_ratios(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from eval import bench
+    from eval.bench import txtai_race as bench
 
     ds = beir.load(Path(__file__).resolve().parents[1] / "eval" / "data" / "seeds")
     work = tmp_path / "seeds"
@@ -142,7 +142,7 @@ def test_bench_measures_our_side_and_reports_ratios(tmp_path: Path) -> None:
     texts = [json.loads(line) for line in (work / "chunks.jsonl").read_text().splitlines()]
     assert chunks == len(texts) == 15 and {t["doc"] for t in texts} == set(ds.corpus)
     out = work / "ours.json"
-    subprocess.run([sys.executable, "-m", "eval.bench_ours", str(work), "ours", str(out)],
+    subprocess.run([sys.executable, "-m", "eval.bench.race_ours", str(work), "ours", str(out)],
                    check=True, timeout=300)
     ours = bench.summarise(json.loads(out.read_text()), ds, None)
     assert ours["chunks"] == 15 and ours["ndcg@10"] > 0.9 and ours["peak_rss_mb"] > 0

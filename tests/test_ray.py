@@ -14,9 +14,9 @@ import httpx
 import numpy as np
 import pytest
 
-from eval.bench import free_port
-from eval.bench_ray import corpus as reports
-from eval.crash import inspect
+from eval.bench.ray_ingest import corpus as reports
+from eval.bench.txtai_race import free_port
+from eval.reliability.crash import inspect
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline

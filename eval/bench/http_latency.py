@@ -1,7 +1,7 @@
 """Latency of a real `rag serve` over HTTP: sequential requests on 127.0.0.1.
 
-    python -m eval.bench_api [--docs seeds] [--requests 200]
-    python -m eval.bench_api --index .cache/eval/scifact-*/index \
+    python -m eval.bench.http_latency [--docs seeds] [--requests 200]
+    python -m eval.bench.http_latency --index .cache/eval/scifact-*/index \
         --queries ../shared/datasets/scifact/queries.jsonl
 
 Ingests the documents into a temporary index (or serves an existing --index),
@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from eval.bench import RAG, free_port, rag_ready, serve
-from eval.bench_core import QUERIES, percentile
+from eval.bench.core import QUERIES, percentile
+from eval.bench.txtai_race import RAG, free_port, rag_ready, serve
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Ingest throughput and search latency on a folder (default: seeds/), in-process.
 
-    python -m eval.bench_core [--docs seeds] [--queries 200] [--repeat 3] [--torch-only]
+    python -m eval.bench.core [--docs seeds] [--queries 200] [--repeat 3] [--torch-only]
 
 Prints chunks/s for a fresh ingest (model already loaded, so load time is
 reported apart) and per-retriever search latency percentiles.

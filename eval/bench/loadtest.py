@@ -1,6 +1,6 @@
 """Load on a real `rag serve` from wrk: 50 connections at fixed offered rates, then flat out.
 
-    python -m eval.loadtest --index .cache/bench/scifact/ours/index \\
+    python -m eval.bench.loadtest --index .cache/bench/scifact/ours/index \\
         --queries ../shared/datasets/scifact/queries.jsonl [--rates 50,100,150] [--seconds 20]
 
 wrk (Debian package `wrk`) holds 50 connections open and cycles POST /v1/search
@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eval.bench import RAG, free_port, rag_ready, serve
-from eval.loadmix import rss_mb
+from eval.bench.txtai_race import RAG, free_port, rag_ready, serve
+from eval.reliability.loadmix import rss_mb
 
 CYCLE = """
 local bodies = {}

@@ -1,6 +1,6 @@
 """Queries while the index changes, and two writers at once, against a real `rag serve`.
 
-    python -m eval.concurrency [--json out.json]
+    python -m eval.reliability.concurrency [--json out.json]
 
 Four threads send /v1/search and /v1/ask without pause the whole time. Meanwhile,
 one after the other: a `rag ingest` of 30 files in another process (the server
@@ -27,9 +27,10 @@ from typing import Any
 
 import httpx
 
-from eval.bench import RAG, free_port, rag_ready, serve
-from eval.crash import SEEDS, survey
-from eval.loadmix import MixedLoad, note, summary
+from eval import SEEDS
+from eval.bench.txtai_race import RAG, free_port, rag_ready, serve
+from eval.reliability.crash import survey
+from eval.reliability.loadmix import MixedLoad, note, summary
 from rag.index import current_snapshot, writer_lock
 
 

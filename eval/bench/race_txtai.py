@@ -4,7 +4,7 @@ It imports nothing from this project (txtai lives in another environment): it
 reads the chunk texts and queries `rag bench` wrote, indexes them with txtai,
 times ingest and search, and writes what it measured as JSON.
 
-    <venv>/bin/python eval/bench_txtai.py WORK MODEL_FOLDER {fair,default} OUT.json
+    <venv>/bin/python eval/bench/race_txtai.py WORK MODEL_FOLDER {fair,default} OUT.json
 """
 
 import json

@@ -1,8 +1,8 @@
 """`rag eval --task citations`: are the answer's citations the evidence people marked?
 
-Indexes a BEIR corpus (cached as ``eval.runner`` does), asks every claim of a
+Indexes a BEIR corpus (cached as ``eval.quality.runner`` does), asks every claim of a
 rationales file through ``Pipeline.ask`` (what ``POST /v1/ask`` runs) and scores the
-citations against the human-marked evidence sentences (``eval.rationales``).
+citations against the human-marked evidence sentences (``eval.quality.rationales``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from eval import rationales, runner
-from eval.beir import Dataset, DatasetError
-from eval.rationales import Claim, Counts
+from eval.quality import rationales, runner
+from eval.quality.beir import Dataset, DatasetError
+from eval.quality.rationales import Claim, Counts
 from rag.config import Settings
 from rag.pipeline import Pipeline
 from rag.types import Answer

@@ -1,4 +1,4 @@
-"""Training the cross-encoder stage of the evidence scorer (used by eval.train_evidence).
+"""Training the cross-encoder stage of the evidence scorer (used by eval.quality.train_evidence).
 
 The model is rag.crossencoder's: the packaged MiniLM with a LoRA adapter on every
 attention and feed-forward projection and a linear head on the mean of its last

@@ -1,6 +1,6 @@
 """Soak: a long mixed load on a real `rag serve`, sampled every 30 s.
 
-    python -m eval.soak [--minutes 10] [--workers 4] [--json out.json]
+    python -m eval.reliability.soak [--minutes 10] [--workers 4] [--json out.json]
 
 Four client threads on 127.0.0.1 send, without pause, 60% /v1/search, 30% /v1/ask,
 5% uploads of new small documents and 5% deletes of earlier uploads, against an
@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eval.concurrency import serve_seeded
-from eval.loadmix import MixedLoad, rss_mb, summary
+from eval.reliability.concurrency import serve_seeded
+from eval.reliability.loadmix import MixedLoad, rss_mb, summary
 
 MIX = {"search": 0.60, "ask": 0.30, "upload": 0.05, "delete": 0.05}
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from eval import metrics
-from eval.beir import Dataset
+from eval.quality import metrics
+from eval.quality.beir import Dataset
 from rag.config import RetrieverName, Settings
 from rag.embedding import model_id
 from rag.index import FORMAT

@@ -1,12 +1,12 @@
 """Crash safety: SIGKILL a real ingest, upload and delete, then check what is left.
 
-    python -m eval.crash [--random 8] [--seed 7] [--quick] [--json out.json]
+    python -m eval.reliability.crash [--random 8] [--seed 7] [--quick] [--json out.json]
 
 Every trial starts from a copy of the same index (the seeds, six survey files and
 an upload, so two snapshots), runs one change in a separate process — `rag ingest --prune` that adds
 14 files, edits one and drops one; an upload through a real `rag serve`; a
 delete through it — and kills that process with SIGKILL, either inside a named
-function (eval/killpoint.py) or from outside at a random moment. Then:
+function (eval/reliability/killpoint.py) or from outside at a random moment. Then:
 
 - the index loads, and its content is exactly the state before the change or
   exactly the state after it (documents, chunk texts and offsets, and every
@@ -41,13 +41,13 @@ from typing import Any
 import httpx
 import numpy as np
 
-from eval.bench import free_port, rag_ready, serve
+from eval import SEEDS
+from eval.bench.txtai_race import free_port, rag_ready, serve
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.index import STORE, Index, current_snapshot
 from rag.pipeline import Pipeline
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 TOPICS = ["rivers", "glaciers", "volcanoes", "deserts", "forests", "reefs", "tundra"]
 UPLOAD_NAME = "harbour_survey.txt"
 DELETED = "000_4b5d5bcc7add4bfe"
@@ -201,7 +201,7 @@ class Lab:
 
 
 def _child(at: str | None, nth: int, phases: Path, rag_args: list[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "eval.killpoint", "--phases", str(phases)]
+    cmd = [sys.executable, "-m", "eval.reliability.killpoint", "--phases", str(phases)]
     if at:
         cmd += ["--at", at, "--nth", str(nth)]
     return [*cmd, "--", *rag_args]

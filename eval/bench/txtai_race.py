@@ -1,7 +1,7 @@
 """`rag bench`: this project against txtai, same corpus, queries and model, in one run.
 
 Each system runs in its own process, so peak memory is its own: ours through
-``eval.bench_ours``, txtai through ``eval/bench_txtai.py`` in txtai's own
+``eval.bench.race_ours``, txtai through ``eval/bench/race_txtai.py`` in txtai's own
 virtualenv (made on first use under the cache folder). txtai is handed exactly
 the chunk texts our chunker made, so both embed the same passages; ours times
 the whole ingest, chunking and sentence vectors included. Then each index is
@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 
-from eval import metrics
-from eval.beir import Dataset
-from eval.runner import documents
+from eval.quality import metrics
+from eval.quality.beir import Dataset
+from eval.quality.runner import documents
 from rag.config import Settings
 from rag.embedding import packaged_model_path
 from rag.pipeline import Pipeline
@@ -203,13 +203,13 @@ def run(ds: Dataset, settings: Settings, cache: Path, http: bool = True,
                               "documents": len(ds.corpus)}
     for name, env in PROFILES.items():
         out = work / f"{name}.json"
-        raw = _side([sys.executable, "-m", "eval.bench_ours", str(work), name, str(out)], out,
+        raw = _side([sys.executable, "-m", "eval.bench.race_ours", str(work), name, str(out)], out,
                     env)
         report[name] = summarise(raw, ds, http_ours(work, name, queries) if http else None)
     modes = ["fair", "default"] if txtai_default else ["fair"]
     for mode in modes:
         out = work / f"txtai-{mode}.json"
-        raw = _side([str(python), str(HERE / "bench_txtai.py"), str(work), model, mode,
+        raw = _side([str(python), str(HERE / "race_txtai.py"), str(work), model, mode,
                      str(out)], out, {"HF_HUB_OFFLINE": "1"})
         timed = http_txtai(python, Path(raw["index"]), queries) if http else None
         report["txtai" if mode == "fair" else "txtai_default"] = summarise(raw, ds, timed)

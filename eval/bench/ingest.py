@@ -1,6 +1,6 @@
 """Ingest throughput, one change at a time, on the first N SciFact documents.
 
-    python -m eval.bench_ingest --dataset ../shared/datasets/scifact [--docs 400]
+    python -m eval.bench.ingest --dataset ../shared/datasets/scifact [--docs 400]
 
 Each variant ingests the same documents into a fresh index with the model
 already loaded, so the figure is chunking + embedding + writing the snapshot.
@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eval import beir
-from eval.runner import documents
+from eval.quality import beir
+from eval.quality.runner import documents
 from rag.config import Settings
 from rag.pipeline import Pipeline
 from rag.types import Document

@@ -1,8 +1,8 @@
 """A mixed closed-loop load on a real server: search, ask, upload and delete from threads.
 
-Shared by eval/concurrency.py and eval/soak.py. Every request is recorded with its
-time, operation, status (0 when the connection failed) and latency; anything but the
-operation's success status counts as an error.
+Shared by eval/reliability/concurrency.py and eval/reliability/soak.py. Every request
+is recorded with its time, operation, status (0 when the connection failed) and
+latency; anything but the operation's success status counts as an error.
 """
 
 from __future__ import annotations
