@@ -2,7 +2,7 @@
 
 By purpose: ``eval.quality`` (how good the answers are), ``eval.bench`` (how fast),
 ``eval.reliability`` (what survives kills, races and fuzzing); ``eval.harness`` holds
-what they and the tests share.
+what they and the tests share (a real server on loopback, the percentile definition).
 """
 
 from pathlib import Path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
 SEED_A = "000_4b5d5bcc7add4bfe"  # Japan–South Korea security cooperation (NPEC study)
 SEED_B = "004_235fcfc7bfbef7ab"  # U.S.–Japan defense technology sharing
-RAG = str(Path(sys.executable).with_name("rag"))
 
 # Questions about the seeds: (question, doc that answers it, a fact the answer must hold;
 # "a|b" when any of several is the answer) — the 20 of eval/data/seeds, in its order.

@@ -22,7 +22,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from eval.bench.txtai_race import percentiles
+from eval.harness import percentiles
 from eval.quality import beir
 from eval.quality.runner import cached_index
 from rag.config import Settings

@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from eval.harness import percentiles
 from eval.quality import rationales, runner
 from eval.quality.beir import Dataset, DatasetError
 from eval.quality.rationales import Claim, Counts
@@ -44,8 +43,6 @@ def summarize(per_claim: list[dict[str, Any]]) -> dict[str, Any]:
     without = [r for r in per_claim if not r["has_evidence"]]
     answered = [r for r in per_claim if not r["abstained"]]
     first = [r for r in with_evidence if r["first_is_evidence"] is not None]
-    latencies = [r["ms"] for r in per_claim]
-    p50, p95 = np.percentile(latencies, [50, 95]).tolist() if latencies else (0.0, 0.0)
 
     def share(part: int, whole: int) -> float | None:
         return round(part / whole, 4) if whole else None
@@ -62,7 +59,7 @@ def summarize(per_claim: list[dict[str, Any]]) -> dict[str, Any]:
                                          len(with_evidence)),
         "citations_per_answer": round(sum(r["counts"].citations for r in answered)
                                       / len(answered), 3) if answered else 0.0,
-        "ask_ms": {"p50": round(p50, 2), "p95": round(p95, 2)},
+        "ask_ms": percentiles([r["ms"] for r in per_claim], (50, 95)),
     }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from eval.harness import percentiles
 from eval.quality import metrics
 from eval.quality.beir import Dataset
 from rag.config import RetrieverName, Settings
@@ -123,11 +124,9 @@ def evaluate(dataset: Dataset, retrievers: Sequence[RetrieverName], settings: Se
     for name in retrievers:
         run, latencies = run_retriever(pipeline, name, dataset, progress)
         scores = metrics.evaluate(run, dataset.qrels)
-        p50, p95, p99 = np.percentile(latencies, [50, 95, 99]).tolist()
         report["retrievers"][name] = {
             **{m: round(v, 4) for m, v in scores.items()},
-            "latency_ms": {"p50": round(p50, 2), "p95": round(p95, 2), "p99": round(p99, 2)},
-            "build_s": round(build_s, 1)}
+            "latency_ms": percentiles(latencies, (50, 95, 99)), "build_s": round(build_s, 1)}
         report["per_query"][name] = {q: round(s["ndcg@10"], 4) for q, s in
                                      metrics.per_query(run, dataset.qrels).items()}
     return report

@@ -25,10 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from eval import SEEDS
-from eval.bench.txtai_race import RAG, free_port, rag_ready, serve
+from eval.harness import RAG, Server, serve_rag
 from eval.reliability.crash import survey
 from eval.reliability.loadmix import MixedLoad, note, summary
 from rag.index import current_snapshot, writer_lock
@@ -53,26 +51,25 @@ def _phase(load: MixedLoad, name: str, action: Any) -> dict[str, Any]:
     return out
 
 
-def serve_seeded(work: Path) -> tuple[Path, subprocess.Popen[bytes], httpx.Client]:
+def serve_seeded(work: Path) -> tuple[Path, Server]:
     """`rag serve` over a fresh index of the seeds and 20 survey files in ``work``;
     its output goes to work/server.log."""
     index = work / "index"
     subprocess.run([RAG, "ingest", str(SEEDS), str(_folder(work / "a", 0, 20))],
                    env={**os.environ, "RAG_INDEX_DIR": str(index)}, check=True,
                    capture_output=True)
-    port = free_port()
-    server, http = serve([RAG, "serve", "--port", str(port)], {"RAG_INDEX_DIR": str(index)},
-                         rag_ready, port, log=work / "server.log", timeout=120)
-    return index, server, http
+    server = serve_rag({"RAG_INDEX_DIR": str(index)}, log=work / "server.log", timeout=120)
+    return index, server
 
 
 def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        index, server, http = serve_seeded(work)
+        index, server = serve_seeded(work)
+        http = server.http
         env = {**os.environ, "RAG_INDEX_DIR": str(index)}
-        log = work / "server.log"
-        load = MixedLoad(str(http.base_url), {"search": 0.7, "ask": 0.3}, workers=4).start()
+        log = server.log
+        load = MixedLoad(server.base_url, {"search": 0.7, "ask": 0.3}, workers=4).start()
         phases = []
         try:
             phases.append(_phase(load, "queries alone", lambda: time.sleep(4) or "-"))
@@ -133,9 +130,7 @@ def run() -> dict[str, Any]:
             phases.append(_phase(load, "second writer (lock held)", two_writers))
         finally:
             load.stop()
-            http.close()
-            server.terminate()
-            server.wait(timeout=30)
+            server.stop()
         text = log.read_text()
         total = summary(load.samples)
     report = {"phases": phases, "total": total,

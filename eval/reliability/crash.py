@@ -42,7 +42,7 @@ import httpx
 import numpy as np
 
 from eval import SEEDS
-from eval.bench.txtai_race import free_port, rag_ready, serve
+from eval.harness import Server, serve_rag
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.index import STORE, Index, current_snapshot
@@ -233,11 +233,8 @@ def run_ingest(lab: Lab, root: Path, at: str | None, nth: int, delay: float | No
     return _last_phase(phases) if proc.returncode == -signal.SIGKILL else "finished"
 
 
-def _start_server(lab: Lab, root: Path, at: str | None, nth: int,
-                  phases: Path) -> tuple[subprocess.Popen[bytes], httpx.Client]:
-    port = free_port()
-    return serve(_child(at, nth, phases, ["serve", "--port", str(port)]), lab.env(root),
-                 rag_ready, port, timeout=120)
+def _start_server(lab: Lab, root: Path, at: str | None, nth: int, phases: Path) -> Server:
+    return serve_rag(lab.env(root), via=_child(at, nth, phases, []), timeout=120)
 
 
 def _send(lab: Lab, http: httpx.Client, kind: str) -> int | None:
@@ -254,13 +251,14 @@ def _send(lab: Lab, http: httpx.Client, kind: str) -> int | None:
 def run_api(lab: Lab, root: Path, kind: str, at: str | None, nth: int,
             delay: float | None) -> str:
     phases = root.parent / f"{root.name}.phases"
-    proc, http = _start_server(lab, root, at, nth, phases)
+    server = _start_server(lab, root, at, nth, phases)
+    proc = server.proc
     try:
         timer = None
         if delay is not None:
             timer = threading.Timer(delay, os.kill, (proc.pid, signal.SIGKILL))
             timer.start()
-        status = _send(lab, http, kind)
+        status = _send(lab, server.http, kind)
         if timer is not None:
             timer.join()
         try:
@@ -268,10 +266,9 @@ def run_api(lab: Lab, root: Path, kind: str, at: str | None, nth: int,
         except subprocess.TimeoutExpired:
             return f"finished ({status})"  # the kill point was never reached
     finally:
-        http.close()
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        server.stop()
     if status is not None:
         return f"after reply ({status})"
     return _last_phase(phases)
@@ -336,15 +333,14 @@ def measure(lab: Lab, kind: str) -> tuple[float, float]:
         t0 = time.monotonic()  # start-up (imports, model load) done: the ingest begins
         proc.wait()
         return t0 - spawned, time.monotonic() - t0
-    proc, http = _start_server(lab, root, None, 1, root.parent / "timing.phases")
+    server = _start_server(lab, root, None, 1, root.parent / "timing.phases")
     try:
         t0 = time.monotonic()
-        _send(lab, http, kind)
+        _send(lab, server.http, kind)
         return 0.0, time.monotonic() - t0
     finally:
-        http.close()
-        proc.kill()
-        proc.wait()
+        server.proc.kill()
+        server.stop()
 
 
 def run(quick: bool = False, n_random: int = 8, seed: int = 7,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from eval import SEEDS
-from eval.bench.txtai_race import RAG, free_port, rag_ready, serve
+from eval.harness import RAG, serve_rag
 
 CONFIG = Path(__file__).resolve().with_name("fuzz.toml")
 KEY = "fuzz-key"
@@ -34,14 +34,10 @@ KEY = "fuzz-key"
 def fuzz_server(index: Path, max_examples: int, api_key: str | None, log: Path,
                 seed: int) -> dict[str, Any]:
     env = {"RAG_INDEX_DIR": str(index), **({"RAG_API_KEY": api_key} if api_key else {})}
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     log.write_text("")
-    server, http = serve([RAG, "serve", "--port", str(port)], env, rag_ready, port, log=log)
-    http.close()
-    try:
+    with serve_rag(env, log=log) as server:
         command = [str(Path(sys.executable).with_name("st")), "--config-file",
-                   str(CONFIG), "run", base + "/openapi.json", "--max-examples",
+                   str(CONFIG), "run", server.base_url + "/openapi.json", "--max-examples",
                    str(max_examples), "--workers", "1", "--seed", str(seed), "--no-color"]
         if api_key:
             command += ["-H", f"Authorization: Bearer {api_key}"]
@@ -49,9 +45,6 @@ def fuzz_server(index: Path, max_examples: int, api_key: str | None, log: Path,
         t0 = time.monotonic()
         done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
         seconds = time.monotonic() - t0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     text = done.stdout + done.stderr
     cases = re.search(r"(\d+) generated, (.*)", text)
     server_log = log.read_text()[start:]

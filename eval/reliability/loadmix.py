@@ -13,9 +13,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
+
+from eval.harness import percentiles
 
 QUESTIONS = [
     "What areas of cooperation does the NPEC study propose?",
@@ -118,21 +119,8 @@ class MixedLoad:
 
 
 def summary(samples: list[Sample]) -> dict[str, object]:
-    def pct(values: list[float], p: float) -> float:
-        if not values:
-            return 0.0
-        ordered = sorted(values)
-        return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 1)
-
     queries = [s.ms for s in samples if s.op in ("search", "ask")]
     return {"requests": len(samples), "errors": sum(not s.ok for s in samples),
             "by_op": {op: sum(s.op == op for s in samples) for op in SUCCESS},
             "error_statuses": sorted({s.status for s in samples if not s.ok}),
-            "query_p50_ms": pct(queries, 50), "query_p99_ms": pct(queries, 99)}
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+            **{f"query_{p}_ms": v for p, v in percentiles(queries, digits=1).items()}}

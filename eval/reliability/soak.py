@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from eval.harness import rss_mb
 from eval.reliability.concurrency import serve_seeded
-from eval.reliability.loadmix import MixedLoad, rss_mb, summary
+from eval.reliability.loadmix import MixedLoad, summary
 
 MIX = {"search": 0.60, "ask": 0.30, "upload": 0.05, "delete": 0.05}
 
@@ -29,11 +30,11 @@ MIX = {"search": 0.60, "ask": 0.30, "upload": 0.05, "delete": 0.05}
 def run(minutes: float = 10, workers: int = 4, every: float = 30.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        _, server, http = serve_seeded(work)
+        _, server = serve_seeded(work)
         samples: list[dict[str, Any]] = [{"t_s": 0, "rss_mb": rss_mb(server.pid)}]
         print(f"{'t s':>5} {'requests':>8} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7} "
               f"{'RSS MB':>7}  search/ask/upload/delete", flush=True)
-        load = MixedLoad(str(http.base_url), MIX, workers, prefix="soak").start()
+        load = MixedLoad(server.base_url, MIX, workers, prefix="soak").start()
         t0 = time.monotonic()
         try:
             end = t0 + minutes * 60
@@ -50,10 +51,8 @@ def run(minutes: float = 10, workers: int = 4, every: float = 30.0) -> dict[str,
                       f"{ops}", flush=True)
         finally:
             load.stop()
-            http.close()
-            server.terminate()
-            server.wait(timeout=30)
-        log = (work / "server.log").read_text()
+            server.stop()
+        log = server.log.read_text()
     total = summary(load.samples)
     rss = [s["rss_mb"] for s in samples[1:]]
     third = max(1, len(rss) // 3)
