@@ -62,7 +62,7 @@ def main() -> None:
         pipeline = Pipeline(Settings(index_dir=Path(tmp) / "index"), embedder=embedder)
         pipeline.ingest([args.docs])
         for name in ("dense", "bm25", "hybrid"):
-            retriever = pipeline.retriever(name)  # type: ignore[arg-type]
+            retriever = pipeline.retriever(name)
             retriever.search(QUERIES[0], 5)
             times = []
             for i in range(args.queries):

@@ -42,8 +42,9 @@ def ingest(docs: list[Document], settings: Settings, onnx: Path) -> dict[str, An
         t0 = time.perf_counter()
         report = pipeline.ingest_documents(docs)
         seconds = time.perf_counter() - t0
-        result = {"chunks": report.chunks, "sentences": pipeline.index.sentences.count(),
-                  "seconds": round(seconds, 1), "chunks_per_s": round(report.chunks / seconds, 1)}
+        result: dict[str, Any] = {
+            "chunks": report.chunks, "sentences": pipeline.index.sentences.count(),
+            "seconds": round(seconds, 1), "chunks_per_s": round(report.chunks / seconds, 1)}
         if settings.embed_backend == "onnx" and settings.sentence_vectors == "standalone":
             edited = [dataclasses.replace(d, text=d.text + "\n\nA sentence added later.",
                                           sha256=d.sha256[::-1]) if n % 10 == 0 else d

@@ -118,5 +118,7 @@ def predict(model: Any, tokenizer: Any, question: str, sentences: Sequence[str])
 
     if not sentences:
         return np.zeros(0)
+    pairs = [(question, s) for s in sentences]
     with torch.inference_mode():
-        return model(**_encode(tokenizer, [(question, s) for s in sentences])).numpy()
+        logits: np.ndarray = model(**_encode(tokenizer, pairs)).numpy()
+    return logits

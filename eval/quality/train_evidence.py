@@ -298,7 +298,8 @@ def main() -> None:
                               args.cv_dir / f"fold-{f}" / "adapter")
             for i in held[f]:
                 cross[i] = cross_logits(model, tokenizer, examples[i], z1[i])
-            np.savez(saved, **{examples[i].claim.claim_id: cross[i] for i in held[f]})
+            np.savez(saved, allow_pickle=False,
+                     **{examples[i].claim.claim_id: cross[i] for i in held[f]})
             print(f"fold {f}: cross-encoder trained in {time.time() - t0:.0f}s", flush=True)
 
     lin_probs = [sigmoid(z) for z in z1]

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ def _folder(path: Path, first: int, n: int) -> Path:
     return path
 
 
-def _phase(load: MixedLoad, name: str, action: Any) -> dict[str, Any]:
+def _phase(load: MixedLoad, name: str, action: Callable[[], str]) -> dict[str, Any]:
     t0 = time.monotonic()
     detail = action()
     time.sleep(1.0)  # queries after the change, on the new snapshot
@@ -72,7 +73,10 @@ def run() -> dict[str, Any]:
         load = MixedLoad(server.base_url, {"search": 0.7, "ask": 0.3}, workers=4).start()
         phases = []
         try:
-            phases.append(_phase(load, "queries alone", lambda: time.sleep(4) or "-"))
+            def alone() -> str:
+                time.sleep(4)
+                return "-"
+            phases.append(_phase(load, "queries alone", alone))
 
             def ingest() -> str:
                 done = subprocess.run([RAG, "ingest", str(_folder(work / "b", 100, 30))],

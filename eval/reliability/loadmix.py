@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import TypedDict
 
 import httpx
 
@@ -118,9 +119,18 @@ class MixedLoad:
             return [s for s in self.samples if s.t >= since and (until is None or s.t < until)]
 
 
-def summary(samples: list[Sample]) -> dict[str, object]:
-    queries = [s.ms for s in samples if s.op in ("search", "ask")]
+class Summary(TypedDict):
+    requests: int
+    errors: int
+    by_op: dict[str, int]
+    error_statuses: list[int]
+    query_p50_ms: float
+    query_p99_ms: float
+
+
+def summary(samples: list[Sample]) -> Summary:
+    queries = percentiles([s.ms for s in samples if s.op in ("search", "ask")], digits=1)
     return {"requests": len(samples), "errors": sum(not s.ok for s in samples),
             "by_op": {op: sum(s.op == op for s in samples) for op in SUCCESS},
             "error_statuses": sorted({s.status for s in samples if not s.ok}),
-            **{f"query_{p}_ms": v for p, v in percentiles(queries, digits=1).items()}}
+            "query_p50_ms": queries["p50"], "query_p99_ms": queries["p99"]}

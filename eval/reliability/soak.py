@@ -45,7 +45,7 @@ def run(minutes: float = 10, workers: int = 4, every: float = 30.0) -> dict[str,
                 mark += every
                 row = {"t_s": round(mark - t0), "rss_mb": rss_mb(server.pid), **window}
                 samples.append(row)
-                ops = "/".join(str(v) for v in window["by_op"].values())  # type: ignore[union-attr]
+                ops = "/".join(str(v) for v in window["by_op"].values())
                 print(f"{row['t_s']:>5} {row['requests']:>8} {row['errors']:>6} "
                       f"{row['query_p50_ms']:>7} {row['query_p99_ms']:>7} {row['rss_mb']:>7}  "
                       f"{ops}", flush=True)
