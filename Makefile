@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first: otherwise pip resolves a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	# The [ray] extra too: tests/test_ray.py runs a two-node Ray cluster on 127.0.0.1.
-	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	# The [ray] extra too: tests/test_ray.py runs a two-node Ray cluster on 127.0.0.1;
+	# [plot] and [bench] because the tests run `rag eval --plot` and our side of `rag bench`.
+	$(BIN)/pip install --quiet -e '.[dev,ray,plot,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -22,15 +22,17 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import httpx
 import numpy as np
+
+if TYPE_CHECKING:
+    import httpx  # imported where a server starts: `rag eval` needs only percentiles here
 
 HOST = "127.0.0.1"
 RAG = str(Path(sys.executable).with_name("rag"))  # the console script of this environment
 READY_WAIT_S = 300.0  # a first start may export the model to ONNX
-Ready = Callable[[httpx.Client], bool]
+Ready = Callable[["httpx.Client"], bool]
 
 
 class ServerError(RuntimeError):
@@ -73,6 +75,8 @@ def wait_ready(client: httpx.Client, ready: Ready = rag_ready, wait: float = REA
 
     ``client`` may be any httpx client, FastAPI's in-process TestClient included.
     """
+    import httpx
+
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if server is not None and server.proc.poll() is not None:
@@ -97,6 +101,8 @@ class Server:
 
     def __init__(self, command: Sequence[str], env: Mapping[str, str], port: int,
                  log: Path | None, timeout: float) -> None:
+        import httpx
+
         self.name = " ".join(command)
         self.base_url = f"http://{HOST}:{port}"
         self._temporary = log is None

@@ -4,6 +4,7 @@ import json
 import random
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,28 @@ def test_seeds_dataset_evaluates_end_to_end(tmp_path: Path) -> None:
                                                   "--limit", "5"])
     assert again.exit_code == 0 and "5 queries" in again.output
     assert list((tmp_path / "cache").iterdir()) == cached
+
+
+def test_plot_without_matplotlib_names_the_extra_before_evaluating(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the [plot] extra were absent
+    png, cache = tmp_path / "r.png", tmp_path / "cache"
+    result = CliRunner().invoke(main, ["--index", str(tmp_path / "unused"), "eval", "--dataset",
+                                       str(SEEDS_DATASET), "--retriever", "bm25", "--plot",
+                                       str(png), "--cache", str(cache)])
+    assert result.exit_code == 1
+    assert "--plot needs matplotlib: pip install 'rag-cited[plot]'" in result.output
+    assert not cache.exists() and not png.exists()
+
+
+def test_bench_without_httpx_names_the_extra(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "httpx", None)  # as if the [bench] extra were absent
+    result = CliRunner().invoke(main, ["bench", "--dataset", str(SEEDS_DATASET), "--cache",
+                                       str(tmp_path / "bench")])
+    assert result.exit_code == 1
+    assert "rag bench needs httpx: pip install 'rag-cited[bench]'" in result.output
+    assert not (tmp_path / "bench").exists()
 
 
 def test_documents_join_title_and_text() -> None:

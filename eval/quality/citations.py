@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from eval.extras import pyplot
 from eval.harness import percentiles
 from eval.quality import rationales, runner
 from eval.quality.beir import Dataset, DatasetError
@@ -130,11 +131,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def plot(report: dict[str, Any], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     keys = ["precision", "recall", "f1", "citation_precision", "evidence_at_1",
             "abstained_without_evidence"]
     values = [report[k] or 0.0 for k in keys]

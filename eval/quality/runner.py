@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from eval.extras import pyplot
 from eval.harness import percentiles
 from eval.quality import metrics
 from eval.quality.beir import Dataset
@@ -146,11 +147,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def plot(report: dict[str, Any], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(report["retrievers"])
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(max(4, 1.6 * len(names) + 2), 4))
