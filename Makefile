@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first: otherwise pip resolves a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	# The [ray] extra too: tests/test_ray.py runs a two-node Ray cluster on 127.0.0.1.
-	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	# The [ray] extra too: tests/test_ray.py runs a two-node Ray cluster on 127.0.0.1;
+	# [plot] and [bench] because the tests run `rag eval --plot` and our side of `rag bench`.
+	$(BIN)/pip install --quiet -e '.[dev,ray,plot,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,16 +36,16 @@ unit: $(STAMP)
 	$(BIN)/pytest -q -m unit
 
 bench: $(STAMP)
-	$(BIN)/python -m eval.bench_core
+	$(BIN)/python -m eval.bench.core
 
 # Crash points, writers racing readers, API fuzzing and a 10-minute soak (about 17 min);
 # the quick parts of each run in `make test` (tests/test_reliability.py).
 check-reliability: $(STAMP)
 	mkdir -p eval/results
-	$(BIN)/python -m eval.crash --json eval/results/crash.json
-	$(BIN)/python -m eval.concurrency --json eval/results/concurrency.json
-	$(BIN)/python -m eval.fuzz --json eval/results/fuzz.json
-	$(BIN)/python -m eval.soak --minutes 10 --json eval/results/soak.json
+	$(BIN)/python -m eval.reliability.crash --json eval/results/crash.json
+	$(BIN)/python -m eval.reliability.concurrency --json eval/results/concurrency.json
+	$(BIN)/python -m eval.reliability.fuzz --json eval/results/fuzz.json
+	$(BIN)/python -m eval.reliability.soak --minutes 10 --json eval/results/soak.json
 
 clean:
 	rm -rf $(VENV) index/snapshots index/CURRENT

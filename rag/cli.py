@@ -209,9 +209,12 @@ def evaluate(ctx: click.Context, task: str, dataset_dir: Path, rationales_file: 
              json_out: Path | None, plot_out: Path | None, cache: Path) -> None:
     """Benchmark on a BEIR dataset: retrieval (nDCG@10, recall, MRR, MAP, latency) or
     citations (SciFact's sentence-level P/R/F1 against human-marked evidence)."""
-    from eval import beir, runner
-    from eval import citations as cite
+    from eval.extras import pyplot
+    from eval.quality import beir, runner
+    from eval.quality import citations as cite
 
+    if plot_out is not None:
+        pyplot()  # without the [plot] extra, fail before the evaluation rather than after
     if task == "citations":
         if rationales_file is None:
             raise click.BadParameter("--task citations needs the evidence file",
@@ -256,8 +259,11 @@ def evaluate(ctx: click.Context, task: str, dataset_dir: Path, rationales_file: 
 def bench(ctx: click.Context, dataset_dir: Path, json_out: Path | None, cache: Path,
           no_http: bool, no_txtai_default: bool) -> None:
     """Race this project against txtai: ingest, search latency, nDCG@10, memory."""
-    from eval import beir
-    from eval import bench as runner
+    from eval.extras import require
+
+    require("httpx", "bench", "rag bench")  # the race times both servers over HTTP
+    from eval.bench import txtai_race as runner
+    from eval.quality import beir
 
     dataset = beir.load(dataset_dir, "test")
     report = runner.run(dataset, ctx.obj, cache.resolve(), http=not no_http,

@@ -50,12 +50,12 @@ class Settings(BaseSettings):
     # thread is faster there (docs/measurements.md).
     faiss_threads: int = Field(default=1, ge=1, le=256)
     # From this many chunks on, vector search is approximate (FAISS IVF, nprobe lists per
-    # query): recall@10 against exact search measured by `python -m eval.bench_ann`.
+    # query): recall@10 against exact search measured by `python -m eval.bench.ann`.
     ann_threshold: int = Field(default=200_000, ge=1)
     ann_nprobe: int = Field(default=128, ge=1, le=65536)
 
     retriever: RetrieverName = "hybrid"
-    # Chosen on SciFact train by `python -m eval.tune` (README, "Evaluation").
+    # Chosen on SciFact train by `python -m eval.quality.tune` (README, "Evaluation").
     hybrid_method: Literal["convex", "zscore", "rrf"] = "zscore"
     hybrid_weight: float = Field(default=0.6, ge=0.0, le=1.0)
     # Weight of each candidate's best-sentence similarity in hybrid (0 turns it off).
@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     rerank_candidates: int = Field(default=20, ge=1, le=1000)
 
     answer_max_words: int = Field(default=120, ge=10, le=1000)
-    # The evidence scorer (rag.scorer): a folder made by `python -m eval.train_evidence`;
+    # The evidence scorer (rag.scorer): a folder made by `python -m eval.quality.train_evidence`;
     # None means the one shipped in rag/data/evidence, fit on SciFact's train claims.
     evidence_model: Path | None = None
     # Its second stage, the cross-encoder (rag.crossencoder): better citations for a few

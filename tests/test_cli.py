@@ -7,7 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.seed_facts import RAG, SEED_A, SEED_B, SEED_QUESTIONS
+from eval.harness import RAG
+from tests.seed_facts import SEED_A, SEED_B, SEED_QUESTIONS
 
 
 def rag(*args: str, index: Path, env: dict[str, str] | None = None,

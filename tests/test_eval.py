@@ -4,12 +4,13 @@ import json
 import random
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from eval import beir, metrics, runner
+from eval.quality import beir, metrics, runner
 from rag.cli import main
 from rag.config import Settings
 
@@ -121,6 +122,28 @@ def test_seeds_dataset_evaluates_end_to_end(tmp_path: Path) -> None:
     assert list((tmp_path / "cache").iterdir()) == cached
 
 
+def test_plot_without_matplotlib_names_the_extra_before_evaluating(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the [plot] extra were absent
+    png, cache = tmp_path / "r.png", tmp_path / "cache"
+    result = CliRunner().invoke(main, ["--index", str(tmp_path / "unused"), "eval", "--dataset",
+                                       str(SEEDS_DATASET), "--retriever", "bm25", "--plot",
+                                       str(png), "--cache", str(cache)])
+    assert result.exit_code == 1
+    assert "--plot needs matplotlib: pip install 'rag-cited[plot]'" in result.output
+    assert not cache.exists() and not png.exists()
+
+
+def test_bench_without_httpx_names_the_extra(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "httpx", None)  # as if the [bench] extra were absent
+    result = CliRunner().invoke(main, ["bench", "--dataset", str(SEEDS_DATASET), "--cache",
+                                       str(tmp_path / "bench")])
+    assert result.exit_code == 1
+    assert "rag bench needs httpx: pip install 'rag-cited[bench]'" in result.output
+    assert not (tmp_path / "bench").exists()
+
+
 def test_documents_join_title_and_text() -> None:
     ds = beir.load(SEEDS_DATASET)
     docs = {d.doc_id: d for d in runner.documents(ds)}
@@ -134,7 +157,7 @@ def test_bench_measures_our_side_and_reports_ratios(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from eval import bench
+    from eval.bench import txtai_race as bench
 
     ds = beir.load(Path(__file__).resolve().parents[1] / "eval" / "data" / "seeds")
     work = tmp_path / "seeds"
@@ -142,7 +165,7 @@ def test_bench_measures_our_side_and_reports_ratios(tmp_path: Path) -> None:
     texts = [json.loads(line) for line in (work / "chunks.jsonl").read_text().splitlines()]
     assert chunks == len(texts) == 15 and {t["doc"] for t in texts} == set(ds.corpus)
     out = work / "ours.json"
-    subprocess.run([sys.executable, "-m", "eval.bench_ours", str(work), "ours", str(out)],
+    subprocess.run([sys.executable, "-m", "eval.bench.race_ours", str(work), "ours", str(out)],
                    check=True, timeout=300)
     ours = bench.summarise(json.loads(out.read_text()), ds, None)
     assert ours["chunks"] == 15 and ours["ndcg@10"] > 0.9 and ours["peak_rss_mb"] > 0

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from eval import rationales
-from eval.beir import DatasetError
-from eval.rationales import Claim, Counts, score_claim, sentences_covered
+from eval.quality import rationales
+from eval.quality.beir import DatasetError
+from eval.quality.rationales import Claim, Counts, score_claim, sentences_covered
 
 SPANS = ((10, 20), (21, 30), (31, 40), (41, 50), (51, 60))
 # d1 holds two rationales: sentences 1 and 2 together, and sentence 4 alone.

@@ -10,17 +10,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import numpy as np
 import pytest
 
-from eval.bench import free_port
-from eval.bench_ray import corpus as reports
-from eval.crash import inspect
+from eval.bench.ray_ingest import corpus as reports
+from eval.harness import RAG, serve_rag
+from eval.reliability.crash import inspect
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
-from tests.seed_facts import RAG, SEED_QUESTIONS, SEEDS
+from tests.seed_facts import SEED_QUESTIONS, SEEDS
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is part of the test install")
 ONNX = Path(".cache/onnx").resolve()  # one export of the model for the driver and the workers
@@ -112,36 +111,20 @@ def test_sharded_search_equals_the_single_index(
 
 def test_rag_serve_answers_from_shards(cluster: str, seed_index: Path, tmp_path: Path) -> None:
     shutil.copytree(seed_index, tmp_path / "index")
-    port = free_port()
-    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_ONNX_DIR": str(ONNX)}
-    proc = subprocess.Popen([RAG, "serve", "--port", str(port), "--ray", cluster, "--shards",
-                             "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            def ready() -> None:
-                while True:
-                    try:
-                        if http.get("/readyz").status_code == 200:
-                            return
-                    except httpx.TransportError:
-                        pass
-                    if proc.poll() is not None:
-                        raise AssertionError("rag serve --ray exited")
-            _within(180, "rag serve --ray becoming ready", ready)
-            question, doc_id, fact = SEED_QUESTIONS[4]
-            hits = http.post("/v1/search", json={"query": question, "k": 3}).json()["hits"]
-            assert hits[0]["doc_id"] == doc_id
-            answer = http.post("/v1/ask", json={"question": question}).json()
-            assert fact in answer["answer"] and answer["citations"][0]["verified"]
-            body = b"Sourdough bread is baked at 250 degrees Celsius for forty minutes."
-            up = http.post("/v1/documents", files={"file": ("sourdough.txt", body)})
-            assert up.status_code == 201  # written, then the new snapshot re-sharded
-            assert http.get("/readyz").json()["snapshot"] == up.json()["snapshot"]
-            hits = http.post("/v1/search", json={"query": "baking sourdough bread"}).json()
-            assert hits["hits"][0]["doc_id"] == "sourdough"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+    env = {"RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_ONNX_DIR": str(ONNX)}
+    with serve_rag(env, "--ray", cluster, "--shards", "2", timeout=60, wait=180) as served:
+        http = served.http
+        question, doc_id, fact = SEED_QUESTIONS[4]
+        hits = http.post("/v1/search", json={"query": question, "k": 3}).json()["hits"]
+        assert hits[0]["doc_id"] == doc_id
+        answer = http.post("/v1/ask", json={"question": question}).json()
+        assert fact in answer["answer"] and answer["citations"][0]["verified"]
+        body = b"Sourdough bread is baked at 250 degrees Celsius for forty minutes."
+        up = http.post("/v1/documents", files={"file": ("sourdough.txt", body)})
+        assert up.status_code == 201  # written, then the new snapshot re-sharded
+        assert http.get("/readyz").json()["snapshot"] == up.json()["snapshot"]
+        hits = http.post("/v1/search", json={"query": "baking sourdough bread"}).json()
+        assert hits["hits"][0]["doc_id"] == "sourdough"
 
 
 def test_an_unreachable_cluster_fails_fast_and_changes_nothing(tmp_path: Path) -> None:

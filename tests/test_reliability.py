@@ -3,7 +3,7 @@ queries while the index changes. All against real processes on 127.0.0.1."""
 
 from __future__ import annotations
 
-from eval import concurrency, crash, fuzz
+from eval.reliability import concurrency, crash, fuzz
 
 
 def test_sigkill_at_three_points_leaves_a_whole_snapshot() -> None:

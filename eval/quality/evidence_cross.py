@@ -1,4 +1,4 @@
-"""Training the cross-encoder stage of the evidence scorer (used by eval.train_evidence).
+"""Training the cross-encoder stage of the evidence scorer (used by eval.quality.train_evidence).
 
 The model is rag.crossencoder's: the packaged MiniLM with a LoRA adapter on every
 attention and feed-forward projection and a linear head on the mean of its last
@@ -118,5 +118,7 @@ def predict(model: Any, tokenizer: Any, question: str, sentences: Sequence[str])
 
     if not sentences:
         return np.zeros(0)
+    pairs = [(question, s) for s in sentences]
     with torch.inference_mode():
-        return model(**_encode(tokenizer, [(question, s) for s in sentences])).numpy()
+        logits: np.ndarray = model(**_encode(tokenizer, pairs)).numpy()
+    return logits

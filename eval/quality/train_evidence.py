@@ -1,6 +1,6 @@
 """Fit the evidence scorer on SciFact's train claims, cross-validated, and write it out.
 
-    python -m eval.train_evidence --dataset ../shared/datasets/scifact \\
+    python -m eval.quality.train_evidence --dataset ../shared/datasets/scifact \\
         --rationales ../shared/datasets/scifact/rationales/train.jsonl \\
         [--out rag/data/evidence] [--folds 5] [--no-cross] [--json report.json]
 
@@ -11,7 +11,7 @@ candidate is positive when it stands for a sentence the annotators marked.
 - Linear stage: logistic regression on standardized features, written back as
   weights on the raw features.
 - Cross-encoder stage (unless --no-cross): a LoRA adapter and head on the packaged
-  MiniLM (eval.evidence_cross) trained on each claim's best candidates by the
+  MiniLM (eval.quality.evidence_cross) trained on each claim's best candidates by the
   linear stage, then a logistic regression over the two stages' logits
   (rag.scorer.combiner_inputs).
 - Policy: the abstention and citation thresholds with the best sentence F1.
@@ -20,7 +20,7 @@ Cross-validation is k-fold over claims: fold f's claims are scored by a linear
 stage and an adapter fit without them, and by a combiner and policy chosen on the
 other folds' out-of-fold scores. Each fold's scorer is written under ``--cv-dir``
 and the held-out claims are asked through the real ``Pipeline.ask`` with it
-(eval.citations), so the reported figures come from the service's own code path.
+(eval.quality.citations), so the reported figures come from the service's own code path.
 The shipped scorer is then fit on every train claim. Test claims are never read.
 """
 
@@ -39,9 +39,10 @@ from typing import Any
 import numpy as np
 
 import rag  # noqa: F401
-from eval import beir, calibrate, citations, rationales, runner
-from eval.evidence_cross import CROSS_CONFIG, TOP, predict, train_cross
-from eval.rationales import Claim, Counts
+from eval import SEEDS
+from eval.quality import beir, calibrate, citations, rationales, runner
+from eval.quality.evidence_cross import CROSS_CONFIG, TOP, predict, train_cross
+from eval.quality.rationales import Claim, Counts
 from rag.answer import choose
 from rag.arrays import Vectors
 from rag.config import Settings
@@ -242,7 +243,7 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, required=True)
     parser.add_argument("--rationales", type=Path, required=True)
     parser.add_argument("--out", type=Path,
-                        default=Path(__file__).parents[1] / "rag" / "data" / "evidence")
+                        default=calibrate.SCORER)
     parser.add_argument("--cv-dir", type=Path, default=Path(".cache/evidence-cv"))
     parser.add_argument("--cache", type=Path, default=Path(".cache/eval"))
     parser.add_argument("--folds", type=int, default=5)
@@ -297,7 +298,8 @@ def main() -> None:
                               args.cv_dir / f"fold-{f}" / "adapter")
             for i in held[f]:
                 cross[i] = cross_logits(model, tokenizer, examples[i], z1[i])
-            np.savez(saved, **{examples[i].claim.claim_id: cross[i] for i in held[f]})
+            np.savez(saved, allow_pickle=False,
+                     **{examples[i].claim.claim_id: cross[i] for i in held[f]})
             print(f"fold {f}: cross-encoder trained in {time.time() - t0:.0f}s", flush=True)
 
     lin_probs = [sigmoid(z) for z in z1]
@@ -340,7 +342,7 @@ def main() -> None:
         if not (args.reuse and (args.out / "adapter" / ADAPTER_WEIGHTS).is_file()):
             fit_cross(base, examples, linear, SEED, args.out / "adapter")
         rerank = rerank_dict(combiner, policy)
-    about = {"made_by": "python -m eval.train_evidence", "claims": len(examples),
+    about = {"made_by": "python -m eval.quality.train_evidence", "claims": len(examples),
              "data": f"SciFact train claims and their rationales ({args.rationales.name})",
              "k": K, "folds": args.folds, "cross_encoder_int8": settings.evidence_int8,
              "cross_validated": report["cv_pipeline"],
@@ -348,9 +350,8 @@ def main() -> None:
     write_scorer(args.out, linear, lin_policy, rerank, about)
     print(f"wrote {args.out / SCORER_FILE}; linear policy {lin_policy.as_dict()} "
           f"(out-of-fold F1 {lin_fit['f1']:.4f})")
-    # SciFact has no questions: their threshold comes from the seeds (eval.calibrate).
-    found = calibrate.calibrate(args.out, calibrate.SEED_DOCS, calibrate.HERE / "data" / "seeds",
-                                calibrate.HERE / "data" / "off_topic.txt")
+    # SciFact has no questions: their threshold comes from the seeds (eval.quality.calibrate).
+    found = calibrate.calibrate(args.out, SEEDS, calibrate.QUESTIONS, calibrate.OFF_TOPIC)
     calibrate.write(args.out, found)
     report["questions"] = {stage: {k: v for k, v in r.items() if k != "answerable"
                                    and k != "off_topic"} for stage, r in found.items()}

@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from eval import metrics
-from eval.beir import Dataset
+from eval.extras import pyplot
+from eval.harness import percentiles
+from eval.quality import metrics
+from eval.quality.beir import Dataset
 from rag.config import RetrieverName, Settings
 from rag.embedding import model_id
 from rag.index import FORMAT
@@ -123,11 +125,9 @@ def evaluate(dataset: Dataset, retrievers: Sequence[RetrieverName], settings: Se
     for name in retrievers:
         run, latencies = run_retriever(pipeline, name, dataset, progress)
         scores = metrics.evaluate(run, dataset.qrels)
-        p50, p95, p99 = np.percentile(latencies, [50, 95, 99]).tolist()
         report["retrievers"][name] = {
             **{m: round(v, 4) for m, v in scores.items()},
-            "latency_ms": {"p50": round(p50, 2), "p95": round(p95, 2), "p99": round(p99, 2)},
-            "build_s": round(build_s, 1)}
+            "latency_ms": percentiles(latencies, (50, 95, 99)), "build_s": round(build_s, 1)}
         report["per_query"][name] = {q: round(s["ndcg@10"], 4) for q, s in
                                      metrics.per_query(run, dataset.qrels).items()}
     return report
@@ -147,11 +147,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def plot(report: dict[str, Any], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(report["retrievers"])
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(max(4, 1.6 * len(names) + 2), 4))

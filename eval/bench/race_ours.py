@@ -1,6 +1,6 @@
 """This project's side of `rag bench`, in its own process so its peak memory is its own.
 
-    python -m eval.bench_ours WORK NAME OUT.json
+    python -m eval.bench.race_ours WORK NAME OUT.json
 
 Ingests the BEIR dataset named in WORK/params.json into WORK/NAME/index (a
 fresh one), then times in-process search and ranks every query for nDCG.
@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from eval import beir
-from eval.runner import documents, run_batched
+from eval.quality import beir
+from eval.quality.runner import documents, run_batched
 from rag.config import Settings
 from rag.pipeline import Pipeline
 

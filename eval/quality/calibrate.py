@@ -1,9 +1,9 @@
 """Calibrate the abstention threshold for questions on the seeds.
 
-    python -m eval.calibrate [--scorer rag/data/evidence] [--docs seeds] \\
+    python -m eval.quality.calibrate [--scorer rag/data/evidence] [--docs seeds] \\
         [--dataset eval/data/seeds] [--off-topic eval/data/off_topic.txt] [--write]
 
-The evidence scorer's policy for claims is fit on SciFact (eval.train_evidence),
+The evidence scorer's policy for claims is fit on SciFact (eval.quality.train_evidence),
 which holds no questions. This indexes the seed documents, asks every question of
 the dataset (answerable) and every line of the off-topic file (cooking, sports,
 trivia: not answerable) with abstention off, and prints the best sentence's
@@ -11,7 +11,7 @@ evidence probability of each, per scorer stage. The questions' threshold is the
 midpoint, in log-odds, of the gap between the highest off-topic and the lowest
 answerable probability; with --write it goes into the scorer's ``question_policy``
 (with the claims' margin and cap; the reranked stage's is gated by the linear
-stage's threshold too), and `eval.train_evidence` calls this at its end.
+stage's threshold too), and `eval.quality.train_evidence` calls this at its end.
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import rag  # noqa: F401
+import rag
+from eval import DATA, SEEDS
 from rag.config import Settings
 from rag.pipeline import Pipeline
 from rag.scorer import SCORER_FILE, Policy
 
-HERE = Path(__file__).parent
-SCORER = HERE.parent / "rag" / "data" / "evidence"
-SEED_DOCS = HERE.parent / "seeds"
+SCORER = Path(rag.__file__).parent / "data" / "evidence"  # the shipped scorer
+QUESTIONS = DATA / "seeds"  # answerable: the seeds' BEIR questions
+OFF_TOPIC = DATA / "off_topic.txt"
 
 
 def best_scores(pipeline: Pipeline, questions: list[str]) -> list[float]:
@@ -91,9 +92,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scorer", type=Path, default=SCORER)
-    parser.add_argument("--docs", type=Path, default=SEED_DOCS)
-    parser.add_argument("--dataset", type=Path, default=HERE / "data" / "seeds")
-    parser.add_argument("--off-topic", type=Path, default=HERE / "data" / "off_topic.txt")
+    parser.add_argument("--docs", type=Path, default=SEEDS)
+    parser.add_argument("--dataset", type=Path, default=QUESTIONS)
+    parser.add_argument("--off-topic", type=Path, default=OFF_TOPIC)
     parser.add_argument("--write", action="store_true",
                         help="store the thresholds as the scorer's question policies")
     args = parser.parse_args()

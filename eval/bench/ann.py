@@ -1,6 +1,6 @@
 """Exact against approximate vector search at 200k chunks: build time, memory, latency, recall.
 
-    python -m eval.bench_ann --dataset ../shared/datasets/scifact [--size 200000]
+    python -m eval.bench.ann --dataset ../shared/datasets/scifact [--size 200000]
 
 The corpus: every real vector of the SciFact index `rag eval` builds (11,883
 chunks and 49,881 sentences, MiniLM) plus generated ones up to ``--size``, each
@@ -22,13 +22,13 @@ from typing import Any
 import faiss
 import numpy as np
 
-from eval import beir
-from eval.bench import percentiles
-from eval.runner import cached_index
+from eval.harness import percentiles
+from eval.quality import beir
+from eval.quality.runner import cached_index
 from rag.config import Settings
 from rag.index import Index
 from rag.pipeline import Pipeline
-from rag.vectors import VectorIndex
+from rag.vector_index import VectorIndex
 
 
 def corpus(index: Index, size: int, seed: int = 0) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Choose the hybrid fusion on a training split, then report it on the test split.
 
-    python -m eval.tune --dataset ../shared/datasets/scifact [--json OUT]
+    python -m eval.quality.tune --dataset ../shared/datasets/scifact [--json OUT]
 
 Every variant is scored on --tune-split (default train); the best by nDCG@10 is
 then scored, with the plain retrievers, on --report-split (default test). The
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import rag  # noqa: F401
-from eval import beir, metrics, runner
+from eval.quality import beir, metrics, runner
 from rag.config import Settings
 from rag.pipeline import Pipeline
 from rag.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, Retriever

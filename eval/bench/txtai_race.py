@@ -1,7 +1,7 @@
 """`rag bench`: this project against txtai, same corpus, queries and model, in one run.
 
 Each system runs in its own process, so peak memory is its own: ours through
-``eval.bench_ours``, txtai through ``eval/bench_txtai.py`` in txtai's own
+``eval.bench.race_ours``, txtai through ``eval/bench/race_txtai.py`` in txtai's own
 virtualenv (made on first use under the cache folder). txtai is handed exactly
 the chunk texts our chunker made, so both embed the same passages; ours times
 the whole ingest, chunking and sentence vectors included. Then each index is
@@ -24,9 +24,10 @@ from typing import Any
 
 import httpx
 
-from eval import metrics
-from eval.beir import Dataset
-from eval.runner import documents
+from eval.harness import HOST, free_port, percentiles, serve_rag, start
+from eval.quality import metrics
+from eval.quality.beir import Dataset
+from eval.quality.runner import documents
 from rag.config import Settings
 from rag.embedding import packaged_model_path
 from rag.pipeline import Pipeline
@@ -37,16 +38,6 @@ PROFILES = {"ours": {},
             "ours_fast": {"RAG_EMBED_BACKEND": "onnx-int8", "RAG_SENTENCE_VECTORS": "context"}}
 RANK_K = 300
 HERE = Path(__file__).resolve().parent
-RAG = str(Path(sys.executable).with_name("rag"))
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def at(p: float) -> float:
-        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-    return {"p50": round(at(50), 2), "p99": round(at(99), 2)}
 
 
 def prepare(ds: Dataset, settings: Settings, work: Path) -> int:
@@ -81,47 +72,6 @@ def txtai_python(cache: Path) -> Path:
     return python
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rag_ready(client: httpx.Client) -> bool:
-    return client.get("/readyz").status_code == 200
-
-
-def serve(command: list[str], env: dict[str, str], ready: Callable[[httpx.Client], bool],
-          port: int, log: Path | None = None,
-          timeout: float = 30) -> tuple[subprocess.Popen[bytes], httpx.Client]:
-    """Start a server, wait until ``ready``; its output goes to ``log`` (appended) or nowhere.
-
-    ``timeout`` is the returned client's per-request timeout.
-    """
-    if log is None:
-        proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-    else:
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=out,
-                                    stderr=subprocess.STDOUT)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{command[0]} exited with {proc.returncode} before serving")
-        try:
-            if ready(client):
-                return proc, client
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    proc.kill()
-    raise RuntimeError(f"{' '.join(command)} did not become ready in 300 s")
-
-
 def _timed(send: Callable[[str], httpx.Response], queries: list[str]) -> list[float]:
     send("warm up").raise_for_status()
     latencies = []
@@ -133,32 +83,26 @@ def _timed(send: Callable[[str], httpx.Response], queries: list[str]) -> list[fl
 
 
 def http_ours(work: Path, name: str, queries: list[str]) -> list[float]:
-    port = free_port()
     env = {"RAG_INDEX_DIR": str(work / name / "index"), "RAG_ONNX_DIR": str(work / "onnx"),
            **PROFILES[name]}
-    proc, client = serve([RAG, "serve", "--port", str(port)], env, rag_ready, port)
-    try:
-        return _timed(lambda q: client.post("/v1/search", json={"query": q, "k": 10}), queries)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    with serve_rag(env) as server:
+        return _timed(lambda q: server.http.post("/v1/search", json={"query": q, "k": 10}),
+                      queries)
+
+
+def _txtai_ready(client: httpx.Client) -> bool:
+    return client.get("/search", params={"query": "x", "limit": 1}).status_code == 200
 
 
 def http_txtai(python: Path, index: Path, queries: list[str]) -> list[float]:
     port = free_port()
     config = index.parent / f"{index.name}.yml"
     config.write_text(json.dumps({"path": str(index), "embeddings": {}}))  # YAML reads JSON
-    proc, client = serve([str(python.with_name("uvicorn")), "txtai.api:app", "--port",
-                           str(port), "--log-level", "warning"],
-                          {"CONFIG": str(config), "HF_HUB_OFFLINE": "1"},
-                          lambda c: c.get("/search", params={"query": "x", "limit": 1})
-                          .status_code == 200, port)
-    try:
-        return _timed(lambda q: client.get("/search", params={"query": q, "limit": 10}),
+    with start([str(python.with_name("uvicorn")), "txtai.api:app", "--host", HOST, "--port",
+                str(port), "--log-level", "warning"],
+               {"CONFIG": str(config), "HF_HUB_OFFLINE": "1"}, port, _txtai_ready) as server:
+        return _timed(lambda q: server.http.get("/search", params={"query": q, "limit": 10}),
                       queries)
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def _side(command: list[str], out: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -203,13 +147,13 @@ def run(ds: Dataset, settings: Settings, cache: Path, http: bool = True,
                               "documents": len(ds.corpus)}
     for name, env in PROFILES.items():
         out = work / f"{name}.json"
-        raw = _side([sys.executable, "-m", "eval.bench_ours", str(work), name, str(out)], out,
+        raw = _side([sys.executable, "-m", "eval.bench.race_ours", str(work), name, str(out)], out,
                     env)
         report[name] = summarise(raw, ds, http_ours(work, name, queries) if http else None)
     modes = ["fair", "default"] if txtai_default else ["fair"]
     for mode in modes:
         out = work / f"txtai-{mode}.json"
-        raw = _side([str(python), str(HERE / "bench_txtai.py"), str(work), model, mode,
+        raw = _side([str(python), str(HERE / "race_txtai.py"), str(work), model, mode,
                      str(out)], out, {"HF_HUB_OFFLINE": "1"})
         timed = http_txtai(python, Path(raw["index"]), queries) if http else None
         report["txtai" if mode == "fair" else "txtai_default"] = summarise(raw, ds, timed)

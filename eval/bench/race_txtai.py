@@ -4,7 +4,7 @@ It imports nothing from this project (txtai lives in another environment): it
 reads the chunk texts and queries `rag bench` wrote, indexes them with txtai,
 times ingest and search, and writes what it measured as JSON.
 
-    <venv>/bin/python eval/bench_txtai.py WORK MODEL_FOLDER {fair,default} OUT.json
+    <venv>/bin/python eval/bench/race_txtai.py WORK MODEL_FOLDER {fair,default} OUT.json
 """
 
 import json
@@ -12,10 +12,11 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
-def configuration(model: str, mode: str) -> dict:
-    config = {"path": model, "content": False, "backend": "faiss"}
+def configuration(model: str, mode: str) -> dict[str, Any]:
+    config: dict[str, Any] = {"path": model, "content": False, "backend": "faiss"}
     if mode == "fair":
         # Exact search (its default turns approximate above 5,000 rows) and the model's
         # own 256-word-piece limit (it would otherwise read the tokenizer's 512).
@@ -45,7 +46,7 @@ def main() -> None:
     doc_of = {c["row"]: c["doc"] for c in chunks}
     run = {}
     for q in queries:
-        best = {}  # a document scores as its best chunk, as in `rag eval`
+        best: dict[str, float] = {}  # a document scores as its best chunk, as in `rag eval`
         for row, score in embeddings.search(q["text"], top):
             best.setdefault(doc_of[int(row)], float(score))
         run[q["id"]] = dict(list(best.items())[:100])

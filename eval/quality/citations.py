@@ -1,8 +1,8 @@
 """`rag eval --task citations`: are the answer's citations the evidence people marked?
 
-Indexes a BEIR corpus (cached as ``eval.runner`` does), asks every claim of a
+Indexes a BEIR corpus (cached as ``eval.quality.runner`` does), asks every claim of a
 rationales file through ``Pipeline.ask`` (what ``POST /v1/ask`` runs) and scores the
-citations against the human-marked evidence sentences (``eval.rationales``).
+citations against the human-marked evidence sentences (``eval.quality.rationales``).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from eval import rationales, runner
-from eval.beir import Dataset, DatasetError
-from eval.rationales import Claim, Counts
+from eval.extras import pyplot
+from eval.harness import percentiles
+from eval.quality import rationales, runner
+from eval.quality.beir import Dataset, DatasetError
+from eval.quality.rationales import Claim, Counts
 from rag.config import Settings
 from rag.pipeline import Pipeline
 from rag.types import Answer
@@ -44,8 +44,6 @@ def summarize(per_claim: list[dict[str, Any]]) -> dict[str, Any]:
     without = [r for r in per_claim if not r["has_evidence"]]
     answered = [r for r in per_claim if not r["abstained"]]
     first = [r for r in with_evidence if r["first_is_evidence"] is not None]
-    latencies = [r["ms"] for r in per_claim]
-    p50, p95 = np.percentile(latencies, [50, 95]).tolist() if latencies else (0.0, 0.0)
 
     def share(part: int, whole: int) -> float | None:
         return round(part / whole, 4) if whole else None
@@ -62,7 +60,7 @@ def summarize(per_claim: list[dict[str, Any]]) -> dict[str, Any]:
                                          len(with_evidence)),
         "citations_per_answer": round(sum(r["counts"].citations for r in answered)
                                       / len(answered), 3) if answered else 0.0,
-        "ask_ms": {"p50": round(p50, 2), "p95": round(p95, 2)},
+        "ask_ms": percentiles([r["ms"] for r in per_claim], (50, 95)),
     }
 
 
@@ -133,11 +131,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def plot(report: dict[str, Any], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     keys = ["precision", "recall", "f1", "citation_precision", "evidence_at_1",
             "abstained_without_evidence"]
     values = [report[k] or 0.0 for k in keys]

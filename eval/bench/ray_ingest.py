@@ -1,6 +1,6 @@
 """Ingest throughput without Ray, on a one-node and on a two-node local Ray cluster.
 
-    python -m eval.bench_ray [--docs 2000] [--json out.json]
+    python -m eval.bench.ray_ingest [--docs 2000] [--json out.json]
 
 The same generated corpus (one chunk of two sentences per document) is ingested
 into a fresh index three times: in-process, then with `ray_address` pointing at a

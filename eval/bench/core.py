@@ -1,6 +1,6 @@
 """Ingest throughput and search latency on a folder (default: seeds/), in-process.
 
-    python -m eval.bench_core [--docs seeds] [--queries 200] [--repeat 3] [--torch-only]
+    python -m eval.bench.core [--docs seeds] [--queries 200] [--repeat 3] [--torch-only]
 
 Prints chunks/s for a fresh ingest (model already loaded, so load time is
 reported apart) and per-retriever search latency percentiles.
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import rag  # noqa: F401
+from eval.harness import percentiles
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
@@ -30,13 +30,6 @@ QUERIES = [
     "spent fuel reprocessing Rokkasho",
     "How can the US compete with China's Belt and Road?",
 ]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def main() -> None:
@@ -69,23 +62,20 @@ def main() -> None:
         pipeline = Pipeline(Settings(index_dir=Path(tmp) / "index"), embedder=embedder)
         pipeline.ingest([args.docs])
         for name in ("dense", "bm25", "hybrid"):
-            retriever = pipeline.retriever(name)  # type: ignore[arg-type]
+            retriever = pipeline.retriever(name)
             retriever.search(QUERIES[0], 5)
             times = []
             for i in range(args.queries):
                 t = time.perf_counter()
                 retriever.search(QUERIES[i % len(QUERIES)], 5)
                 times.append((time.perf_counter() - t) * 1000)
-            result[f"search_{name}_ms"] = {
-                "p50": round(statistics.median(times), 2),
-                "p95": round(percentile(times, 95), 2), "p99": round(percentile(times, 99), 2)}
+            result[f"search_{name}_ms"] = percentiles(times, (50, 95, 99))
         times = []
         for i in range(min(args.queries, 50)):
             t = time.perf_counter()
             pipeline.ask(QUERIES[i % len(QUERIES)])
             times.append((time.perf_counter() - t) * 1000)
-        result["ask_hybrid_ms"] = {"p50": round(statistics.median(times), 2),
-                                   "p95": round(percentile(times, 95), 2)}
+        result["ask_hybrid_ms"] = percentiles(times, (50, 95))
     print(json.dumps(result, indent=2))
 
 

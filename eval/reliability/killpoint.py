@@ -1,6 +1,6 @@
 """Run a `rag` command that SIGKILLs itself at a chosen call, for crash-safety trials.
 
-    python -m eval.killpoint --at rag.index.IndexWriter.commit --nth 1 \
+    python -m eval.reliability.killpoint --at rag.index.IndexWriter.commit --nth 1 \
         --phases PHASEFILE -- ingest docs/ --prune
 
 A profile hook (sys.setprofile and threading.setprofile, so `rag serve`'s worker

@@ -1,6 +1,6 @@
 """Load on a real `rag serve` from wrk: 50 connections at fixed offered rates, then flat out.
 
-    python -m eval.loadtest --index .cache/bench/scifact/ours/index \\
+    python -m eval.bench.loadtest --index .cache/bench/scifact/ours/index \\
         --queries ../shared/datasets/scifact/queries.jsonl [--rates 50,100,150] [--seconds 20]
 
 wrk (Debian package `wrk`) holds 50 connections open and cycles POST /v1/search
@@ -34,8 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eval.bench import RAG, free_port, rag_ready, serve
-from eval.loadmix import rss_mb
+from eval.harness import rss_mb, serve_rag
 
 CYCLE = """
 local bodies = {}
@@ -175,27 +174,20 @@ def main() -> None:
     speed = model_ms(args.index.parent.parent / "onnx", texts)
     print(f"query model CPU per query now: fp32 {speed['fp32']} ms, int8 {speed['int8']} ms",
           flush=True)
-    port = free_port()
-    proc, _ = serve([RAG, "serve", "--port", str(port)],
-                    {"RAG_INDEX_DIR": str(args.index),
-                     "RAG_ONNX_DIR": str(args.index.parent.parent / "onnx"), **extra},
-                    rag_ready, port)
-    url = f"http://127.0.0.1:{port}/v1/search"
+    server = serve_rag({"RAG_INDEX_DIR": str(args.index),
+                        "RAG_ONNX_DIR": str(args.index.parent.parent / "onnx"), **extra})
+    url = f"{server.base_url}/v1/search"
     runs = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            bodies = Path(tmp) / "bodies.txt"
-            bodies.write_text("".join(json.dumps({"query": t, "k": 10}) + "\n" for t in texts))
-            run_wrk(url, bodies, args.connections, 3, None, Path(tmp), proc.pid)  # warm up
-            for rate in [*rates, None]:
-                time.sleep(2)  # the previous run's queue drains first
-                runs.append(run_wrk(url, bodies, args.connections, args.seconds, rate,
-                                    Path(tmp), proc.pid))
-                print(json.dumps(runs[-1]), flush=True)
-        rss = rss_mb(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    with server, tempfile.TemporaryDirectory() as tmp:
+        bodies = Path(tmp) / "bodies.txt"
+        bodies.write_text("".join(json.dumps({"query": t, "k": 10}) + "\n" for t in texts))
+        run_wrk(url, bodies, args.connections, 3, None, Path(tmp), server.pid)  # warm up
+        for rate in [*rates, None]:
+            time.sleep(2)  # the previous run's queue drains first
+            runs.append(run_wrk(url, bodies, args.connections, args.seconds, rate,
+                                Path(tmp), server.pid))
+            print(json.dumps(runs[-1]), flush=True)
+        rss = rss_mb(server.pid)
     report = {"index": str(args.index), "settings": extra, "queries": len(texts),
               "model_cpu_ms_per_query": speed, "runs": runs,
               "server_rss_mb": round(rss)}

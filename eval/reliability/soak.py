@@ -1,6 +1,6 @@
 """Soak: a long mixed load on a real `rag serve`, sampled every 30 s.
 
-    python -m eval.soak [--minutes 10] [--workers 4] [--json out.json]
+    python -m eval.reliability.soak [--minutes 10] [--workers 4] [--json out.json]
 
 Four client threads on 127.0.0.1 send, without pause, 60% /v1/search, 30% /v1/ask,
 5% uploads of new small documents and 5% deletes of earlier uploads, against an
@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eval.concurrency import serve_seeded
-from eval.loadmix import MixedLoad, rss_mb, summary
+from eval.harness import rss_mb
+from eval.reliability.concurrency import serve_seeded
+from eval.reliability.loadmix import MixedLoad, summary
 
 MIX = {"search": 0.60, "ask": 0.30, "upload": 0.05, "delete": 0.05}
 
@@ -29,11 +30,11 @@ MIX = {"search": 0.60, "ask": 0.30, "upload": 0.05, "delete": 0.05}
 def run(minutes: float = 10, workers: int = 4, every: float = 30.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        _, server, http = serve_seeded(work)
+        _, server = serve_seeded(work)
         samples: list[dict[str, Any]] = [{"t_s": 0, "rss_mb": rss_mb(server.pid)}]
         print(f"{'t s':>5} {'requests':>8} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7} "
               f"{'RSS MB':>7}  search/ask/upload/delete", flush=True)
-        load = MixedLoad(str(http.base_url), MIX, workers, prefix="soak").start()
+        load = MixedLoad(server.base_url, MIX, workers, prefix="soak").start()
         t0 = time.monotonic()
         try:
             end = t0 + minutes * 60
@@ -44,16 +45,14 @@ def run(minutes: float = 10, workers: int = 4, every: float = 30.0) -> dict[str,
                 mark += every
                 row = {"t_s": round(mark - t0), "rss_mb": rss_mb(server.pid), **window}
                 samples.append(row)
-                ops = "/".join(str(v) for v in window["by_op"].values())  # type: ignore[union-attr]
+                ops = "/".join(str(v) for v in window["by_op"].values())
                 print(f"{row['t_s']:>5} {row['requests']:>8} {row['errors']:>6} "
                       f"{row['query_p50_ms']:>7} {row['query_p99_ms']:>7} {row['rss_mb']:>7}  "
                       f"{ops}", flush=True)
         finally:
             load.stop()
-            http.close()
-            server.terminate()
-            server.wait(timeout=30)
-        log = (work / "server.log").read_text()
+            server.stop()
+        log = server.log.read_text()
     total = summary(load.samples)
     rss = [s["rss_mb"] for s in samples[1:]]
     third = max(1, len(rss) // 3)

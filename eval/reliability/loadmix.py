@@ -1,8 +1,8 @@
 """A mixed closed-loop load on a real server: search, ask, upload and delete from threads.
 
-Shared by eval/concurrency.py and eval/soak.py. Every request is recorded with its
-time, operation, status (0 when the connection failed) and latency; anything but the
-operation's success status counts as an error.
+Shared by eval/reliability/concurrency.py and eval/reliability/soak.py. Every request
+is recorded with its time, operation, status (0 when the connection failed) and
+latency; anything but the operation's success status counts as an error.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TypedDict
 
 import httpx
+
+from eval.harness import percentiles
 
 QUESTIONS = [
     "What areas of cooperation does the NPEC study propose?",
@@ -117,22 +119,18 @@ class MixedLoad:
             return [s for s in self.samples if s.t >= since and (until is None or s.t < until)]
 
 
-def summary(samples: list[Sample]) -> dict[str, object]:
-    def pct(values: list[float], p: float) -> float:
-        if not values:
-            return 0.0
-        ordered = sorted(values)
-        return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 1)
+class Summary(TypedDict):
+    requests: int
+    errors: int
+    by_op: dict[str, int]
+    error_statuses: list[int]
+    query_p50_ms: float
+    query_p99_ms: float
 
-    queries = [s.ms for s in samples if s.op in ("search", "ask")]
+
+def summary(samples: list[Sample]) -> Summary:
+    queries = percentiles([s.ms for s in samples if s.op in ("search", "ask")], digits=1)
     return {"requests": len(samples), "errors": sum(not s.ok for s in samples),
             "by_op": {op: sum(s.op == op for s in samples) for op in SUCCESS},
             "error_statuses": sorted({s.status for s in samples if not s.ok}),
-            "query_p50_ms": pct(queries, 50), "query_p99_ms": pct(queries, 99)}
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+            "query_p50_ms": queries["p50"], "query_p99_ms": queries["p99"]}

@@ -1,12 +1,12 @@
 """Fuzz a real `rag serve` with schemathesis against its own /openapi.json.
 
-    python -m eval.fuzz [--max-examples 100] [--json out.json]
+    python -m eval.reliability.fuzz [--max-examples 100] [--json out.json]
 
 Two servers over fresh copies of the seeds index: one open, one with an API key
 (fuzzed with the key, so requests get past authentication). schemathesis runs
 every phase (examples, coverage, fuzzing, stateful) with every check — no 5xx,
 status codes, content types, headers and bodies all as the schema says — except
-the two that cannot apply to a file upload (eval/fuzz.toml says why). The server's
+the two that cannot apply to a file upload (eval/reliability/fuzz.toml says why). The server's
 own log is scanned for tracebacks too.
 """
 
@@ -24,24 +24,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eval.bench import RAG, free_port, rag_ready, serve
+from eval import SEEDS
+from eval.harness import RAG, serve_rag
 
-HERE = Path(__file__).resolve().parent
-SEEDS = HERE.parent / "seeds"
+CONFIG = Path(__file__).resolve().with_name("fuzz.toml")
 KEY = "fuzz-key"
 
 
 def fuzz_server(index: Path, max_examples: int, api_key: str | None, log: Path,
                 seed: int) -> dict[str, Any]:
     env = {"RAG_INDEX_DIR": str(index), **({"RAG_API_KEY": api_key} if api_key else {})}
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     log.write_text("")
-    server, http = serve([RAG, "serve", "--port", str(port)], env, rag_ready, port, log=log)
-    http.close()
-    try:
+    with serve_rag(env, log=log) as server:
         command = [str(Path(sys.executable).with_name("st")), "--config-file",
-                   str(HERE / "fuzz.toml"), "run", base + "/openapi.json", "--max-examples",
+                   str(CONFIG), "run", server.base_url + "/openapi.json", "--max-examples",
                    str(max_examples), "--workers", "1", "--seed", str(seed), "--no-color"]
         if api_key:
             command += ["-H", f"Authorization: Bearer {api_key}"]
@@ -49,9 +45,6 @@ def fuzz_server(index: Path, max_examples: int, api_key: str | None, log: Path,
         t0 = time.monotonic()
         done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
         seconds = time.monotonic() - t0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     text = done.stdout + done.stderr
     cases = re.search(r"(\d+) generated, (.*)", text)
     server_log = log.read_text()[start:]

@@ -7,7 +7,7 @@ A rationales file holds one claim a line::
 
 ``evidence`` maps an abstract to its rationales (each a set of sentence indices that
 together are the evidence); ``sentence_spans`` gives each sentence's character span in
-the abstract's stored text (``title + "\\n\\n" + text``, as ``eval.runner`` indexes it).
+the abstract's stored text (``title + "\\n\\n" + text``, as ``eval.quality.runner`` indexes it).
 A claim with no evidence has ``"evidence": {}``.
 
 Scoring follows SciFact's "selection only" sentence metric (allenai/scifact,
@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval.beir import DatasetError
+from eval.quality.beir import DatasetError
 
 Span = tuple[int, int]
 

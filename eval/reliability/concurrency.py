@@ -1,6 +1,6 @@
 """Queries while the index changes, and two writers at once, against a real `rag serve`.
 
-    python -m eval.concurrency [--json out.json]
+    python -m eval.reliability.concurrency [--json out.json]
 
 Four threads send /v1/search and /v1/ask without pause the whole time. Meanwhile,
 one after the other: a `rag ingest` of 30 files in another process (the server
@@ -22,14 +22,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from eval.bench import RAG, free_port, rag_ready, serve
-from eval.crash import SEEDS, survey
-from eval.loadmix import MixedLoad, note, summary
+from eval import SEEDS
+from eval.harness import RAG, Server, serve_rag
+from eval.reliability.crash import survey
+from eval.reliability.loadmix import MixedLoad, note, summary
 from rag.index import current_snapshot, writer_lock
 
 
@@ -40,7 +40,7 @@ def _folder(path: Path, first: int, n: int) -> Path:
     return path
 
 
-def _phase(load: MixedLoad, name: str, action: Any) -> dict[str, Any]:
+def _phase(load: MixedLoad, name: str, action: Callable[[], str]) -> dict[str, Any]:
     t0 = time.monotonic()
     detail = action()
     time.sleep(1.0)  # queries after the change, on the new snapshot
@@ -52,29 +52,31 @@ def _phase(load: MixedLoad, name: str, action: Any) -> dict[str, Any]:
     return out
 
 
-def serve_seeded(work: Path) -> tuple[Path, subprocess.Popen[bytes], httpx.Client]:
+def serve_seeded(work: Path) -> tuple[Path, Server]:
     """`rag serve` over a fresh index of the seeds and 20 survey files in ``work``;
     its output goes to work/server.log."""
     index = work / "index"
     subprocess.run([RAG, "ingest", str(SEEDS), str(_folder(work / "a", 0, 20))],
                    env={**os.environ, "RAG_INDEX_DIR": str(index)}, check=True,
                    capture_output=True)
-    port = free_port()
-    server, http = serve([RAG, "serve", "--port", str(port)], {"RAG_INDEX_DIR": str(index)},
-                         rag_ready, port, log=work / "server.log", timeout=120)
-    return index, server, http
+    server = serve_rag({"RAG_INDEX_DIR": str(index)}, log=work / "server.log", timeout=120)
+    return index, server
 
 
 def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        index, server, http = serve_seeded(work)
+        index, server = serve_seeded(work)
+        http = server.http
         env = {**os.environ, "RAG_INDEX_DIR": str(index)}
-        log = work / "server.log"
-        load = MixedLoad(str(http.base_url), {"search": 0.7, "ask": 0.3}, workers=4).start()
+        log = server.log
+        load = MixedLoad(server.base_url, {"search": 0.7, "ask": 0.3}, workers=4).start()
         phases = []
         try:
-            phases.append(_phase(load, "queries alone", lambda: time.sleep(4) or "-"))
+            def alone() -> str:
+                time.sleep(4)
+                return "-"
+            phases.append(_phase(load, "queries alone", alone))
 
             def ingest() -> str:
                 done = subprocess.run([RAG, "ingest", str(_folder(work / "b", 100, 30))],
@@ -132,9 +134,7 @@ def run() -> dict[str, Any]:
             phases.append(_phase(load, "second writer (lock held)", two_writers))
         finally:
             load.stop()
-            http.close()
-            server.terminate()
-            server.wait(timeout=30)
+            server.stop()
         text = log.read_text()
         total = summary(load.samples)
     report = {"phases": phases, "total": total,

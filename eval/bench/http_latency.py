@@ -1,7 +1,7 @@
 """Latency of a real `rag serve` over HTTP: sequential requests on 127.0.0.1.
 
-    python -m eval.bench_api [--docs seeds] [--requests 200]
-    python -m eval.bench_api --index .cache/eval/scifact-*/index \
+    python -m eval.bench.http_latency [--docs seeds] [--requests 200]
+    python -m eval.bench.http_latency --index .cache/eval/scifact-*/index \
         --queries ../shared/datasets/scifact/queries.jsonl
 
 Ingests the documents into a temporary index (or serves an existing --index),
@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from eval.bench import RAG, free_port, rag_ready, serve
-from eval.bench_core import QUERIES, percentile
+from eval.bench.core import QUERIES
+from eval.harness import RAG, percentiles, serve_rag
 
 
 def main() -> None:
@@ -42,10 +42,8 @@ def main() -> None:
         if args.index is None:
             subprocess.run([RAG, "ingest", str(args.docs)], env={**os.environ, **env},
                            check=True, capture_output=True)
-        port = free_port()
-        server, http = serve([RAG, "serve", "--port", str(port)], env, rag_ready, port,
-                             timeout=60)
-        try:
+        with serve_rag(env, timeout=60) as server:
+            http = server.http
             ready = http.get("/readyz").json()
             result: dict[str, object] = {"requests": args.requests, "index": ready}
             routes = [("/v1/search", "query"), ("/v1/ask", "question")]
@@ -56,13 +54,8 @@ def main() -> None:
                     t = time.perf_counter()
                     http.post(route, json={field: queries[i % len(queries)]})
                     times.append((time.perf_counter() - t) * 1000)
-                result[route] = {"p50_ms": round(percentile(times, 50), 2),
-                                 "p99_ms": round(percentile(times, 99), 2),
+                result[route] = {**{f"{p}_ms": v for p, v in percentiles(times).items()},
                                  "max_ms": round(max(times), 2)}
-        finally:
-            http.close()
-            server.terminate()
-            server.wait(timeout=30)
     print(json.dumps(result, indent=2))
 
 

@@ -1,6 +1,6 @@
 """CLIMATE-FEVER as a second citation benchmark: Wikipedia sentences and climate claims.
 
-    python -m eval.climate_fever --source climate-fever.jsonl --out .cache/climate-fever
+    python -m eval.quality.climate_fever --source climate-fever.jsonl --out .cache/climate-fever
     rag eval --task citations --dataset .cache/climate-fever \\
         --rationales .cache/climate-fever/rationales.jsonl
 

@@ -1,12 +1,12 @@
 """Crash safety: SIGKILL a real ingest, upload and delete, then check what is left.
 
-    python -m eval.crash [--random 8] [--seed 7] [--quick] [--json out.json]
+    python -m eval.reliability.crash [--random 8] [--seed 7] [--quick] [--json out.json]
 
 Every trial starts from a copy of the same index (the seeds, six survey files and
 an upload, so two snapshots), runs one change in a separate process — `rag ingest --prune` that adds
 14 files, edits one and drops one; an upload through a real `rag serve`; a
 delete through it — and kills that process with SIGKILL, either inside a named
-function (eval/killpoint.py) or from outside at a random moment. Then:
+function (eval/reliability/killpoint.py) or from outside at a random moment. Then:
 
 - the index loads, and its content is exactly the state before the change or
   exactly the state after it (documents, chunk texts and offsets, and every
@@ -41,13 +41,13 @@ from typing import Any
 import httpx
 import numpy as np
 
-from eval.bench import free_port, rag_ready, serve
+from eval import SEEDS
+from eval.harness import Server, serve_rag
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.index import STORE, Index, current_snapshot
 from rag.pipeline import Pipeline
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 TOPICS = ["rivers", "glaciers", "volcanoes", "deserts", "forests", "reefs", "tundra"]
 UPLOAD_NAME = "harbour_survey.txt"
 DELETED = "000_4b5d5bcc7add4bfe"
@@ -58,8 +58,8 @@ INGEST_POINTS = [
     ("onnxruntime.InferenceSession.run", 3), ("rag.index.IndexWriter._open", 1),
     ("shutil.copy2", 1), ("rag.store.Store.delete_document", 1),
     ("rag.store.Store.add_document", 1), ("rag.store.Store.add_document", 10),
-    ("rag.index.IndexWriter.commit", 1), ("rag.sentences.SentenceIndex.save", 1),
-    ("rag.lexical.LexicalIndex.save", 1), ("rag.vectors.VectorIndex.save", 1),
+    ("rag.index.IndexWriter.commit", 1), ("rag.sentence_index.SentenceIndex.save", 1),
+    ("rag.lexical.LexicalIndex.save", 1), ("rag.vector_index.VectorIndex.save", 1),
     ("rag.index._fsync_tree", 1), ("os.rename", 1), ("os.replace", 1),
     ("rag.index.IndexWriter._collect_garbage", 1), ("shutil.rmtree", 1),
 ]
@@ -201,7 +201,7 @@ class Lab:
 
 
 def _child(at: str | None, nth: int, phases: Path, rag_args: list[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "eval.killpoint", "--phases", str(phases)]
+    cmd = [sys.executable, "-m", "eval.reliability.killpoint", "--phases", str(phases)]
     if at:
         cmd += ["--at", at, "--nth", str(nth)]
     return [*cmd, "--", *rag_args]
@@ -233,11 +233,8 @@ def run_ingest(lab: Lab, root: Path, at: str | None, nth: int, delay: float | No
     return _last_phase(phases) if proc.returncode == -signal.SIGKILL else "finished"
 
 
-def _start_server(lab: Lab, root: Path, at: str | None, nth: int,
-                  phases: Path) -> tuple[subprocess.Popen[bytes], httpx.Client]:
-    port = free_port()
-    return serve(_child(at, nth, phases, ["serve", "--port", str(port)]), lab.env(root),
-                 rag_ready, port, timeout=120)
+def _start_server(lab: Lab, root: Path, at: str | None, nth: int, phases: Path) -> Server:
+    return serve_rag(lab.env(root), via=_child(at, nth, phases, []), timeout=120)
 
 
 def _send(lab: Lab, http: httpx.Client, kind: str) -> int | None:
@@ -254,13 +251,14 @@ def _send(lab: Lab, http: httpx.Client, kind: str) -> int | None:
 def run_api(lab: Lab, root: Path, kind: str, at: str | None, nth: int,
             delay: float | None) -> str:
     phases = root.parent / f"{root.name}.phases"
-    proc, http = _start_server(lab, root, at, nth, phases)
+    server = _start_server(lab, root, at, nth, phases)
+    proc = server.proc
     try:
         timer = None
         if delay is not None:
             timer = threading.Timer(delay, os.kill, (proc.pid, signal.SIGKILL))
             timer.start()
-        status = _send(lab, http, kind)
+        status = _send(lab, server.http, kind)
         if timer is not None:
             timer.join()
         try:
@@ -268,10 +266,9 @@ def run_api(lab: Lab, root: Path, kind: str, at: str | None, nth: int,
         except subprocess.TimeoutExpired:
             return f"finished ({status})"  # the kill point was never reached
     finally:
-        http.close()
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        server.stop()
     if status is not None:
         return f"after reply ({status})"
     return _last_phase(phases)
@@ -336,15 +333,14 @@ def measure(lab: Lab, kind: str) -> tuple[float, float]:
         t0 = time.monotonic()  # start-up (imports, model load) done: the ingest begins
         proc.wait()
         return t0 - spawned, time.monotonic() - t0
-    proc, http = _start_server(lab, root, None, 1, root.parent / "timing.phases")
+    server = _start_server(lab, root, None, 1, root.parent / "timing.phases")
     try:
         t0 = time.monotonic()
-        _send(lab, http, kind)
+        _send(lab, server.http, kind)
         return 0.0, time.monotonic() - t0
     finally:
-        http.close()
-        proc.kill()
-        proc.wait()
+        server.proc.kill()
+        server.stop()
 
 
 def run(quick: bool = False, n_random: int = 8, seed: int = 7,

@@ -1,6 +1,6 @@
 """Ingest throughput, one change at a time, on the first N SciFact documents.
 
-    python -m eval.bench_ingest --dataset ../shared/datasets/scifact [--docs 400]
+    python -m eval.bench.ingest --dataset ../shared/datasets/scifact [--docs 400]
 
 Each variant ingests the same documents into a fresh index with the model
 already loaded, so the figure is chunking + embedding + writing the snapshot.
@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eval import beir
-from eval.runner import documents
+from eval.quality import beir
+from eval.quality.runner import documents
 from rag.config import Settings
 from rag.pipeline import Pipeline
 from rag.types import Document
@@ -42,8 +42,9 @@ def ingest(docs: list[Document], settings: Settings, onnx: Path) -> dict[str, An
         t0 = time.perf_counter()
         report = pipeline.ingest_documents(docs)
         seconds = time.perf_counter() - t0
-        result = {"chunks": report.chunks, "sentences": pipeline.index.sentences.count(),
-                  "seconds": round(seconds, 1), "chunks_per_s": round(report.chunks / seconds, 1)}
+        result: dict[str, Any] = {
+            "chunks": report.chunks, "sentences": pipeline.index.sentences.count(),
+            "seconds": round(seconds, 1), "chunks_per_s": round(report.chunks / seconds, 1)}
         if settings.embed_backend == "onnx" and settings.sentence_vectors == "standalone":
             edited = [dataclasses.replace(d, text=d.text + "\n\nA sentence added later.",
                                           sha256=d.sha256[::-1]) if n % 10 == 0 else d

@@ -1,0 +1,1 @@
+"""Quality: retrieval metrics on BEIR data, citation scoring, the evidence scorer."""

@@ -1,0 +1,1 @@
+"""Reliability: kills at chosen points, concurrent writers, API fuzzing, soak."""
