@@ -42,6 +42,9 @@ def _within(seconds: int, what: str, start: Callable[[], T]) -> T:
         signal.signal(signal.SIGALRM, old)
 
 
+pytestmark = pytest.mark.slow  # a two-node Ray cluster on 127.0.0.1
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"

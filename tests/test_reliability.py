@@ -3,8 +3,11 @@ queries while the index changes. All against real processes on 127.0.0.1."""
 
 from __future__ import annotations
 
+import pytest
+
 from eval.reliability import concurrency, crash, fuzz
 
+pytestmark = pytest.mark.slow
 
 def test_sigkill_at_three_points_leaves_a_whole_snapshot() -> None:
     report = crash.run(quick=True, log=lambda _: None)
