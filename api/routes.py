@@ -3,12 +3,14 @@ of ``RAG_SEARCH_THREADS`` threads (see ``run_search``), the rest in FastAPI's th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import AsyncIterator, Callable, Generator
+from dataclasses import asdict
 from typing import Annotated, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, File, HTTPException, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from api.deps import LaneDep, PipelineDep, SettingsDep
@@ -21,8 +23,12 @@ from api.schemas import (
     ErrorResponse,
     SearchRequest,
     SearchResponse,
+    SentenceEvent,
     UploadResponse,
 )
+from rag.errors import RagError
+from rag.generate import Sentence
+from rag.types import Answer
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 415, 422, 429, 503)
@@ -53,13 +59,57 @@ async def search(body: SearchRequest, pipeline: PipelineDep, lane: LaneDep) -> R
     return await run_search(lane, work)
 
 
-@router.post("/ask", response_model=AskResponse)
+@router.post("/ask", response_model=AskResponse, responses={
+    200: {"content": {"text/event-stream": {}},
+          "description": "JSON, or with `stream` server-sent events: `sentence` "
+                         "(SentenceEvent) per verified sentence, then `answer` (AskResponse); "
+                         "`error` ({detail, status}) if the LLM fails midway"},
+    502: {"model": ErrorResponse}, 504: {"model": ErrorResponse}})
 async def ask(body: AskRequest, pipeline: PipelineDep, lane: LaneDep) -> Response:
+    if body.stream:
+        return await stream_answer(pipeline.ask_stream(body.question, body.k, body.retriever,
+                                                       body.mode), lane)
+
     def work() -> AskResponse:
-        return AskResponse.model_validate(pipeline.ask(body.question, body.k,
-                                                       body.retriever).as_dict())
+        answer = pipeline.ask(body.question, body.k, body.retriever, body.mode)
+        return AskResponse.model_validate(answer.as_dict())
 
     return await run_search(lane, work)
+
+
+def _event(name: str, data: BaseModel | dict[str, object]) -> bytes:
+    payload = data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data)
+    return f"event: {name}\ndata: {payload}\n\n".encode()
+
+
+async def stream_answer(events: Generator[Sentence | Answer, None, None],
+                        lane: anyio.CapacityLimiter) -> Response:
+    """Server-sent events. The first event is awaited before answering, so a bad request
+    or an unreachable LLM is still a plain 4xx/5xx; later failures arrive as `error`."""
+    def pull() -> Sentence | Answer | None:
+        return next(events, None)
+
+    first = await anyio.to_thread.run_sync(pull, limiter=lane)
+
+    async def body() -> AsyncIterator[bytes]:
+        event = first
+        try:
+            while event is not None:
+                if isinstance(event, Answer):
+                    yield _event("answer", AskResponse.model_validate(event.as_dict()))
+                    return
+                yield _event("sentence", SentenceEvent.model_validate(
+                    {"text": event.text, "citations": [asdict(c) for c in event.citations]}))
+                try:
+                    event = await anyio.to_thread.run_sync(pull, limiter=lane)
+                except RagError as exc:
+                    yield _event("error", {"detail": str(exc), "status": exc.status})
+                    return
+        finally:
+            await anyio.to_thread.run_sync(events.close)
+
+    return StreamingResponse(body(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @router.get("/documents", response_model=DocumentList)

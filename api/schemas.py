@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rag.config import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, RetrieverName
+from rag.config import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, AnswerMode, RetrieverName
 from rag.errors import InputError
 from rag.retrieval import check_query
 
@@ -36,6 +36,12 @@ class AskRequest(_Request):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K)
     retriever: Retriever | None = None
+    mode: AnswerMode | None = Field(
+        default=None, description="extractive (quotes) or generative (an LLM writes, every "
+                                  "sentence verified); default: generative when an LLM is "
+                                  "configured")
+    stream: bool = Field(default=False, description="server-sent events: one `sentence` "
+                                                    "event per verified sentence, then `answer`")
 
     _check = field_validator("question")(_not_blank)
 
@@ -95,6 +101,29 @@ class TimingsOut(BaseModel):
     total: float
 
 
+class RejectedOut(BaseModel):
+    """A generated sentence left out: no citation, citation out of range, not supported,
+    number or name not in the source."""
+
+    sentence: str
+    cites: list[int]
+    reason: str
+    probability: float | None = None
+    missing: list[str] = []
+
+
+class GenerationOut(BaseModel):
+    model: str
+    base_url: str
+    prompt: str
+    kept: int
+    rejected: list[RejectedOut]
+    llm_ms: float | None = None
+    verify_ms: float | None = None
+    fallback: str | None = None
+    failure: str | None = None
+
+
 class ProvenanceOut(BaseModel):
     """How the answer was made; an abstention lists the ``closest`` passages instead."""
 
@@ -113,6 +142,15 @@ class ProvenanceOut(BaseModel):
     retriever: str | None
     reranker: str | None
     timings_ms: TimingsOut | None
+    mode: str
+    generation: GenerationOut | None = None
+
+
+class SentenceEvent(BaseModel):
+    """One verified sentence of a streamed answer."""
+
+    text: str
+    citations: list[CitationOut]
 
 
 class AskResponse(BaseModel):

@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from rag.config import DEFAULT_K, MAX_K, RETRIEVER_NAMES, Settings, load_settings
+from rag.config import ANSWER_MODES, DEFAULT_K, MAX_K, RETRIEVER_NAMES, Settings, load_settings
 from rag.errors import RagError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -114,22 +114,46 @@ def search(ctx: click.Context, query: str, k: int, retriever: str | None, as_jso
 @click.argument("question")
 @click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K))
 @click.option("--retriever", type=RETRIEVERS, default=None)
+@click.option("--mode", type=click.Choice(list(ANSWER_MODES)), default=None,
+              help="extractive (quotes), or generative (an LLM writes, every sentence checked); "
+                   "default: generative when RAG_LLM_BASE_URL is set.")
+@click.option("--stream", is_flag=True, help="Print each verified sentence as it is ready.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @_errors
-def ask(ctx: click.Context, question: str, k: int, retriever: str | None, as_json: bool) -> None:
-    """A short answer to QUESTION made of cited quotes, or an abstention."""
-    answer = _pipeline(ctx).ask(question, k, retriever)
+def ask(ctx: click.Context, question: str, k: int, retriever: str | None, mode: str | None,
+        stream: bool, as_json: bool) -> None:
+    """A short answer to QUESTION whose every sentence cites a verified quote, or an abstention."""
+    from rag.types import Answer
+
+    answer = None
+    for event in _pipeline(ctx).ask_stream(question, k, retriever, mode):
+        if isinstance(event, Answer):
+            answer = event
+        elif stream and not as_json:
+            click.echo(event.text)
+    assert answer is not None
     if as_json:
         _emit(answer.as_dict())
         return
-    click.echo(answer.text)
+    if not stream:
+        click.echo(answer.text)
+    _explain(answer)
+
+
+def _explain(answer: Any) -> None:
     scores = {s.n: s.probability for s in answer.provenance.sentence_scores}
     for c in answer.citations:
         strength = f", evidence {scores[c.n]:.2f}" if c.n in scores else ""
         click.echo(f"\n[{c.n}] {c.title} ({c.doc_id}, chars {c.char_start}-{c.char_end}"
                    f"{strength})")
         click.echo(f"    \u201c{c.quote}\u201d")
+    g = answer.provenance.generation
+    if g is not None and g.fallback:
+        click.echo(f"\n({g.fallback})")
+    if g is not None and g.rejected:
+        click.echo(f"\n{len(g.rejected)} generated sentence(s) left out as unverified "
+                   "(see --json provenance.generation.rejected).")
 
 
 @main.command()

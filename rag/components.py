@@ -17,10 +17,13 @@ from rag.chunking import Chunker
 from rag.config import Settings
 from rag.crossencoder import CrossEncoder
 from rag.embedding import Embedder, SentenceTransformerEmbedder, packaged_model_path
+from rag.generate import GenerativeComposer
 from rag.index import Index
+from rag.llm import LLMConfig, OpenAIWriter, Writer
 from rag.rerank import CrossEncoderReranker, Reranker
 from rag.scorer import EvidenceScorer
 from rag.scorer import load as load_scorer
+from rag.verify import Verifier
 
 _T = TypeVar("_T")
 
@@ -95,6 +98,24 @@ def build_chunker(settings: Settings, embedder: Embedder) -> Chunker:
 def build_composer(settings: Settings, scorer: EvidenceScorer) -> Composer:
     return Composer(scorer, settings.answer_max_words, settings.evidence_neighbours,
                     abstain_below=settings.abstain_threshold)
+
+
+def build_writer(settings: Settings) -> Writer | None:
+    """The LLM that writes generative answers; None when RAG_LLM_BASE_URL is unset."""
+    s = settings
+    if s.llm_base_url is None:
+        return None
+    key = s.llm_api_key.get_secret_value() if s.llm_api_key else "not-needed"
+    return OpenAIWriter(LLMConfig(s.llm_base_url, s.llm_model, key, s.llm_timeout_s,
+                                  s.llm_max_tokens, s.llm_temperature))
+
+
+def build_generator(settings: Settings, writer: Writer, scorer: EvidenceScorer,
+                    embedder: Embedder) -> GenerativeComposer:
+    s = settings
+    return GenerativeComposer(writer, Verifier(scorer, embedder, s.verify_threshold),
+                              build_composer(s, scorer), s.llm_base_url or "",
+                              s.llm_max_sentences, s.llm_fallback == "extractive")
 
 
 def on_load(settings: Settings) -> Callable[[Index], Index] | None:

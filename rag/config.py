@@ -22,7 +22,13 @@ MAX_QUESTION_CHARS = 2000  # the schemas' limit; RAG_MAX_QUESTION_CHARS may only
 # Extracted text over this many characters is refused: a 10 MB upload can expand far
 # beyond its size (a PDF's compressed streams), and one document should not fill the index.
 MAX_DOCUMENT_CHARS = 5_000_000
+# A generated sentence is kept when a sentence of its cited passages is its evidence with at
+# least this probability: the best F0.5 on SciFact train, cross-validated (README "Generated
+# answers"; `python -m eval.quality.verifier`).
+VERIFY_THRESHOLD = 0.34
 Backend = Literal["onnx", "onnx-int8", "torch"]
+AnswerMode = Literal["extractive", "generative"]
+ANSWER_MODES: tuple[str, ...] = get_args(AnswerMode)
 
 
 class Settings(BaseSettings):
@@ -83,6 +89,22 @@ class Settings(BaseSettings):
     evidence_neighbours: int = Field(default=1, ge=0, le=10)
     # Overrides the scorer's calibrated abstention threshold (a probability) when set.
     abstain_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    # An OpenAI-compatible chat server (Ollama, vLLM, llama.cpp's server, OpenAI: the URL
+    # ending in /v1) that writes answers whose every sentence is then verified (rag.verify).
+    # None: answers are extractive only, and nothing leaves this machine.
+    llm_base_url: str | None = None
+    llm_model: str = "default"
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    llm_max_tokens: int = Field(default=300, ge=16, le=8192)
+    llm_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    llm_max_sentences: int = Field(default=4, ge=1, le=20)
+    # When the LLM fails: "error" answers 502/504 naming it; "extractive" answers without
+    # it and records the failure in provenance.
+    llm_fallback: Literal["error", "extractive"] = "error"
+    # The evidence probability a generated sentence's best support must reach.
+    verify_threshold: float = Field(default=VERIFY_THRESHOLD, ge=0.0, le=1.0)
 
     # A Ray cluster (`pip install .[ray]`): ingest embeds on its actors; serve holds the
     # vectors in ray_shards actors. None: everything in this process.

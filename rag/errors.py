@@ -62,3 +62,15 @@ class UnreadableFileError(RagError):
 
 class FileTooLargeError(RagError):
     status = 413
+
+
+class LLMError(RagError):
+    """The configured LLM server is unreachable or sent something unusable."""
+
+    status = 502
+
+
+class LLMTimeoutError(LLMError):
+    """The configured LLM server did not answer in time."""
+
+    status = 504

@@ -9,7 +9,7 @@ is worked out in rag.ingest.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,13 @@ from rag import components, ingest
 from rag.answer import Composer
 from rag.arrays import Vectors
 from rag.chunking import Chunker
-from rag.config import DEFAULT_K, RetrieverName, Settings
+from rag.config import DEFAULT_K, AnswerMode, RetrieverName, Settings
 from rag.embedding import Embedder, model_id
-from rag.errors import DocumentNotFoundError, NoIndexError
+from rag.errors import DocumentNotFoundError, InputError, NoIndexError
+from rag.generate import Sentence, sentences_of
 from rag.index import Index, IndexHandle, IndexWriter, current_snapshot
 from rag.ingest import IngestReport, Sources
+from rag.llm import Writer
 from rag.prepare import Preparer
 from rag.rerank import Reranker
 from rag.retrieval import Retriever, check_query, make_retriever
@@ -40,13 +42,15 @@ class Pipeline:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None,
                  reranker: Reranker | None = None, scorer: EvidenceScorer | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 writer: Writer | None = None) -> None:
         self.settings = settings
         self.root = Path(settings.index_dir)
         self.model_id = model_id(settings.model_name, settings.embed_backend)
         self._embedder = components.Lazy(lambda: components.build_embedder(settings), embedder)
         self._scorer = components.Lazy(lambda: components.build_scorer(settings), scorer)
         self.reranker = reranker or components.build_reranker(settings)
+        self.writer = writer if writer is not None else components.build_writer(settings)
         self._index = IndexHandle(
             self.root, self.model_id,
             lambda: self.embedder.dimension if self._embedder.loaded else None,
@@ -172,15 +176,45 @@ class Pipeline:
         vector = self.embedder.embed_query(question)  # one model call serves both stages
         return index, self._search(r, question, k, vector), vector, r.name
 
-    def ask(self, question: str, k: int = DEFAULT_K,
-            retriever: RetrieverName | None = None) -> Answer:
+    def mode(self, mode: AnswerMode | None = None) -> AnswerMode:
+        """The answer mode asked for, or the default: generative when an LLM is configured."""
+        if mode is None:
+            return "generative" if self.writer is not None else "extractive"
+        if mode == "generative" and self.writer is None:
+            raise InputError("generative answers need an LLM: set RAG_LLM_BASE_URL (and "
+                             "RAG_LLM_MODEL) to an OpenAI-compatible server, or ask with "
+                             "mode extractive")
+        return mode
+
+    def ask(self, question: str, k: int = DEFAULT_K, retriever: RetrieverName | None = None,
+            mode: AnswerMode | None = None) -> Answer:
+        *_, answer = self.ask_stream(question, k, retriever, mode)
+        assert isinstance(answer, Answer)
+        return answer
+
+    def ask_stream(self, question: str, k: int = DEFAULT_K,
+                   retriever: RetrieverName | None = None, mode: AnswerMode | None = None
+                   ) -> Generator[Sentence | Answer, None, None]:
+        """The answer's verified sentences as they are ready, then the whole Answer."""
+        mode = self.mode(mode)
         t0 = time.perf_counter()
         index, hits, vector, name = self.retrieve(question, k, retriever)
         t1 = time.perf_counter()
-        answer = self.composer().compose(question, hits, index, vector)
-        t2 = time.perf_counter()
-        timings = Timings(round((t1 - t0) * 1000, 2), round((t2 - t1) * 1000, 2),
-                          round((t2 - t0) * 1000, 2))
-        return replace(answer, provenance=replace(
-            answer.provenance, snapshot=index.snapshot, model=self.model_id, retriever=name,
-            reranker=self.reranker.name if self.reranker else None, timings_ms=timings))
+        if mode == "generative" and self.writer is not None:
+            events: Iterable[Sentence | Answer] = components.build_generator(
+                self.settings, self.writer, self.scorer, self.embedder).stream(
+                    question, hits, index, vector)
+        else:
+            extractive = self.composer().compose(question, hits, index, vector)
+            events = [*sentences_of(extractive), extractive]
+        for event in events:
+            if not isinstance(event, Answer):
+                yield event
+                continue
+            t2 = time.perf_counter()
+            timings = Timings(round((t1 - t0) * 1000, 2), round((t2 - t1) * 1000, 2),
+                              round((t2 - t0) * 1000, 2))
+            yield replace(event, provenance=replace(
+                event.provenance, snapshot=index.snapshot, model=self.model_id,
+                retriever=name, reranker=self.reranker.name if self.reranker else None,
+                timings_ms=timings))

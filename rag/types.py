@@ -103,6 +103,32 @@ class Timings:
 
 
 @dataclass(frozen=True, slots=True)
+class Rejected:
+    """A generated sentence left out of the answer, and why (rag.verify.Reason)."""
+
+    sentence: str
+    cites: tuple[int, ...]
+    reason: str
+    probability: float | None = None  # its best support's, when it got that far
+    missing: tuple[str, ...] = ()  # numbers and names the cited passages lack
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """How a generated answer was written and checked; ``fallback`` when it was not used."""
+
+    model: str
+    base_url: str
+    prompt: str  # the template's version
+    kept: int = 0
+    rejected: tuple[Rejected, ...] = ()
+    llm_ms: float | None = None
+    verify_ms: float | None = None
+    fallback: str | None = None  # "extractive: <why>"
+    failure: str | None = None  # the LLM's error, when it failed and fallback is on
+
+
+@dataclass(frozen=True, slots=True)
 class Provenance:
     """How an answer was made, from which snapshot, model and retriever, and how fast.
 
@@ -126,6 +152,8 @@ class Provenance:
     retriever: str | None = None
     reranker: str | None = None
     timings_ms: Timings | None = None
+    mode: str = "extractive"  # who wrote the text shown: "extractive" or "generative"
+    generation: Generation | None = None  # set whenever an LLM was asked
 
 
 @dataclass(frozen=True, slots=True)
