@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 
 from rag.answer import Composer
 from rag.arrays import Vectors
-from rag.errors import LLMError
+from rag.config import AnswerMode
+from rag.errors import InputError, LLMError
 from rag.index import Index
 from rag.llm import NO_ANSWER, PROMPT_VERSION, Writer, render_prompt
 from rag.types import Answer, Citation, Generation, Hit, Passage, Provenance, Rejected
@@ -137,6 +138,17 @@ class GenerativeComposer:
         about = replace(about, fallback=f"extractive: {why}")
         yield from sentences_of(answer)
         yield replace(answer, provenance=replace(answer.provenance, generation=about))
+
+
+def choose_mode(mode: AnswerMode | None, llm_configured: bool) -> AnswerMode:
+    """The mode asked for, or the default: generative when an LLM is configured."""
+    if mode is None:
+        return "generative" if llm_configured else "extractive"
+    if mode == "generative" and not llm_configured:
+        raise InputError("generative answers need an LLM: set RAG_LLM_BASE_URL (and "
+                         "RAG_LLM_MODEL) to an OpenAI-compatible server, or ask with mode "
+                         "extractive")
+    return mode
 
 
 def _plain(text: str) -> str:

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.chunking import Chunker
 from rag.documents import discover, doc_id_for, load_file, parse_bytes
+from rag.embedding import Embedder
 from rag.errors import DocumentNotFoundError, FileTooLargeError
 from rag.index import STORE, Index, IndexWriter, current_snapshot
 from rag.prepare import Preparer
@@ -121,33 +123,43 @@ def read_upload(filename: str, data: bytes, max_bytes: int, max_chars: int) -> D
     return parse_bytes(data, filename, doc_id, f"upload:{doc_id}", max_chars)
 
 
-def write(writer: IndexWriter, preparer: Preparer, docs: Sequence[Document],
-          report: IngestReport, index: Index | None, progress: bool) -> None:
-    """Chunk and embed outside the lock, then write one snapshot with every change.
+class Committer:
+    """Writes the next snapshot of one index: chunks and embeds outside the writer's lock
+    (the slow part), then takes the lock only to write every change at once."""
 
-    ``index`` is the snapshot whose vectors an edited document may reuse.
-    """
-    prepared, report.reused = preparer.prepare(docs, index, progress)
-    with writer as w:
-        for doc_id in report.deleted:
+    def __init__(self, root: Path, model_id: str, embedder: Embedder, chunker: Chunker,
+                 batch_size: int, in_context: bool, ann_threshold: int) -> None:
+        self.root, self.model_id, self.embedder = root, model_id, embedder
+        self.chunker, self.ann_threshold = chunker, ann_threshold
+        self.preparer = Preparer(embedder, chunker, batch_size, in_context)
+
+    def _writer(self, wait_s: float) -> IndexWriter:
+        return IndexWriter(self.root, self.model_id, self.embedder.dimension,
+                           self.chunker.describe(), wait_s, self.ann_threshold)
+
+    def write(self, docs: Sequence[Document], report: IngestReport, index: Index | None,
+              progress: bool, wait_s: float) -> None:
+        """``index`` is the snapshot whose vectors an edited document may reuse."""
+        prepared, report.reused = self.preparer.prepare(docs, index, progress)
+        with self._writer(wait_s) as w:
+            for doc_id in report.deleted:
+                w.delete(doc_id)
+            for p in prepared:
+                w.delete(p.doc.doc_id)
+                w.add(p.doc, p.chunks, p.vectors, [r[:3] for r in p.sentences],
+                      p.sentence_vectors)
+                report.chunks += len(p.chunks)
+            report.snapshot = w.commit()
+
+    def delete(self, doc_id: str, wait_s: float) -> IngestReport:
+        """A snapshot without ``doc_id``; an id the index lacks changes nothing."""
+        report = IngestReport(deleted=[doc_id])
+        with self._writer(wait_s) as w:
+            if w.store.document(doc_id) is None:
+                raise DocumentNotFoundError(doc_id)
             w.delete(doc_id)
-        for p in prepared:
-            w.delete(p.doc.doc_id)
-            w.add(p.doc, p.chunks, p.vectors, [r[:3] for r in p.sentences],
-                  p.sentence_vectors)
-            report.chunks += len(p.chunks)
-        report.snapshot = w.commit()
-
-
-def delete(writer: IndexWriter, doc_id: str) -> IngestReport:
-    """Write a snapshot without ``doc_id``; an id the index lacks changes nothing."""
-    report = IngestReport(deleted=[doc_id])
-    with writer as w:
-        if w.store.document(doc_id) is None:
-            raise DocumentNotFoundError(doc_id)
-        w.delete(doc_id)
-        report.snapshot = w.commit()
-    return report
+            report.snapshot = w.commit()
+        return report
 
 
 def sources_by_doc_id(sources: Sources | None) -> dict[str, str]:

@@ -20,12 +20,11 @@ from rag.arrays import Vectors
 from rag.chunking import Chunker
 from rag.config import DEFAULT_K, AnswerMode, RetrieverName, Settings
 from rag.embedding import Embedder, model_id
-from rag.errors import DocumentNotFoundError, InputError, NoIndexError
-from rag.generate import Sentence, sentences_of
-from rag.index import Index, IndexHandle, IndexWriter, current_snapshot
-from rag.ingest import IngestReport, Sources
+from rag.errors import DocumentNotFoundError, NoIndexError
+from rag.generate import Sentence, choose_mode, sentences_of
+from rag.index import Index, IndexHandle, current_snapshot
+from rag.ingest import Committer, IngestReport, Sources
 from rag.llm import Writer
-from rag.prepare import Preparer
 from rag.rerank import Reranker
 from rag.retrieval import Retriever, check_query, make_retriever
 from rag.scorer import EvidenceScorer
@@ -121,22 +120,20 @@ class Pipeline:
     def delete(self, doc_id: str) -> IngestReport:
         if current_snapshot(self.root) is None:
             raise NoIndexError(self.root)
-        report = ingest.delete(self._writer(self.chunker(), self.settings.request_lock_wait_s),
-                               doc_id)
+        report = self._committer().delete(doc_id, self.settings.request_lock_wait_s)
         self.reload()
         return report
 
-    def _writer(self, chunker: Chunker, wait_s: float) -> IndexWriter:
-        return IndexWriter(self.root, self.model_id, self.embedder.dimension,
-                           chunker.describe(), wait_s, self.settings.ann_threshold)
+    def _committer(self) -> Committer:
+        s = self.settings
+        return Committer(self.root, self.model_id, self.embedder, self.chunker(),
+                                s.embed_batch_size, s.sentence_vectors == "context",
+                                s.ann_threshold)
 
     def _write(self, docs: Sequence[Document], report: IngestReport, progress: bool,
                wait_s: float) -> None:
-        chunker = self.chunker()
-        preparer = Preparer(self.embedder, chunker, self.settings.embed_batch_size,
-                            self.settings.sentence_vectors == "context")
-        ingest.write(self._writer(chunker, wait_s), preparer, docs, report,
-                     self.index if report.replaced else None, progress)
+        self._committer().write(docs, report, self.index if report.replaced else None,
+                                progress, wait_s)
         self.reload()
 
     # Reading
@@ -178,13 +175,7 @@ class Pipeline:
 
     def mode(self, mode: AnswerMode | None = None) -> AnswerMode:
         """The answer mode asked for, or the default: generative when an LLM is configured."""
-        if mode is None:
-            return "generative" if self.writer is not None else "extractive"
-        if mode == "generative" and self.writer is None:
-            raise InputError("generative answers need an LLM: set RAG_LLM_BASE_URL (and "
-                             "RAG_LLM_MODEL) to an OpenAI-compatible server, or ask with "
-                             "mode extractive")
-        return mode
+        return choose_mode(mode, self.writer is not None)
 
     def ask(self, question: str, k: int = DEFAULT_K, retriever: RetrieverName | None = None,
             mode: AnswerMode | None = None) -> Answer:
@@ -208,13 +199,10 @@ class Pipeline:
             extractive = self.composer().compose(question, hits, index, vector)
             events = [*sentences_of(extractive), extractive]
         for event in events:
-            if not isinstance(event, Answer):
-                yield event
-                continue
-            t2 = time.perf_counter()
-            timings = Timings(round((t1 - t0) * 1000, 2), round((t2 - t1) * 1000, 2),
-                              round((t2 - t0) * 1000, 2))
-            yield replace(event, provenance=replace(
-                event.provenance, snapshot=index.snapshot, model=self.model_id,
-                retriever=name, reranker=self.reranker.name if self.reranker else None,
-                timings_ms=timings))
+            if isinstance(event, Answer):
+                t2 = time.perf_counter()
+                event = replace(event, provenance=replace(
+                    event.provenance, snapshot=index.snapshot, model=self.model_id,
+                    retriever=name, reranker=self.reranker.name if self.reranker else None,
+                    timings_ms=Timings.of(t0, t1, t2)))
+            yield event

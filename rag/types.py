@@ -101,6 +101,12 @@ class Timings:
     compose: float
     total: float
 
+    @classmethod
+    def of(cls, start: float, retrieved: float, end: float) -> Timings:
+        """From three perf_counter readings (seconds)."""
+        return cls(round((retrieved - start) * 1000, 2), round((end - retrieved) * 1000, 2),
+                   round((end - start) * 1000, 2))
+
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
