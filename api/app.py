@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api import openai_compat
 from api.deps import pipeline_of, require_api_key
 from api.limits import BodyLimitMiddleware, RateLimitMiddleware
 from api.metrics import Metrics, MetricsMiddleware
@@ -59,6 +60,17 @@ def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
     return sorted(methods)
 
 
+def _error(request: Request, status: int, message: str,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    """Our {"detail"} body; on the OpenAI-compatible paths, OpenAI's shape (and 400 where
+    we would say 422, as OpenAI does for a malformed request)."""
+    if request.url.path in openai_compat.PATHS:
+        status = 400 if status == 422 else status
+        return JSONResponse(openai_compat.error_body(status, message), status_code=status,
+                            headers=headers)
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
 def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     metrics = Metrics()
 
@@ -77,7 +89,9 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     app = FastAPI(title="rag: cited answers from your documents", version=__version__,
                   lifespan=lifespan)
     # With a key, every /v1 route requires it and OpenAPI declares the bearer scheme.
-    app.include_router(router, dependencies=[Depends(require_api_key)] if settings.api_key else [])
+    keyed = [Depends(require_api_key)] if settings.api_key else []
+    app.include_router(router, dependencies=keyed)
+    app.include_router(openai_compat.router, dependencies=keyed)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.rate_limit_per_minute is not None:
@@ -89,16 +103,15 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(app, request))
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
-                            headers=headers)
+        return _error(request, exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(RagError)
-    async def rag_error(_: Request, exc: RagError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+    async def rag_error(request: Request, exc: RagError) -> JSONResponse:
+        return _error(request, exc.status, str(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(request, 422, _validation_message(exc))
 
     @app.get("/healthz", response_model=Status)
     def healthz() -> Status:

@@ -10,6 +10,14 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+def error_json(path: str, status: int, message: str) -> bytes:
+    """Our {"detail"} body, or OpenAI's error shape on the OpenAI-compatible paths."""
+    from api.openai_compat import PATHS, error_body
+
+    body = error_body(status, message) if path in PATHS else {"detail": message}
+    return json.dumps(body).encode()
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -21,11 +29,11 @@ class BodyLimitMiddleware:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps({"detail": f"request body over the limit of {self.max_bytes} bytes"})
+    async def _reject(self, send: Send, path: str = "") -> None:
+        body = error_json(path, 413, f"request body over the limit of {self.max_bytes} bytes")
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": body.encode()})
+        await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,7 +46,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = -1
                 if declared > self.max_bytes or declared < 0:
-                    await self._reject(send)
+                    await self._reject(send, scope["path"])
                     return
         received = 0
         started = False
@@ -62,7 +70,7 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, scope["path"])
 
 
 class RateLimitMiddleware:
@@ -108,9 +116,9 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         retry = max(1, math.ceil(wait))
-        body = json.dumps({"detail": f"rate limit of {self.rate * 60:g} requests a minute "
-                                     f"reached: retry in {retry} s"})
+        body = error_json(scope["path"], 429, f"rate limit of {self.rate * 60:g} requests a "
+                          f"minute reached: retry in {retry} s")
         await send({"type": "http.response.start", "status": 429,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"retry-after", str(retry).encode())]})
-        await send({"type": "http.response.body", "body": body.encode()})
+        await send({"type": "http.response.body", "body": body})

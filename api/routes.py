@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Annotated, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
@@ -24,9 +24,10 @@ from api.schemas import (
     SearchRequest,
     SearchResponse,
     SentenceEvent,
+    SpanOut,
     UploadResponse,
 )
-from rag.errors import RagError
+from rag.errors import InputError, RagError
 from rag.generate import Sentence
 from rag.types import Answer
 
@@ -118,10 +119,20 @@ def list_documents(pipeline: PipelineDep) -> DocumentList:
 
 
 @router.get("/documents/{doc_id:path}", response_model=DocumentOut)
-def get_document(doc_id: str, pipeline: PipelineDep) -> DocumentOut:
+def get_document(doc_id: str, pipeline: PipelineDep,
+                 start: Annotated[int | None, Query(ge=0)] = None,
+                 end: Annotated[int | None, Query(ge=0)] = None) -> DocumentOut:
+    """The stored text; with ``start`` and ``end`` (a citation's span), also ``span``."""
     doc = pipeline.document(doc_id)
+    span = None
+    if start is not None or end is not None:
+        a, b = start or 0, len(doc.text) if end is None else end
+        if not a <= b <= len(doc.text):
+            raise InputError(f"span {a}-{b} is outside {doc_id!r}, which has "
+                             f"{len(doc.text)} characters")
+        span = SpanOut(start=a, end=b, text=doc.text[a:b])
     return DocumentOut(doc_id=doc.doc_id, title=doc.title, source=doc.source, sha256=doc.sha256,
-                       text=doc.text)
+                       text=doc.text, span=span)
 
 
 @router.post("/documents", response_model=UploadResponse, status_code=201)

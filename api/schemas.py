@@ -174,12 +174,21 @@ class DocumentList(BaseModel):
     documents: list[DocumentSummary]
 
 
+class SpanOut(BaseModel):
+    """``text`` is exactly the document's text[start:end]."""
+
+    start: int
+    end: int
+    text: str
+
+
 class DocumentOut(BaseModel):
     doc_id: str
     title: str
     source: str
     sha256: str
     text: str
+    span: SpanOut | None = None
 
 
 class UploadResponse(BaseModel):

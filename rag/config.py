@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     # The evidence probability a generated sentence's best support must reach.
     verify_threshold: float = Field(default=VERIFY_THRESHOLD, ge=0.0, le=1.0)
 
+    # How /v1/chat/completions streams citations: OpenAI's `delta.annotations`
+    # (url_citation), or Open WebUI's own `event` of type `source` (carries the quote and
+    # its span). Never both: Open WebUI would count each source twice.
+    openai_citations: Literal["annotations", "openwebui"] = "annotations"
+
     # A Ray cluster (`pip install .[ray]`): ingest embeds on its actors; serve holds the
     # vectors in ray_shards actors. None: everything in this process.
     ray_address: str | None = None

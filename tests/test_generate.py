@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 from fastapi.testclient import TestClient
 
@@ -150,6 +151,14 @@ def test_streaming_from_a_real_server_and_the_cli(llm: str, tmp_path: Path) -> N
         for c in answer["citations"]:
             text = server.http.get(f"/v1/documents/{c['doc_id']}").json()["text"]
             assert text[c["char_start"]:c["char_end"]] == c["quote"]
+        chat = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0,
+                             timeout=300)
+        assert [m.id for m in chat.models.list()] == ["rag-extractive", "rag-generative"]
+        reply = chat.chat.completions.create(
+            model="rag-generative", messages=[{"role": "user", "content": QUESTIONS[1]}])
+        rag = (reply.model_extra or {})["rag"]
+        assert reply.choices[0].message.content == rag["answer"]
+        assert rag["provenance"]["generation"]["prompt"] == "answer-v1"
     cli = subprocess.run([RAG, "ask", "--stream", "--mode", "generative", "-k", "3",
                           QUESTIONS[1]], env={**os.environ, **env},
                          capture_output=True, text=True, timeout=600)

@@ -1,0 +1,248 @@
+"""OpenAI-compatible chat: `GET /v1/models` and `POST /v1/chat/completions`.
+
+Chat front ends (Open WebUI, LibreChat) and code using the `openai` SDK reach the
+same answers as `POST /v1/ask`: one model per answer mode, the question is the
+last user message, the content is the answer with its [n] markers, and each
+marker carries a `url_citation` annotation whose url opens the document at the
+exact quoted span. Our full citations and provenance ride along in the `rag`
+field. Errors on these paths take OpenAI's shape (api.app).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Generator, Sequence
+from typing import Any, Literal
+from urllib.parse import quote
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import LaneDep, PipelineDep, SettingsDep
+from api.schemas import AskResponse
+from rag.config import AnswerMode, Settings
+from rag.errors import InputError, RagError
+from rag.generate import Sentence
+from rag.pipeline import Pipeline
+from rag.types import Answer, Citation
+
+PATHS = ("/v1/models", "/v1/chat/completions")
+MODELS: dict[str, AnswerMode] = {"rag-extractive": "extractive", "rag-generative": "generative"}
+
+router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+
+
+class ModelNotFoundError(RagError):
+    status = 404
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    """What OpenAI clients send; fields we do not use (temperature, …) are accepted."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+
+
+class UrlCitation(BaseModel):
+    url: str
+    title: str
+    start_index: int
+    end_index: int
+
+
+class Annotation(BaseModel):
+    type: Literal["url_citation"] = "url_citation"
+    url_citation: UrlCitation
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    annotations: list[Annotation] = []
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: Literal["stop"] = "stop"
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    rag: AskResponse = Field(description="our full answer: citations, provenance")
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "rag"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+def offered(pipeline: Pipeline) -> list[str]:
+    return [m for m, mode in MODELS.items() if mode == "extractive" or pipeline.writer]
+
+
+@router.get("/models", response_model=ModelList)
+async def models(pipeline: PipelineDep) -> ModelList:
+    return ModelList(data=[ModelCard(id=m) for m in offered(pipeline)])
+
+
+def question_of(messages: Sequence[ChatMessage]) -> str:
+    """The last user message's text (its text parts, for content given as parts)."""
+    users = [m for m in messages if m.role == "user"]
+    if not users:
+        raise InputError("messages hold no user message: the last one is the question")
+    content = users[-1].content
+    if isinstance(content, list):
+        content = " ".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+    if not content or not content.strip():
+        raise InputError("the last user message is empty: ask something")
+    return content
+
+
+def span_url(base: str, c: Citation) -> str:
+    return (f"{base}/v1/documents/{quote(c.doc_id, safe='')}"
+            f"?start={c.char_start}&end={c.char_end}")
+
+
+def marker_annotations(content: str, citations: Sequence[Citation], base: str,
+                offset: int = 0) -> list[Annotation]:
+    """One url_citation per [n] marker in ``content``; indices count from ``offset``."""
+    out = []
+    for c in citations:
+        marker = f"[{c.n}]"
+        at = content.find(marker)
+        while at >= 0:
+            out.append(Annotation(url_citation=UrlCitation(
+                url=span_url(base, c), title=c.title, start_index=offset + at,
+                end_index=offset + at + len(marker))))
+            at = content.find(marker, at + 1)
+    return sorted(out, key=lambda a: a.url_citation.start_index)
+
+
+def source_event(c: Citation, base: str) -> dict[str, Any]:
+    """Open WebUI's own convention for a source, with the quote and its span."""
+    url = span_url(base, c)
+    return {"type": "source", "data": {
+        "source": {"id": str(c.n), "name": c.title, "url": url},
+        "document": [c.quote],
+        "metadata": [{"source": url, "name": c.title, "doc_id": c.doc_id,
+                      "char_start": c.char_start, "char_end": c.char_end}]}}
+
+
+def _mode(model: str, pipeline: Pipeline) -> AnswerMode:
+    if model not in offered(pipeline):
+        raise ModelNotFoundError(f"the model {model!r} does not exist here: use one of "
+                                 f"{', '.join(offered(pipeline))} (GET /v1/models)")
+    return MODELS[model]
+
+
+@router.post("/chat/completions", response_model=ChatCompletion, responses={
+    200: {"content": {"text/event-stream": {}},
+          "description": "JSON, or with `stream` chat.completion.chunk events and [DONE]"}})
+async def chat_completions(body: ChatRequest, request: Request, pipeline: PipelineDep,
+                           settings: SettingsDep, lane: LaneDep) -> Response:
+    mode = _mode(body.model, pipeline)
+    question = question_of(body.messages)
+    base = str(request.base_url).rstrip("/")
+    events = pipeline.ask_stream(question, mode=mode)
+    ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    if body.stream:
+        return await _stream(events, lane, ident, created, body.model, base, settings)
+
+    def work() -> dict[str, Any]:
+        *_, answer = events
+        assert isinstance(answer, Answer)
+        notes = marker_annotations(answer.text, answer.citations, base)
+        message = AssistantMessage(content=answer.text, annotations=notes)
+        return ChatCompletion(id=ident, created=created, model=body.model,
+                              choices=[Choice(message=message)],
+                              rag=AskResponse.model_validate(answer.as_dict())
+                              ).model_dump(mode="json")
+
+    return JSONResponse(await anyio.to_thread.run_sync(work, limiter=lane))
+
+
+async def _stream(events: Generator[Sentence | Answer, None, None], lane: anyio.CapacityLimiter,
+                  ident: str, created: int, model: str, base: str,
+                  settings: Settings) -> Response:
+    def pull() -> Sentence | Answer | None:
+        return next(events, None)
+
+    first = await anyio.to_thread.run_sync(pull, limiter=lane)  # errors here are plain 4xx/5xx
+
+    def frame(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        chunk = {"id": ident, "object": "chat.completion.chunk", "created": created,
+                 "model": model, "choices": [{"index": 0, "delta": delta,
+                                              "finish_reason": finish}], **extra}
+        return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield frame({"role": "assistant", "content": ""})
+        sent, shown, event = 0, set[int](), first
+        try:
+            while event is not None:
+                if isinstance(event, Answer):
+                    rag = AskResponse.model_validate(event.as_dict()).model_dump(mode="json")
+                    yield frame({}, "stop", rag=rag)
+                    break
+                piece = (" " if sent else "") + event.text
+                new = [c for c in event.citations if c.n not in shown]
+                extra: dict[str, Any] = {}
+                delta: dict[str, Any] = {"content": piece}
+                if settings.openai_citations == "openwebui":
+                    if new:  # one source event per citation, never also annotations
+                        extra["event"] = source_event(new[0], base)
+                else:
+                    delta["annotations"] = [a.model_dump() for a in
+                                            marker_annotations(piece, event.citations, base, sent)]
+                shown |= {c.n for c in new}
+                sent += len(piece)
+                yield frame(delta, **extra)
+                for c in new[1:] if settings.openai_citations == "openwebui" else []:
+                    yield frame({"content": ""}, event=source_event(c, base))
+                try:
+                    event = await anyio.to_thread.run_sync(pull, limiter=lane)
+                except RagError as exc:
+                    yield frame({}, "stop", error={"message": str(exc), "type": "server_error",
+                                                   "code": exc.status})
+                    break
+            yield b"data: [DONE]\n\n"
+        finally:
+            await anyio.to_thread.run_sync(events.close)
+
+    return StreamingResponse(body(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """OpenAI's error shape: {"error": {"message", "type", "code"}}."""
+    kind = {400: "invalid_request_error", 401: "authentication_error",
+            404: "invalid_request_error", 413: "invalid_request_error",
+            429: "rate_limit_error"}.get(status, "server_error" if status >= 500
+                                         else "invalid_request_error")
+    code = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}.get(
+        status, str(status))
+    return {"error": {"message": message, "type": kind, "code": code}}
