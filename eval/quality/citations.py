@@ -14,7 +14,7 @@ from typing import Any
 
 from eval.extras import pyplot
 from eval.harness import percentiles
-from eval.quality import rationales, runner
+from eval.quality import beir, rationales, runner
 from eval.quality.beir import Dataset, DatasetError
 from eval.quality.rationales import Claim, Counts
 from rag.config import Settings
@@ -33,6 +33,15 @@ def claims_of(claims: Mapping[str, Claim], dataset: Dataset | None,
                                "given: pass the split its claims come from")
     chosen.sort(key=lambda c: (len(c.claim_id), c.claim_id))
     return chosen[:limit] if limit is not None else chosen
+
+
+def claims_and_index(dataset_dir: Path, rationales_path: Path, settings: Settings,
+                     cache: Path) -> tuple[list[Claim], Path]:
+    """Every claim of a rationales file, and the dataset's cached index to ask them over."""
+    dataset = beir.load(dataset_dir, beir.any_split(dataset_dir))
+    claims = claims_of(rationales.load(rationales_path), None, None)
+    index_dir, _ = runner.cached_index(dataset, settings, cache)
+    return claims, index_dir
 
 
 def summarize(per_claim: list[dict[str, Any]]) -> dict[str, Any]:

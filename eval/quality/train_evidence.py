@@ -40,7 +40,7 @@ import numpy as np
 
 import rag  # noqa: F401
 from eval import SEEDS
-from eval.quality import beir, calibrate, citations, rationales, runner
+from eval.quality import calibrate, citations, rationales
 from eval.quality.evidence_cross import CROSS_CONFIG, TOP, predict, train_cross
 from eval.quality.rationales import Claim, Counts
 from rag.answer import choose
@@ -255,9 +255,8 @@ def main() -> None:
     args = parser.parse_args()
     t_start = time.time()
     settings = Settings()
-    dataset = beir.load(args.dataset, beir.any_split(args.dataset))
-    claims = citations.claims_of(rationales.load(args.rationales), None, None)
-    index_dir, _ = runner.cached_index(dataset, settings, args.cache)
+    claims, index_dir = citations.claims_and_index(args.dataset, args.rationales, settings,
+                                                   args.cache)
     settings = settings.model_copy(update={"index_dir": index_dir})
     base = settings.model_path or packaged_model_path()
     words = settings.answer_max_words

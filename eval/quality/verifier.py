@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from eval.quality import beir, citations, rationales, runner
+from eval.quality import citations, rationales
 from eval.quality.train_evidence import folds_of
 from rag.arrays import Floats
 from rag.config import Settings
@@ -115,9 +115,8 @@ def main() -> None:
     args = parser.parse_args()
     t0 = time.time()
     settings = Settings()
-    dataset = beir.load(args.dataset, beir.any_split(args.dataset))
-    claims = citations.claims_of(rationales.load(args.rationales), None, None)
-    index_dir, _ = runner.cached_index(dataset, settings, args.cache)
+    claims, index_dir = citations.claims_and_index(args.dataset, args.rationales, settings,
+                                                   args.cache)
     fold = folds_of(len(claims), args.folds)
     judged: list[Judged] = []
     for f in range(args.folds):
