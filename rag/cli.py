@@ -206,6 +206,16 @@ def serve(ctx: click.Context, host: str | None, port: int | None, ray_address: s
                 log_level="info")
 
 
+@main.command("mcp")
+@click.pass_context
+def mcp(ctx: click.Context) -> None:
+    """Serve the tools (search, ask, get_document, list_documents) to an MCP client over
+    stdio, for desktop agents; only protocol goes to stdout, logs to stderr."""
+    from api.mcp import run_stdio
+
+    run_stdio(ctx.obj)
+
+
 @main.command("eval")
 @click.option("--task", type=click.Choice(["retrieval", "citations"]), default="retrieval",
               show_default=True, help="retrieval: rank documents (qrels); citations: score "
