@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
@@ -17,6 +17,7 @@ from starlette.routing import Match
 
 from api.deps import pipeline_of, require_api_key
 from api.limits import BodyLimitMiddleware, RateLimitMiddleware
+from api.mcp import HttpEndpoint
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import router
 from api.schemas import Status
@@ -59,8 +60,12 @@ def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
     return sorted(methods)
 
 
-def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
+def create_app(settings: Settings, pipeline: Pipeline | None = None,
+               hosts: Sequence[str] = ()) -> FastAPI:
+    """``hosts``: names besides RAG_HOST and loopback that /mcp accepts in the Host header
+    (the address `rag serve --host` binds)."""
     metrics = Metrics()
+    mcp = HttpEndpoint(settings, [settings.host, *hosts])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,13 +76,15 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         app.state.search_lane = anyio.CapacityLimiter(settings.search_threads)
         loader = threading.Thread(target=_load, args=(app,), name="rag-loader", daemon=True)
         loader.start()
-        yield
+        async with mcp.running(app.state):  # the MCP session manager lives as long as the app
+            yield
         loader.join(timeout=1)
 
     app = FastAPI(title="rag: cited answers from your documents", version=__version__,
                   lifespan=lifespan)
     # With a key, every /v1 route requires it and OpenAPI declares the bearer scheme.
     app.include_router(router, dependencies=[Depends(require_api_key)] if settings.api_key else [])
+    app.router.routes.append(mcp.route)  # MCP over streamable HTTP, behind the same key as /v1
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.rate_limit_per_minute is not None:

@@ -1,6 +1,7 @@
 """The MCP server (official ``mcp`` SDK): search, ask, get_document and list_documents as tools.
 
-``rag mcp`` serves it over stdio (``run_stdio``). Library errors come back as tool errors
+``rag mcp`` serves it over stdio (``run_stdio``); ``create_app`` routes ``/mcp`` to it over
+streamable HTTP behind the API key (``HttpEndpoint``). Library errors come back as tool errors
 (``isError`` with the message), never as a crash.
 """
 
@@ -8,16 +9,23 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, TypeVar
 
 import anyio
 import anyio.to_thread
+from fastapi.responses import JSONResponse
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import BaseModel, Field
+from starlette.datastructures import Headers, State
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
+from api.deps import KEY_MISSING, STARTING, key_ok
 from api.schemas import CitationOut, DocumentList, SearchResponse
 from rag import __version__
 from rag.config import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, AnswerMode, RetrieverName, Settings
@@ -26,6 +34,8 @@ from rag.pipeline import Pipeline
 
 log = logging.getLogger("rag.mcp")
 T = TypeVar("T")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+EVERY_ADDRESS = ("0.0.0.0", "::", "")
 
 INSTRUCTIONS = ("Answers from the user's indexed documents. `ask` returns an answer whose every "
                 "sentence cites a quote with its exact span in the stored text (`get_document` "
@@ -139,3 +149,62 @@ def run_stdio(settings: Settings) -> None:
 
     create_server(lambda: pipeline, anyio.CapacityLimiter(settings.search_threads),
                   lifespan).run("stdio")
+
+
+def transport_security(hosts: Iterable[str]) -> TransportSecuritySettings:
+    """The SDK's DNS-rebinding check (Host and Origin headers): the configured hosts and the
+    loopback names, any port. Bound to every address, it is off, as in the SDK for any host
+    other than loopback: clients may use any of the machine's names (set RAG_API_KEY)."""
+    hosts = list(hosts)
+    if any(h in EVERY_ADDRESS for h in hosts):
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    names = [f"[{h}]" if ":" in h and not h.startswith("[") else h
+             for h in dict.fromkeys([*hosts, *LOOPBACK])]
+    return TransportSecuritySettings(
+        allowed_hosts=[f"{n}{port}" for n in names for port in ("", ":*")],
+        allowed_origins=[f"{scheme}://{n}{port}" for n in names for scheme in ("http", "https")
+                         for port in ("", ":*")])
+
+
+class HttpEndpoint:
+    """``/mcp`` (``route``): the API key as on /v1, then the SDK's streamable-HTTP session
+    manager, which ``running`` starts and stops inside the app's lifespan."""
+
+    def __init__(self, settings: Settings, hosts: Iterable[str], path: str = "/mcp") -> None:
+        self.settings = settings
+        self.security = transport_security(hosts)
+        self.route = Route(path, self)  # every method: the transport answers POST, GET, DELETE
+        self._sessions: StreamableHTTPSessionManager | None = None
+
+    @asynccontextmanager
+    async def running(self, state: State) -> AsyncIterator[None]:
+        def ready() -> Pipeline:
+            if not state.ready.is_set():
+                failed = state.load_error
+                raise ToolError(f"start-up failed: {failed}" if failed else STARTING)
+            pipeline: Pipeline = state.pipeline
+            return pipeline
+
+        server = create_server(ready, state.search_lane)
+        # Builds server.session_manager; its Starlette app is unused: /mcp is a route of ours.
+        server.streamable_http_app(transport_security=self.security)
+        async with server.session_manager.run():
+            self._sessions = server.session_manager
+            try:
+                yield
+            finally:
+                self._sessions = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self.route  # a plain Route does not record itself; metrics label by it
+        scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
+        if not key_ok(self.settings, token if scheme.lower() == "bearer" else None):
+            await _error(401, KEY_MISSING, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+        elif self._sessions is None:
+            await _error(503, STARTING, {})(scope, receive, send)
+        else:
+            await self._sessions.handle_request(scope, receive, send)
+
+
+def _error(status: int, detail: str, headers: dict[str, str]) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)

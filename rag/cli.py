@@ -202,7 +202,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, ray_address: s
 
     _use_ray(ctx, ray_address, shards)
     settings: Settings = ctx.obj
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+    host = host or settings.host
+    uvicorn.run(create_app(settings, hosts=[host]), host=host, port=port or settings.port,
                 log_level="info")
 
 

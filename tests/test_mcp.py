@@ -1,26 +1,32 @@
-"""The MCP server through the SDK's own client: in process (in-memory transport) and `rag mcp`
-over stdio."""
+"""The MCP server through the SDK's own client: in process (in-memory transport), `rag mcp`
+over stdio, and `rag serve`'s /mcp over streamable HTTP with the API key and the host check."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
+import httpx2
 import pytest
-from mcp import Client, StdioServerParameters, stdio_client
+from mcp import Client, MCPError, StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
 from mcp_types import CallToolResult
 
 from api.mcp import create_server
-from eval.harness import RAG
+from eval.harness import RAG, serve_rag
 from rag.pipeline import Pipeline
-from tests.seed_facts import SEED_A, SEED_B, SEED_QUESTIONS, holds
+from tests.seed_facts import SEED_A, SEED_B, SEED_QUESTIONS, SEEDS, holds
 
 TOOLS = {"search", "ask", "get_document", "list_documents"}
+KEY = "s3cret"
+RAG_HOST = "rag.example.internal"  # a name the server is reached by, not loopback
 
 
 def structured(result: CallToolResult) -> dict[str, Any]:
@@ -154,3 +160,74 @@ def test_stdio_rag_mcp(seed_index: Path, tmp_path: Path) -> None:
 
     with errlog.open("w") as stderr:
         run(lambda: Client(stdio_client(params, errlog=stderr)), check)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`rag serve` on 127.0.0.1 with an API key and RAG_HOST naming another host."""
+    root = tmp_path_factory.mktemp("served-mcp")
+    env = {**os.environ, "RAG_INDEX_DIR": str(root / "index"), "RAG_API_KEY": KEY,
+           "RAG_HOST": RAG_HOST, "HF_HUB_OFFLINE": "1"}
+    subprocess.run([RAG, "ingest", str(SEEDS)], env=env, check=True, capture_output=True,
+                   timeout=300)
+    with serve_rag(env, wait=120) as server:
+        yield server.base_url
+
+
+@asynccontextmanager
+async def http_client(base_url: str, headers: dict[str, str],
+                      mode: str = "auto") -> AsyncIterator[Client]:
+    """The SDK's streamable-HTTP client, its HTTP client carrying ``headers``."""
+    async with httpx2.AsyncClient(headers=headers, timeout=60) as http, \
+            Client(streamable_http_client(f"{base_url}/mcp", http_client=http), mode=mode) as c:
+        yield c
+
+
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                         "clientInfo": {"name": "test", "version": "0"}}}
+ACCEPT = {"Accept": "application/json, text/event-stream"}
+
+
+def test_http_needs_the_api_key(served: str) -> None:
+    with httpx.Client(base_url=served, timeout=30) as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY},
+                        {"Authorization": f"Basic {KEY}"}):
+            r = http.post("/mcp", json=INITIALIZE, headers={**ACCEPT, **headers})
+            assert r.status_code == 401 and "API key" in r.json()["detail"], headers
+            assert r.headers["WWW-Authenticate"] == "Bearer"
+        ok = http.post("/mcp", json=INITIALIZE,
+                       headers={**ACCEPT, "Authorization": f"Bearer {KEY}"})
+        assert ok.status_code == 200, ok.text
+        metrics = http.get("/metrics").text
+        assert 'rag_http_requests_total{method="POST",route="/mcp",status="401"} 4.0' in metrics
+
+    # The SDK's client without the key: the connection fails (its error does not carry the
+    # status: "Server returned an error response").
+    with pytest.raises(BaseExceptionGroup) as refused:
+        run(lambda: http_client(served, {}), check_tools)
+    assert refused.value.subgroup(MCPError) is not None
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_http_with_the_key(served: str, mode: str) -> None:
+    """The SDK's streamable-HTTP client; legacy is the initialize handshake with a session."""
+    run(lambda: http_client(served, {"Authorization": f"Bearer {KEY}"}, mode), check_tools)
+
+
+def test_http_host_check_accepts_rag_host_only(served: str) -> None:
+    port = served.rsplit(":", 1)[1]
+    key = {"Authorization": f"Bearer {KEY}"}
+    run(lambda: http_client(served, {**key, "Host": f"{RAG_HOST}:{port}"}), check_tools)
+    with httpx.Client(base_url=served, timeout=30) as http:
+        for host in (RAG_HOST, f"{RAG_HOST}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"):
+            r = http.post("/mcp", json=INITIALIZE, headers={**ACCEPT, **key, "Host": host})
+            assert r.status_code == 200, (host, r.text)
+        for host in (f"evil.example:{port}", f"{RAG_HOST}.evil.example:{port}"):
+            r = http.post("/mcp", json=INITIALIZE, headers={**ACCEPT, **key, "Host": host})
+            assert r.status_code == 421 and "Invalid Host header" in r.text, host
+        r = http.post("/mcp", json=INITIALIZE,
+                      headers={**ACCEPT, **key, "Origin": "http://evil.example"})
+        assert r.status_code == 403
+        # The rest of the API is unchanged.
+        assert http.post("/v1/search", json={"query": "Japan"}, headers=key).status_code == 200
