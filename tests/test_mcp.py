@@ -14,14 +14,19 @@ import anyio
 import httpx
 import httpx2
 import pytest
+from fastapi.testclient import TestClient
 from mcp import Client, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
 from mcp_types import CallToolResult
 
+from api import create_app
 from api.mcp import create_server
 from eval.harness import RAG, serve_rag
+from rag.config import Settings
+from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
+from rag.scorer import EvidenceScorer
 from tests.seed_facts import SEED_A, SEED_B, SEED_QUESTIONS, SEEDS, holds
 
 TOOLS = {"search", "ask", "get_document", "list_documents"}
@@ -231,3 +236,26 @@ def test_http_host_check_accepts_rag_host_only(served: str) -> None:
         assert r.status_code == 403
         # The rest of the API is unchanged.
         assert http.post("/v1/search", json={"query": "Japan"}, headers=key).status_code == 200
+
+
+@pytest.mark.parametrize(("bind", "allowed", "refused"), [
+    ("10.1.2.3", ["10.1.2.3:8000", "10.1.2.3", "localhost:8000", "[::1]:8000"],
+     ["evil.example:8000", "10.1.2.4:8000"]),
+    ("::1", ["[::1]:8000", "127.0.0.1:8000"], ["evil.example:8000"]),
+    ("0.0.0.0", ["192.168.1.5:8000", "any.name.example"], []),  # every address: check off
+])
+def test_app_host_check_follows_the_bind_address(tmp_path: Path, seed_index: Path,
+                                                 embedder: SentenceTransformerEmbedder,
+                                                 scorer: EvidenceScorer, bind: str,
+                                                 allowed: list[str], refused: list[str]) -> None:
+    """`rag serve --host ADDRESS` passes its address to create_app (hosts=), besides RAG_HOST."""
+    settings = Settings(index_dir=seed_index)
+    app = create_app(settings, Pipeline(settings, embedder=embedder, scorer=scorer),
+                     hosts=[bind])
+    with TestClient(app) as http:
+        for host in allowed:
+            r = http.post("/mcp", json=INITIALIZE, headers={**ACCEPT, "Host": host})
+            assert r.status_code == 200 and '"serverInfo"' in r.text, (host, r.text)
+        for host in refused:
+            r = http.post("/mcp", json=INITIALIZE, headers={**ACCEPT, "Host": host})
+            assert r.status_code == 421, (host, r.text)
