@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
@@ -18,6 +18,7 @@ from starlette.routing import Match
 from api import openai_compat
 from api.deps import pipeline_of, require_api_key
 from api.limits import BodyLimitMiddleware, RateLimitMiddleware
+from api.mcp import HttpEndpoint
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import router
 from api.schemas import Status
@@ -71,8 +72,12 @@ def _error(request: Request, status: int, message: str,
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
-def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
+def create_app(settings: Settings, pipeline: Pipeline | None = None,
+               hosts: Sequence[str] = ()) -> FastAPI:
+    """``hosts``: names besides RAG_HOST and loopback that /mcp accepts in the Host header
+    (the address `rag serve --host` binds)."""
     metrics = Metrics()
+    mcp = HttpEndpoint(settings, [settings.host, *hosts])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,7 +88,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         app.state.search_lane = anyio.CapacityLimiter(settings.search_threads)
         loader = threading.Thread(target=_load, args=(app,), name="rag-loader", daemon=True)
         loader.start()
-        yield
+        async with mcp.running(app.state):  # the MCP session manager lives as long as the app
+            yield
         loader.join(timeout=1)
 
     app = FastAPI(title="rag: cited answers from your documents", version=__version__,
@@ -92,6 +98,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     keyed = [Depends(require_api_key)] if settings.api_key else []
     app.include_router(router, dependencies=keyed)
     app.include_router(openai_compat.router, dependencies=keyed)
+    app.router.routes.append(mcp.route)  # MCP over streamable HTTP, behind the same key as /v1
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.rate_limit_per_minute is not None:

@@ -12,6 +12,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from rag.config import Settings
 from rag.pipeline import Pipeline
 
+STARTING = "the service is starting: the model and index are loading"
+KEY_MISSING = "missing or wrong API key: send 'Authorization: Bearer <key>'"
+
 # The dependencies are async because FastAPI runs a sync dependency on its thread pool: one
 # more thread hop per request, for work that never blocks.
 
@@ -25,7 +28,7 @@ def pipeline_of(request: Request) -> Pipeline:
     """The pipeline, once its model and index are loaded; 503 until then."""
     state = request.app.state
     if not state.ready.is_set():
-        raise HTTPException(503, "the service is starting: the model and index are loading")
+        raise HTTPException(503, STARTING)
     pipeline: Pipeline = state.pipeline
     return pipeline
 
@@ -40,6 +43,14 @@ async def get_lane(request: Request) -> anyio.CapacityLimiter:
     return lane
 
 
+def key_ok(settings: Settings, token: str | None) -> bool:
+    """Whether ``token`` is RAG_API_KEY (compared in constant time); any, when none is set."""
+    if settings.api_key is None:
+        return True
+    expected = settings.api_key.get_secret_value().encode()
+    return token is not None and hmac.compare_digest(token.strip().encode(), expected)
+
+
 bearer = HTTPBearer(auto_error=False, description="the server's RAG_API_KEY")
 
 
@@ -47,13 +58,8 @@ async def require_api_key(settings: Annotated[Settings, Depends(get_settings)],
                     credentials: Annotated[HTTPAuthorizationCredentials | None,
                                            Depends(bearer)]) -> None:
     """Every /v1 route when RAG_API_KEY is set (create_app adds it, so OpenAPI shows it)."""
-    if settings.api_key is None:
-        return
-    expected = settings.api_key.get_secret_value().encode()
-    if credentials is None or not hmac.compare_digest(credentials.credentials.strip().encode(),
-                                                      expected):
-        raise HTTPException(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+    if not key_ok(settings, credentials.credentials if credentials else None):
+        raise HTTPException(401, KEY_MISSING, headers={"WWW-Authenticate": "Bearer"})
 
 
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]

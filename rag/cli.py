@@ -202,8 +202,19 @@ def serve(ctx: click.Context, host: str | None, port: int | None, ray_address: s
 
     _use_ray(ctx, ray_address, shards)
     settings: Settings = ctx.obj
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+    host = host or settings.host
+    uvicorn.run(create_app(settings, hosts=[host]), host=host, port=port or settings.port,
                 log_level="info")
+
+
+@main.command("mcp")
+@click.pass_context
+def mcp(ctx: click.Context) -> None:
+    """Serve the tools (search, ask, get_document, list_documents) to an MCP client over
+    stdio, for desktop agents; only protocol goes to stdout, logs to stderr."""
+    from api.mcp import run_stdio
+
+    run_stdio(ctx.obj)
 
 
 @main.command("eval")
