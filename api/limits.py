@@ -74,18 +74,20 @@ class BodyLimitMiddleware:
 
 
 class RateLimitMiddleware:
-    """Per-client token bucket on /v1: ``per_minute`` sustained, ``burst`` at once; 429 beyond.
+    """Per-client token bucket on /v1 and /mcp: ``per_minute`` sustained, ``burst`` at once;
+    429 beyond.
 
     Clients are told by address (the one uvicorn sees: behind a proxy, run uvicorn with
     --forwarded-allow-ips). Buckets of idle clients are dropped so the table cannot grow
     without bound.
     """
 
-    def __init__(self, app: ASGIApp, per_minute: int, burst: int, prefix: str = "/v1") -> None:
+    def __init__(self, app: ASGIApp, per_minute: int, burst: int,
+                 prefixes: tuple[str, ...] = ("/v1", "/mcp")) -> None:
         self.app = app
         self.rate = per_minute / 60.0
         self.burst = float(burst)
-        self.prefix = prefix
+        self.prefixes = prefixes
         self.buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
         self._lock = threading.Lock()
         self._swept = time.monotonic()
@@ -107,7 +109,7 @@ class RateLimitMiddleware:
             return (1.0 - tokens) / self.rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import LaneDep, PipelineDep, SettingsDep
+from api.routes import ERRORS
 from api.schemas import AskResponse
 from rag.config import AnswerMode, Settings
 from rag.errors import InputError, RagError
@@ -33,7 +34,7 @@ from rag.types import Answer, Citation
 PATHS = ("/v1/models", "/v1/chat/completions")
 MODELS: dict[str, AnswerMode] = {"rag-extractive": "extractive", "rag-generative": "generative"}
 
-router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+router = APIRouter(prefix="/v1", tags=["openai-compatible"], responses=ERRORS)
 
 
 class ModelNotFoundError(RagError):

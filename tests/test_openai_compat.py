@@ -164,3 +164,4 @@ def test_the_rate_limit_applies_with_an_openai_error(index: Path) -> None:
         limited = client.get("/v1/models")
         assert limited.status_code == 429 and "retry-after" in limited.headers
         assert limited.json()["error"]["type"] == "rate_limit_error"
+        assert client.post("/mcp", json={}).status_code == 429  # MCP shares the client's bucket
