@@ -78,16 +78,31 @@ def test_a_file_named_twice_is_indexed_once(pipeline: Pipeline, corpus: Path) ->
     assert sorted(report.added) == [SEED_A, SEED_B]
 
 
-def test_a_bad_file_fails_the_ingest_and_changes_nothing(pipeline: Pipeline,
-                                                         corpus: Path) -> None:
+def test_a_bad_file_in_a_folder_is_skipped_and_reported(pipeline: Pipeline,
+                                                       corpus: Path) -> None:
     pipeline.ingest([corpus])
     before = current_snapshot(pipeline.root)
     (corpus / "bad.txt").write_bytes(b"\xff\xfe\x00broken")
-    (corpus / "good.txt").write_text("A perfectly good new document.")
-    with pytest.raises(UnreadableFileError, match=r"bad\.txt"):
-        pipeline.ingest([corpus])
+    (corpus / "good.txt").write_text("A perfectly good new document about oolong tea.")
+    with pytest.raises(UnreadableFileError, match=r"1 file\(s\).*bad\.txt.*without --strict"):
+        pipeline.ingest([corpus], strict=True)
     assert current_snapshot(pipeline.root) == before
     assert "good" not in {d["doc_id"] for d in pipeline.documents()}
+
+    report = pipeline.ingest([corpus])
+    assert report.added == ["good"] and report.snapshot is not None
+    assert report.failed == [(str((corpus / "bad.txt").resolve()),
+                              "not valid UTF-16 text (byte 8); convert it to UTF-8 and retry")]
+    assert pipeline.search("oolong tea", k=1)[0].chunk.doc_id == "good"
+
+    # An indexed file that breaks keeps its indexed version, even with --prune.
+    (corpus / "good.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    pruned = pipeline.ingest([corpus], prune=True)
+    assert pruned.deleted == [] and len(pruned.failed) == 2
+    assert "good" in {d["doc_id"] for d in pipeline.documents()}
+    # A file named directly is still an error.
+    with pytest.raises(UnreadableFileError, match=r"bad\.txt"):
+        pipeline.ingest([corpus / "bad.txt"])
 
 
 def test_no_index_and_unknown_document_errors(pipeline: Pipeline) -> None:
