@@ -61,7 +61,7 @@ def test_read_paths_lists_a_folder_file_it_cannot_read_and_raises_for_a_named_on
     docs = read_paths([tmp_path], {}, 10_000, failed)
     assert [d.doc_id for d in docs] == ["a"]
     assert failed == [(str((tmp_path / "photo.txt").resolve()),
-                       "the content is a PNG image, not text, HTML or PDF")]
+                       "the content is a PNG image, not a document")]
     with pytest.raises(UnsupportedFileError, match="PNG"):
         read_paths([tmp_path], {}, 10_000)  # no list: the first failure raises
     with pytest.raises(UnsupportedFileError, match="PNG"):

@@ -12,6 +12,7 @@ from rag.embedding import SentenceTransformerEmbedder
 from rag.errors import DocumentNotFoundError, InputError, NoIndexError, UnreadableFileError
 from rag.index import Index, current_snapshot
 from rag.pipeline import Pipeline
+from tests import formats_corpus as fc
 from tests.seed_facts import SEED_A, SEED_B
 
 
@@ -173,3 +174,24 @@ def test_leftovers_of_killed_writers_are_collected(pipeline: Pipeline, corpus: P
     names = sorted(p.name for p in snapshots.iterdir())
     assert len(names) == 2 and current_snapshot(pipeline.root).name in names  # type: ignore[union-attr]
     assert not any("dead" in n or "orphan" in n for n in names)
+
+
+def test_a_folder_of_every_format_is_searchable_and_its_quotes_verify(
+        pipeline: Pipeline, tmp_path: Path) -> None:
+    folder = fc.write_all(tmp_path / "team")
+    (folder / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))  # refused
+    (folder / "scan.pdf").write_bytes(b"%PDF-1.7\n" + b"\x00\xff" * 1000)  # corrupt
+    report = pipeline.ingest([folder])
+    assert sorted(report.added) == sorted(Path(n).stem for n in fc.FACTS)
+    assert sorted(Path(p).name for p, _ in report.failed) == ["photo.txt", "scan.pdf"]
+    answered = 0
+    for name, (question, fact) in fc.FACTS.items():
+        hits = pipeline.search(question, k=2)
+        assert any(h.chunk.doc_id == Path(name).stem and fact in h.chunk.text for h in hits), \
+            (name, [h.chunk.text for h in hits])
+        answer = pipeline.ask(question)
+        answered += not answer.abstained
+        for c in answer.citations:
+            assert c.verified and pipeline.document(c.doc_id).text[c.char_start:c.char_end] \
+                == c.quote
+    assert answered >= 4
