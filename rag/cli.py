@@ -71,20 +71,27 @@ def main(ctx: click.Context, index_dir: Path | None) -> None:
 @click.option("--prune", is_flag=True, help="Delete documents whose files left these folders.")
 @click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
               help="Embed on this Ray cluster's actors (default $RAG_RAY_ADDRESS; needs .[ray]).")
+@click.option("--strict", is_flag=True,
+              help="Any file in a folder that cannot be read stops the ingest (exit 1, "
+                   "nothing changed); without it such files are skipped and listed.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @_errors
 def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address: str | None,
-           as_json: bool) -> None:
-    """Index files and folders (.txt .md .html .pdf); unchanged files are skipped."""
+           strict: bool, as_json: bool) -> None:
+    """Index files and folders (see README for the formats); unchanged files are skipped."""
     _use_ray(ctx, ray_address, None)
-    report = _pipeline(ctx).ingest(paths, prune=prune, progress=sys.stderr.isatty())
+    report = _pipeline(ctx).ingest(paths, prune=prune, progress=sys.stderr.isatty(),
+                                   strict=strict)
     if as_json:
         _emit(report.as_dict())
         return
     for label, items in (("added", report.added), ("replaced", report.replaced),
                          ("skipped", report.skipped), ("deleted", report.deleted)):
         click.echo(f"{label:>9}: {len(items)}" + (f"  ({', '.join(items)})" if items else ""))
+    click.echo(f"{'failed':>9}: {len(report.failed)}")
+    for path, reason in report.failed:
+        click.echo(f"           {path}: {reason}")
     reused = f" ({report.reused} kept their vectors)" if report.reused else ""
     click.echo(f"   chunks: {report.chunks} written{reused} in {report.seconds:.2f}s"
                + (f", snapshot {report.snapshot}" if report.snapshot else ", index unchanged"))

@@ -11,16 +11,18 @@ import io
 import re
 import time
 from collections.abc import Iterable, Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 
 import ftfy
 
+from rag import formats, mail
 from rag.config import MAX_DOCUMENT_CHARS
 from rag.errors import FileTooLargeError, UnreadableFileError, UnsupportedFileError
+from rag.markup import UTF16_BOMS, decode, html_text
 from rag.types import Document
 
-SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf"})
+SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx",
+                                ".pptx", ".xlsx", ".csv", ".tsv", ".epub", ".eml"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 MAX_PDF_PAGES = 5_000
 # Decompressed bytes allowed per PDF stream (pypdf's own default is 75 MB), and per page's
@@ -31,12 +33,14 @@ MAX_PDF_PAGE_CONTENT = 1_000_000
 MAX_PDF_SECONDS = 60.0
 # Content that is never text, whatever the file is called.
 _BINARY_MAGIC = {
-    b"PK\x03\x04": "a zip archive (docx, xlsx, epub, ...)", b"\x1f\x8b": "gzip data",
+    b"\x1f\x8b": "gzip data",
     b"\xfd7zXZ\x00": "xz data", b"7z\xbc\xaf": "a 7z archive", b"Rar!\x1a": "a rar archive",
     b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF87a": "a GIF image",
     b"GIF89a": "a GIF image", b"\x7fELF": "an executable",
     b"\xd0\xcf\x11\xe0": "an OLE file (doc, xls, msg)", b"%!PS-Adobe": "PostScript",
 }
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_TEXT_KINDS = {".csv": "csv", ".tsv": "csv", ".eml": "eml"}
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)[\s>]",
                          re.IGNORECASE | re.DOTALL)
 
@@ -61,96 +65,6 @@ def clean_text(raw: str) -> str:
     text = _TRAILING_SPACE.sub("", text)
     text = _BLANK_RUNS.sub("\n\n", text)
     return text.strip()
-
-
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-
-
-def _decode(data: bytes, name: str) -> str:
-    """UTF-8, or UTF-16 when the file starts with its byte-order mark (Windows editors)."""
-    utf16 = data.startswith(_UTF16_BOMS)
-    try:
-        return data.decode("utf-16" if utf16 else "utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UnreadableFileError(
-            f"{name}: not valid {'UTF-16' if utf16 else 'UTF-8'} text (byte {exc.start}); "
-            "convert it to UTF-8 and retry") from None
-
-
-_SKIPPED_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "head", "title"})
-_BLOCK_TAGS = frozenset({
-    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
-    "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li",
-    "main", "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul", "title",
-    "body", "html"})
-_VOID_TAGS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link",
-                        "meta", "source", "track", "wbr"})
-
-
-class _TextExtractor(HTMLParser):
-    """Text outside script/style/head, a line per block element; the <title> or first <h1>.
-
-    A streaming parser, not a tree: a hostile upload of a million nested tags costs
-    linear time and no memory beyond its text.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.lines: list[str] = []
-        self._block: list[str] = []
-        self._pre = 0
-        self.skipping: list[str] = []
-        self.title: str | None = None
-        self._capture: str | None = None
-        self._captured: list[str] = []
-
-    def flush(self) -> None:
-        if self._block:
-            text = "".join(self._block)
-            if self._pre:  # preformatted: keep its lines
-                self.lines.extend(line.strip() for line in text.splitlines())
-            else:  # HTML collapses whitespace, line breaks included
-                self.lines.append(" ".join(text.split()))
-            self._block = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCK_TAGS:
-            self.flush()
-        if tag in _VOID_TAGS:
-            return
-        self._pre += tag == "pre"
-        if self._capture is None and self.skipping in ([], ["head"]) and (
-                tag == "title" or (tag == "h1" and self.title is None)):
-            self._capture, self._captured = tag, []
-        if tag in _SKIPPED_TAGS:
-            self.skipping.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _BLOCK_TAGS:
-            self.flush()
-        if tag == "pre" and self._pre:
-            self._pre -= 1
-        if self.skipping and tag == self.skipping[-1]:
-            self.skipping.pop()
-        if tag == self._capture:
-            text = " ".join(" ".join(self._captured).split())
-            if text and (tag == "title" or self.title is None):
-                self.title = text
-            self._capture = None
-
-    def handle_data(self, data: str) -> None:
-        if self._capture is not None:
-            self._captured.append(data)
-        if not self.skipping:
-            self._block.append(data)
-
-
-def _html_text(data: bytes, name: str) -> tuple[str, str | None]:
-    parser = _TextExtractor()
-    parser.feed(_decode(data, name))
-    parser.close()
-    parser.flush()
-    return "\n".join(line for line in parser.lines if line), parser.title
 
 
 def _pdf_text(data: bytes, name: str, max_chars: int) -> tuple[str, str | None]:
@@ -216,10 +130,13 @@ def _unsupported(name: str, suffix: str) -> UnsupportedFileError:
 
 
 def sniff_format(data: bytes, name: str) -> str:
-    """"pdf", "html" or "text", decided by the content; the name only tells HTML from text.
+    """The format, decided by the content; the name only tells apart formats of plain text
+    (HTML, CSV, e-mail, text).
 
-    A file is never parsed as something its bytes are not: a PDF renamed .txt is read
-    as a PDF, an image renamed .pdf is refused, and a name without an extension is fine.
+    A file is never parsed as something its bytes are not: a PDF or .docx renamed .txt is
+    read as what it is, an image renamed .pdf is refused, and a name without an extension
+    is fine. Zip-based files ("docx", "pptx", "xlsx", "epub") pass the zip-bomb and XML
+    entity checks here (rag.formats.zip_kind).
     """
     suffix = Path(name).suffix.lower()
     if suffix and suffix not in SUPPORTED_SUFFIXES:
@@ -228,33 +145,48 @@ def sniff_format(data: bytes, name: str) -> str:
         raise UnreadableFileError(f"{name}: the file is empty; nothing to index")
     if data[:1024].lstrip().startswith(b"%PDF-"):
         return "pdf"
+    if data.startswith(_ZIP_MAGIC):
+        return formats.zip_kind(data, name, suffix)
     for magic, what in _BINARY_MAGIC.items():
         if data.startswith(magic):
-            raise UnsupportedFileError(f"{name}: the content is {what}, not text, HTML or PDF")
-    if suffix == ".pdf":
-        raise UnsupportedFileError(f"{name}: named .pdf but the content is not a PDF "
-                                   "(no %PDF- header)")
-    if b"\x00" in data[:8192] and not data.startswith(_UTF16_BOMS):
-        raise UnsupportedFileError(f"{name}: binary content (NUL bytes); only text, HTML and "
-                                   "PDF are indexed")
+            raise UnsupportedFileError(f"{name}: the content is {what}, not a document")
+    if suffix == ".pdf" or suffix in formats.ZIP_SUFFIXES:
+        what = "PDF (no %PDF- header)" if suffix == ".pdf" else f"{suffix[1:]} file (not a zip)"
+        raise UnsupportedFileError(f"{name}: named {suffix} but the content is not a {what}")
+    if b"\x00" in data[:8192] and not data.startswith(UTF16_BOMS):
+        raise UnsupportedFileError(f"{name}: binary content (NUL bytes) of no supported format")
     if suffix in HTML_SUFFIXES or (not suffix and _HTML_START.match(data[:4096])):
         return "html"
-    return "text"
+    return _TEXT_KINDS.get(suffix, "text")
+
+
+def extract(data: bytes, name: str, max_chars: int = MAX_DOCUMENT_CHARS,
+            depth: int = 0) -> tuple[str, str | None]:
+    """The raw text of a file and its title if the format holds one (before clean_text)."""
+    kind = sniff_format(data, name)
+    if kind == "html":
+        return html_text(data, name)
+    if kind == "pdf":
+        return _pdf_text(data, name, max_chars)
+    if kind == "eml":
+        return mail.eml_text(data, name, max_chars,
+                                lambda d, n, level: extract(d, n, max_chars, level), depth)
+    if kind in _READERS:
+        return _READERS[kind](data, name, max_chars)
+    raw = decode(data, name)
+    if "\x00" in raw:
+        raise UnreadableFileError(f"{name}: contains NUL bytes; is it really text?")
+    return raw, None
+
+
+_READERS = {"docx": formats.docx_text, "pptx": formats.pptx_text, "xlsx": formats.xlsx_text,
+            "csv": formats.csv_text, "epub": mail.epub_text}
 
 
 def parse_bytes(data: bytes, name: str, doc_id: str, source: str,
                 max_chars: int = MAX_DOCUMENT_CHARS) -> Document:
     """Build a Document from a file's bytes; the content decides the format (``sniff_format``)."""
-    kind = sniff_format(data, name)
-    title: str | None = None
-    if kind == "html":
-        raw, title = _html_text(data, name)
-    elif kind == "pdf":
-        raw, title = _pdf_text(data, name, max_chars)
-    else:
-        raw = _decode(data, name)
-        if "\x00" in raw:
-            raise UnreadableFileError(f"{name}: contains NUL bytes; is it really text?")
+    raw, title = extract(data, name, max_chars)
     if len(raw) > max_chars:
         raise FileTooLargeError(_too_much_text(name, max_chars))
     text = clean_text(raw)

@@ -17,7 +17,7 @@ from typing import Any
 from rag.chunking import Chunker
 from rag.documents import discover, doc_id_for, load_file, parse_bytes
 from rag.embedding import Embedder
-from rag.errors import DocumentNotFoundError, FileTooLargeError
+from rag.errors import DocumentNotFoundError, FileTooLargeError, RagError, UnreadableFileError
 from rag.index import STORE, Index, IndexWriter, current_snapshot
 from rag.prepare import Preparer
 from rag.store import Store
@@ -32,6 +32,7 @@ class IngestReport:
     replaced: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), not indexed
     chunks: int = 0
     reused: int = 0  # chunks whose vectors came from the index or a duplicate, not the model
     seconds: float = 0.0
@@ -39,7 +40,9 @@ class IngestReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"added": self.added, "replaced": self.replaced, "skipped": self.skipped,
-                "deleted": self.deleted, "chunks_written": self.chunks,
+                "deleted": self.deleted,
+                "failed": [{"path": path, "reason": reason} for path, reason in self.failed],
+                "chunks_written": self.chunks,
                 "chunks_embedded": self.chunks - self.reused, "chunks_reused": self.reused,
                 "seconds": round(self.seconds, 3), "snapshot": self.snapshot}
 
@@ -81,28 +84,59 @@ def plan(known: Mapping[str, str], docs: Sequence[Document],
     return todo, report
 
 
-def read_paths(paths: Sequence[Path], sources: Sources,
-               max_chars: int) -> list[Document]:
-    """Every supported file under ``paths``, read once; an indexed file keeps its doc_id."""
+def read_paths(paths: Sequence[Path], sources: Sources, max_chars: int,
+               failed: list[tuple[str, str]] | None = None) -> list[Document]:
+    """Every supported file under ``paths``, read once; an indexed file keeps its doc_id.
+
+    A file named directly that cannot be read is an error. With a ``failed`` list, a file
+    found inside a folder that cannot be read, or is refused, is appended to it as
+    (path, reason) and skipped, so one bad file never sinks a folder; without one it raises.
+    """
     roots: dict[Path, Path] = {}
     for file, root in discover(paths):
         roots.setdefault(file, root)  # a file named twice is read once
+    named = {p.resolve() for p in paths if p.is_file()}
     taken = {doc_id for doc_id, _ in sources.values()}
     docs = []
     for file, root in roots.items():
         known = sources.get(str(file))
-        if known is not None:
-            docs.append(load_file(file, known[0], max_chars))
-        else:
-            docs.append(load_file(file, doc_id_for(file, root, taken), max_chars))
-            taken.add(docs[-1].doc_id)
+        doc_id = known[0] if known is not None else doc_id_for(file, root, taken)
+        try:
+            docs.append(load_file(file, doc_id, max_chars))
+        except Exception as exc:  # any one file's failure, a parser's bug included
+            if failed is None or file in named:
+                raise
+            reason = _reason(exc).removeprefix(f"{file}: ").removeprefix(f"{file.name}: ")
+            failed.append((str(file), reason))
+            continue
+        taken.add(doc_id)
     return docs
 
 
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, RagError):
+        return str(exc)
+    return f"cannot be read ({type(exc).__name__}: {str(exc)[:200]})"
+
+
+def refuse_failures(failed: Sequence[tuple[str, str]]) -> None:
+    """``--strict``: any file that could not be read stops the ingest before it writes."""
+    if not failed:
+        return
+    listed = "; ".join(f"{path}: {reason}" for path, reason in failed[:5])
+    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+    raise UnreadableFileError(
+        f"{len(failed)} file(s) could not be indexed, so nothing was changed: {listed}{more}; "
+        "fix or remove them, or ingest without --strict to index the rest")
+
+
 def gone(paths: Sequence[Path], docs: Sequence[Document],
-         sources: Sources) -> list[str]:
-    """Indexed documents whose files were under these folders and are there no more."""
-    seen = {d.source for d in docs}
+         sources: Sources, failed: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """Indexed documents whose files were under these folders and are there no more.
+
+    A file that is still there but failed to read keeps its indexed version.
+    """
+    seen = {d.source for d in docs} | {path for path, _ in failed}
     folders = tuple(str(p.resolve()) + os.sep for p in paths if p.is_dir())
     return sorted(doc_id for source, (doc_id, _) in sources.items()
                   if source not in seen and source.startswith(folders))

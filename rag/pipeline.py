@@ -86,14 +86,23 @@ class Pipeline:
     # Writing
 
     def ingest(self, paths: Iterable[Path], prune: bool = False,
-               progress: bool = False) -> IngestReport:
-        """Index new and changed files; with ``prune``, drop files gone from these folders."""
+               progress: bool = False, *, strict: bool = False) -> IngestReport:
+        """Index new and changed files; with ``prune``, drop files gone from these folders.
+
+        A file inside a folder that cannot be read is skipped and listed in
+        ``report.failed``; with ``strict`` any such file stops the ingest, changing nothing.
+        """
         t0 = time.perf_counter()
         paths = [Path(p) for p in paths]
         sources = ingest.indexed(self.root)
-        docs = ingest.read_paths(paths, sources or {}, self.settings.max_document_chars)
-        deleted = ingest.gone(paths, docs, sources or {}) if prune else []
-        return self._upsert(docs, sources, progress, t0, deleted)
+        failed: list[tuple[str, str]] = []
+        docs = ingest.read_paths(paths, sources or {}, self.settings.max_document_chars, failed)
+        if strict:
+            ingest.refuse_failures(failed)
+        deleted = ingest.gone(paths, docs, sources or {}, failed) if prune else []
+        report = self._upsert(docs, sources, progress, t0, deleted)
+        report.failed = failed
+        return report
 
     def ingest_documents(self, docs: Sequence[Document], progress: bool = False) -> IngestReport:
         """Index documents made in code (eval, other sources): upsert by doc_id and sha256."""

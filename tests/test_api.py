@@ -22,6 +22,7 @@ from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
 from rag.scorer import EvidenceScorer
 from rag.types import Hit
+from tests import formats_corpus as fc
 from tests.seed_facts import OFF_TOPIC, SEED_A, SEED_B, SEED_QUESTIONS, SEEDS
 
 
@@ -293,3 +294,14 @@ def test_real_server_upload_ask_delete(server: str) -> None:
         assert http.delete("/v1/documents/oolong").status_code == 200
         assert http.post("/v1/ask", json={"question": question}).json()["abstained"]
         assert http.get("/metrics").status_code == 200
+
+
+def test_uploads_take_office_files_and_refuse_hostile_ones(client: TestClient) -> None:
+    up = client.post("/v1/documents", files={"file": ("staff.xlsx", fc.xlsx_bytes())})
+    assert up.status_code == 201 and up.json()["doc_id"] == "staff"
+    hits = client.post("/v1/search", json={"query": "Alice Moreau city", "k": 1}).json()["hits"]
+    assert hits[0]["doc_id"] == "staff" and "City: Lisbon" in hits[0]["text"]
+    bomb = client.post("/v1/documents", files={"file": ("laughs.docx", fc.entity_bomb_docx())})
+    assert bomb.status_code == 422 and "declares XML entities" in bomb.json()["detail"]
+    fake = client.post("/v1/documents", files={"file": ("deck.pptx", b"\x89PNG\r\n\x1a\n" * 9)})
+    assert fake.status_code == 415 and "PNG image" in fake.json()["detail"]

@@ -8,7 +8,7 @@ import pytest
 
 from rag.config import Settings
 from rag.documents import parse_bytes
-from rag.errors import FileTooLargeError
+from rag.errors import FileTooLargeError, UnsupportedFileError
 from rag.index import Index
 from rag.ingest import gone, plan, read_paths, read_upload, safe_doc_id
 from rag.pipeline import Pipeline
@@ -51,6 +51,23 @@ def test_read_paths_keeps_indexed_ids_and_reads_a_file_named_twice_once(tmp_path
     docs = read_paths([tmp_path, tmp_path / "tea.md"], {first: ("kept-id", "old")}, 10_000)
     assert sorted(d.doc_id for d in docs) == ["kept-id", "tea"]
     assert len({d.source for d in docs}) == 2
+
+
+def test_read_paths_lists_a_folder_file_it_cannot_read_and_raises_for_a_named_one(
+        tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("Alpha.")
+    (tmp_path / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    failed: list[tuple[str, str]] = []
+    docs = read_paths([tmp_path], {}, 10_000, failed)
+    assert [d.doc_id for d in docs] == ["a"]
+    assert failed == [(str((tmp_path / "photo.txt").resolve()),
+                       "the content is a PNG image, not a document")]
+    with pytest.raises(UnsupportedFileError, match="PNG"):
+        read_paths([tmp_path], {}, 10_000)  # no list: the first failure raises
+    with pytest.raises(UnsupportedFileError, match="PNG"):
+        read_paths([tmp_path / "photo.txt"], {}, 10_000, [])  # named directly
+    sources = {str((tmp_path / "photo.txt").resolve()): ("photo", "s")}
+    assert gone([tmp_path], docs, sources, failed) == []  # still there, only unreadable
 
 
 def test_gone_names_only_files_missing_from_the_folders_read(tmp_path: Path) -> None:

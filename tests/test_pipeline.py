@@ -12,6 +12,7 @@ from rag.embedding import SentenceTransformerEmbedder
 from rag.errors import DocumentNotFoundError, InputError, NoIndexError, UnreadableFileError
 from rag.index import Index, current_snapshot
 from rag.pipeline import Pipeline
+from tests import formats_corpus as fc
 from tests.seed_facts import SEED_A, SEED_B
 
 
@@ -78,16 +79,31 @@ def test_a_file_named_twice_is_indexed_once(pipeline: Pipeline, corpus: Path) ->
     assert sorted(report.added) == [SEED_A, SEED_B]
 
 
-def test_a_bad_file_fails_the_ingest_and_changes_nothing(pipeline: Pipeline,
-                                                         corpus: Path) -> None:
+def test_a_bad_file_in_a_folder_is_skipped_and_reported(pipeline: Pipeline,
+                                                       corpus: Path) -> None:
     pipeline.ingest([corpus])
     before = current_snapshot(pipeline.root)
     (corpus / "bad.txt").write_bytes(b"\xff\xfe\x00broken")
-    (corpus / "good.txt").write_text("A perfectly good new document.")
-    with pytest.raises(UnreadableFileError, match=r"bad\.txt"):
-        pipeline.ingest([corpus])
+    (corpus / "good.txt").write_text("A perfectly good new document about oolong tea.")
+    with pytest.raises(UnreadableFileError, match=r"1 file\(s\).*bad\.txt.*without --strict"):
+        pipeline.ingest([corpus], strict=True)
     assert current_snapshot(pipeline.root) == before
     assert "good" not in {d["doc_id"] for d in pipeline.documents()}
+
+    report = pipeline.ingest([corpus])
+    assert report.added == ["good"] and report.snapshot is not None
+    assert report.failed == [(str((corpus / "bad.txt").resolve()),
+                              "not valid UTF-16 text (byte 8); convert it to UTF-8 and retry")]
+    assert pipeline.search("oolong tea", k=1)[0].chunk.doc_id == "good"
+
+    # An indexed file that breaks keeps its indexed version, even with --prune.
+    (corpus / "good.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    pruned = pipeline.ingest([corpus], prune=True)
+    assert pruned.deleted == [] and len(pruned.failed) == 2
+    assert "good" in {d["doc_id"] for d in pipeline.documents()}
+    # A file named directly is still an error.
+    with pytest.raises(UnreadableFileError, match=r"bad\.txt"):
+        pipeline.ingest([corpus / "bad.txt"])
 
 
 def test_no_index_and_unknown_document_errors(pipeline: Pipeline) -> None:
@@ -158,3 +174,24 @@ def test_leftovers_of_killed_writers_are_collected(pipeline: Pipeline, corpus: P
     names = sorted(p.name for p in snapshots.iterdir())
     assert len(names) == 2 and current_snapshot(pipeline.root).name in names  # type: ignore[union-attr]
     assert not any("dead" in n or "orphan" in n for n in names)
+
+
+def test_a_folder_of_every_format_is_searchable_and_its_quotes_verify(
+        pipeline: Pipeline, tmp_path: Path) -> None:
+    folder = fc.write_all(tmp_path / "team")
+    (folder / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))  # refused
+    (folder / "scan.pdf").write_bytes(b"%PDF-1.7\n" + b"\x00\xff" * 1000)  # corrupt
+    report = pipeline.ingest([folder])
+    assert sorted(report.added) == sorted(Path(n).stem for n in fc.FACTS)
+    assert sorted(Path(p).name for p, _ in report.failed) == ["photo.txt", "scan.pdf"]
+    answered = 0
+    for name, (question, fact) in fc.FACTS.items():
+        hits = pipeline.search(question, k=2)
+        assert any(h.chunk.doc_id == Path(name).stem and fact in h.chunk.text for h in hits), \
+            (name, [h.chunk.text for h in hits])
+        answer = pipeline.ask(question)
+        answered += not answer.abstained
+        for c in answer.citations:
+            assert c.verified and pipeline.document(c.doc_id).text[c.char_start:c.char_end] \
+                == c.quote
+    assert answered >= 4

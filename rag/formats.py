@@ -1,0 +1,259 @@
+"""Office and spreadsheet files to text, one function per format, and the zip checks.
+
+Each reader goes through a maintained library (python-docx, python-pptx, openpyxl, the
+stdlib's csv) and returns (text, title or None); e-books and mail are in rag.mail. Hostile input is
+refused before the library sees it: a zip's entry count and unpacked size are read from
+its directory (Python's zipfile never unpacks an entry past the size recorded there), its
+XML parts may not declare entities (defusedxml), and sheets are read under a cell cap.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date, datetime, time
+from typing import Any
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, iterparse
+
+from rag.errors import FileTooLargeError, RagError, UnreadableFileError, UnsupportedFileError
+from rag.markup import decode
+
+MAX_ZIP_ENTRIES = 10_000
+MAX_ZIP_BYTES = 200_000_000  # unpacked, all entries together
+MAX_SHEET_CELLS = 2_000_000  # cells (and rows) read from all sheets of a workbook or a CSV
+ZIP_KINDS = {"word/document.xml": "docx", "ppt/presentation.xml": "pptx",
+             "xl/workbook.xml": "xlsx"}
+ZIP_SUFFIXES = frozenset({".docx", ".pptx", ".xlsx", ".epub"})
+_XML_SUFFIXES = (".xml", ".rels", ".opf", ".ncx", ".xhtml", ".htm", ".html", ".svg")
+
+Extracted = tuple[str, str | None]
+
+
+class Text:
+    """Lines of extracted text that refuse to grow past the document's character cap."""
+
+    def __init__(self, name: str, max_chars: int) -> None:
+        self.name, self.max_chars, self.size, self.lines = name, max_chars, 0, list[str]()
+
+    def add(self, line: str) -> None:
+        self.size += len(line) + 1
+        if self.size > self.max_chars:
+            raise FileTooLargeError(f"{self.name}: more than {self.max_chars} characters of "
+                                    "text; split the document")
+        self.lines.append(line)
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _check_xml(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> None:
+    """No entity declarations or external references in the part's prolog (where a DTD
+    lives); parsing stops at the root element, so this costs one read buffer a part."""
+    try:
+        with zf.open(info) as part:
+            for _ in iterparse(part, events=("start",)):
+                break
+    except DefusedXmlException as exc:
+        raise UnreadableFileError(f"{name}: {info.filename} declares XML entities "
+                                  f"({type(exc).__name__}); refused as a possible entity "
+                                  "bomb") from None
+    except (ParseError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise UnreadableFileError(f"{name}: {info.filename} is not well-formed XML "
+                                  f"({str(exc)[:200]})") from None
+
+
+def zip_kind(data: bytes, name: str, suffix: str) -> str:
+    """"docx", "pptx", "xlsx" or "epub", after the zip passed the bomb checks."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        if suffix in ZIP_SUFFIXES:
+            raise UnreadableFileError(f"{name}: a damaged {suffix} file ({exc}); re-save it "
+                                      "and retry") from None
+        raise UnsupportedFileError(f"{name}: the content is a zip archive (docx, xlsx, epub, "
+                                   "...) that cannot be opened") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ZIP_ENTRIES:
+            raise FileTooLargeError(f"{name}: {len(infos)} entries in the zip is over the "
+                                    f"limit of {MAX_ZIP_ENTRIES}")
+        unpacked = sum(i.file_size for i in infos)
+        if unpacked > MAX_ZIP_BYTES:
+            raise FileTooLargeError(f"{name}: its zip entries unpack to {unpacked} bytes, over "
+                                    f"the limit of {MAX_ZIP_BYTES} (a zip bomb?)")
+        names = {i.filename for i in infos}
+        kind = next((k for part, k in ZIP_KINDS.items() if part in names), None)
+        if kind is None and "mimetype" in names and \
+                zf.read("mimetype").strip() == b"application/epub+zip":
+            kind = "epub"
+        if kind is None:
+            raise UnsupportedFileError(f"{name}: the content is a zip archive that is not a "
+                                       "Word (.docx), PowerPoint (.pptx), Excel (.xlsx) or "
+                                       "EPUB file")
+        for info in infos:
+            if info.filename.lower().endswith(_XML_SUFFIXES):
+                _check_xml(zf, info, name)
+    return kind
+
+
+def guarded(kind: str, name: str, read: Callable[[], Extracted]) -> Extracted:
+    try:
+        return read()
+    except RagError:
+        raise
+    except Exception as exc:  # hostile files make the libraries raise almost anything
+        raise UnreadableFileError(f"{name}: not a readable {kind} file ({type(exc).__name__}: "
+                                  f"{str(exc)[:200]})") from None
+
+
+def docx_text(data: bytes, name: str, max_chars: int) -> Extracted:
+    """Paragraphs and table rows in body order; a blank line before each heading."""
+    def read() -> Extracted:
+        from docx import Document as open_docx
+        from docx.table import Table
+
+        doc, out = open_docx(io.BytesIO(data)), Text(name, max_chars)
+        for block in doc.iter_inner_content():
+            if isinstance(block, Table):
+                for row in block.rows:
+                    out.add(" | ".join(_unique(c.text.strip() for c in row.cells)))
+                continue
+            # The style's id ("Heading2"), read from the paragraph itself: Paragraph.style
+            # looks the style up in styles.xml, 1 ms a paragraph.
+            style = block._p.style or ""
+            if style.startswith(("Heading", "Title")) and out.lines:
+                out.add("")
+            out.add(block.text)
+        return out.text(), doc.core_properties.title or None
+
+    return guarded("Word", name, read)
+
+
+def pptx_text(data: bytes, name: str, max_chars: int) -> Extracted:
+    """Each slide's text frames and tables in shape order, then its notes."""
+    def read() -> Extracted:
+        from pptx import Presentation
+
+        deck, out = Presentation(io.BytesIO(data)), Text(name, max_chars)
+        first_title = None
+        for slide in deck.slides:
+            if out.lines:
+                out.add("")
+            title = slide.shapes.title
+            if first_title is None and title is not None and title.has_text_frame:
+                first_title = title.text_frame.text.strip() or None
+            for line in _shape_lines(slide.shapes):
+                out.add(line)
+            if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+                notes = slide.notes_slide.notes_text_frame.text.strip()
+                if notes:
+                    out.add(notes)
+        return out.text(), deck.core_properties.title or first_title
+
+    return guarded("PowerPoint", name, read)
+
+
+def _shape_lines(shapes: Iterable[Any], depth: int = 0) -> Iterator[str]:
+    for shape in shapes:
+        if shape.shape_type is not None and shape.shape_type == 6 and depth < 8:  # a group
+            yield from _shape_lines(shape.shapes, depth + 1)
+        elif shape.has_text_frame:
+            yield shape.text_frame.text
+        elif getattr(shape, "has_table", False):
+            for row in shape.table.rows:
+                yield " | ".join(_unique(c.text.strip() for c in row.cells))
+
+
+def _unique(cells: Iterable[str]) -> list[str]:
+    """Merged cells repeat their text in every cell they span: keep it once."""
+    out: list[str] = []
+    for c in cells:
+        if c and (not out or out[-1] != c):
+            out.append(c)
+    return out
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime) and value.time() == time(0):
+        return value.date().isoformat()
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return " ".join(str(value).split())
+
+
+class _Rows:
+    """Rows as lines "Header: value; Header: value" under a cell cap; the first row with
+    any value holds the headers (a column without one is named by its letter)."""
+
+    def __init__(self, out: Text, name: str) -> None:
+        self.out, self.name, self.cells = out, name, 0
+
+    def sheet(self, rows: Iterable[Sequence[object]], label: str) -> None:
+        from openpyxl.utils import get_column_letter
+
+        headers: list[str] | None = None
+        for row in rows:
+            self.cells += len(row) + 1
+            if self.cells > MAX_SHEET_CELLS:
+                raise FileTooLargeError(f"{self.name}: more than {MAX_SHEET_CELLS} cells "
+                                        f"(in {label}); split the file")
+            values = [_cell(v) for v in row]
+            if not any(values):
+                continue
+            if headers is None:
+                headers = values
+                continue
+            names = [headers[i] if i < len(headers) and headers[i] else get_column_letter(i + 1)
+                     for i in range(len(values))]
+            self.out.add("; ".join(f"{h}: {v}" for h, v in zip(names, values, strict=True)
+                                   if v))
+
+
+def xlsx_text(data: bytes, name: str, max_chars: int) -> Extracted:
+    """Every sheet: its name on a line, then one line a row with its column headers."""
+    def read() -> Extracted:
+        from openpyxl import load_workbook
+
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            out = Text(name, max_chars)
+            rows = _Rows(out, name)
+            for sheet in book.worksheets:
+                if out.lines:
+                    out.add("")
+                out.add(sheet.title)
+                sheet.reset_dimensions()  # a declared size is not trusted: no padding cells
+                rows.sheet(sheet.iter_rows(values_only=True), f"sheet {sheet.title!r}")
+            return out.text(), book.properties.title or _stem(name)
+        finally:
+            book.close()
+
+    return guarded("Excel", name, read)
+
+
+def csv_text(data: bytes, name: str, max_chars: int) -> Extracted:
+    """One line a row with its header names; the delimiter is sniffed (, ; tab |)."""
+    text = decode(data, name)
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:8192], ",;\t|")
+    except csv.Error:
+        dialect = csv.excel_tab if name.lower().endswith(".tsv") else csv.excel
+    out = Text(name, max_chars)
+    try:
+        _Rows(out, name).sheet(csv.reader(io.StringIO(text), dialect), "the table")
+    except csv.Error as exc:
+        raise UnreadableFileError(f"{name}: not a readable CSV file ({exc})") from None
+    return out.text(), _stem(name)
+
+
+def _stem(name: str) -> str:
+    """A table's title: its file name (its first line is a row, not a heading)."""
+    return name.rsplit(".", 1)[0] or name
