@@ -10,7 +10,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test unit bench check-reliability clean
+.PHONY: install run test unit bench check-reliability clean browser
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,12 +29,23 @@ $(TEST_STAMP): $(STAMP)
 
 install: $(STAMP)
 
+# tests/test_webui.py drives Debian's Chromium through its chromedriver (selenium downloads
+# nothing): installed with apt when missing and we are root, else say what to run.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+		echo "make test needs Chromium and its driver for tests/test_webui.py: run" >&2; \
+		echo "  sudo apt-get install -y chromium chromium-driver" >&2; exit 1; \
+	fi
+
 run: $(STAMP)
 	$(BIN)/rag ingest seeds/
 	$(BIN)/rag search "What areas of cooperation does the NPEC study propose?" -k 3
 	$(BIN)/rag serve --host $(HOST) --port $(PORT)
 
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) browser
 	$(BIN)/ruff check rag api eval tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports

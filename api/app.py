@@ -22,6 +22,7 @@ from api.mcp import HttpEndpoint
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import router
 from api.schemas import Status
+from api.web import add_pages
 from rag import __version__
 from rag.config import Settings
 from rag.errors import NoIndexError, RagError
@@ -92,8 +93,10 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
             yield
         loader.join(timeout=1)
 
+    # The docs pages are added by add_pages, from local files (FastAPI's load a CDN).
     app = FastAPI(title="rag: cited answers from your documents", version=__version__,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
+    add_pages(app)
     # With a key, every /v1 route requires it and OpenAPI declares the bearer scheme.
     keyed = [Depends(require_api_key)] if settings.api_key else []
     app.include_router(router, dependencies=keyed)

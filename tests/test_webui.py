@@ -1,0 +1,300 @@
+"""The web page (GET /) and the offline API docs, in a real browser: Debian's headless
+Chromium driven by selenium through /usr/bin/chromedriver (nothing downloaded), against
+`rag serve` processes on 127.0.0.1 over the seeds. `make test` installs the browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from eval.harness import HOST, RAG, serve_rag
+from tests.seed_facts import OFF_TOPIC, ROOT, SEED_B, SEED_QUESTIONS, SEEDS
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SHOTS = ROOT / "docs" / "screenshots"
+KEY = "webui-s3cret"
+WAIT_S = 60
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeds ingested once; each server gets its own copy."""
+    root = tmp_path_factory.mktemp("webui") / "index"
+    subprocess.run([RAG, "ingest", str(SEEDS)], env={**os.environ, "RAG_INDEX_DIR": str(root)},
+                   check=True, capture_output=True, timeout=300)
+    return root
+
+
+def _serve(index: Path, name: str, **env: str) -> Iterator[str]:
+    copy = index.parent / name
+    shutil.copytree(index, copy)
+    with serve_rag({**os.environ, "RAG_INDEX_DIR": str(copy), **env}, wait=120) as served:
+        yield served.base_url
+
+
+@pytest.fixture(scope="module")
+def server(index: Path) -> Iterator[str]:
+    yield from _serve(index, "open")
+
+
+class FakeLLM(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat server that streams one supported sentence and two that
+    verification must reject (one uncited, one citing a passage that does not say it)."""
+
+    REPLY = ["Japan has negotiated defense equipment cooperation agreements with Australia, "
+             "France, India and the United Kingdom. [1]", " Bananas are yellow.",
+             " Japan and Brazil signed a treaty on lunar mining in 1850. [1]"]
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for piece in self.REPLY:
+            chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0,
+                     "model": "fake", "choices": [{"index": 0, "delta": {"content": piece},
+                                                   "finish_reason": None}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+
+
+@pytest.fixture(scope="module")
+def keyed_server(index: Path) -> Iterator[str]:
+    """A server that needs RAG_API_KEY and writes generated answers with a fake LLM."""
+    llm = ThreadingHTTPServer((HOST, 0), FakeLLM)
+    thread = threading.Thread(target=llm.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield from _serve(index, "keyed", RAG_API_KEY=KEY, RAG_LLM_MODEL="fake",
+                          RAG_LLM_BASE_URL=f"http://{HOST}:{llm.server_address[1]}/v1")
+    finally:
+        llm.shutdown()
+        llm.server_close()
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[WebDriver]:
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not path.exists():
+            pytest.fail(f"{path} is missing: apt-get install -y chromium chromium-driver "
+                        "(make test does it as root)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--window-size=1280,1000"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def wait(driver: WebDriver, condition: Callable[[WebDriver], T], seconds: float = WAIT_S) -> T:
+    return WebDriverWait(driver, seconds).until(condition)
+
+
+def visible(driver: WebDriver, css: str) -> WebElement:
+    return wait(driver, ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def resources(driver: WebDriver) -> list[str]:
+    found: list[str] = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)")
+    return found
+
+
+def ask(driver: WebDriver, question: str) -> WebElement:
+    """Type the question, ask, and return #answer once the whole answer is shown."""
+    driver.find_element(By.CSS_SELECTOR, ".tab[data-view=ask]").click()
+    box = driver.find_element(By.ID, "question")
+    box.clear()
+    box.send_keys(question)
+    driver.find_element(By.ID, "ask-button").click()
+    answer = driver.find_element(By.ID, "answer")
+    wait(driver, lambda d: answer.get_attribute("aria-busy") is None
+         and answer.find_elements(By.CSS_SELECTOR, "p.meta, .error"))
+    return answer
+
+
+def text_of(driver: WebDriver, css: str) -> str:
+    text: str = driver.execute_script(f"return document.querySelector({css!r}).textContent")
+    return text
+
+
+def test_docs_render_offline(driver: WebDriver, server: str) -> None:
+    driver.get(f"{server}/docs")
+    operations = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock"))
+    assert len(operations) >= 8
+    assert any("/v1/ask" in op.text for op in operations)
+    loaded = resources(driver)
+    assert any(name.endswith("swagger-ui-bundle.js") for name in loaded)
+    assert all(name.startswith(server + "/") for name in loaded), loaded
+
+    driver.get(f"{server}/redoc")
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-section-id*='operation/']"))
+    assert all(name.startswith(server + "/") for name in resources(driver)), resources(driver)
+
+
+def test_ask_cites_and_opens_the_quoted_span(driver: WebDriver, server: str) -> None:
+    question, doc_id, fact = SEED_QUESTIONS[6]
+    with httpx.Client(base_url=server, timeout=60) as http:
+        expected = http.post("/v1/ask", json={"question": question}).json()
+    first = expected["citations"][0]
+
+    driver.get(server + "/")
+    answer = ask(driver, question)
+    assert fact in answer.text
+    sources = driver.find_elements(By.CSS_SELECTOR, "#sources li")
+    assert len(sources) == len(expected["citations"])
+    assert first["title"] in sources[0].text and first["quote"] in sources[0].text
+    assert all(name.startswith(server + "/") for name in resources(driver))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / "answer-with-sources.png"))
+
+    answer.find_element(By.XPATH, ".//button[text()='[1]']").click()
+    mark = visible(driver, "#doc-text mark")
+    assert text_of(driver, "#doc-text mark") == first["quote"]
+    assert first["doc_id"] == doc_id and first["doc_id"] in text_of(driver, "#doc-meta")
+    # Rendered once: the text before, one <mark>, the text after; the mark scrolled into view.
+    nodes = driver.execute_script("return Array.from(document.querySelector('#doc-text')"
+                                  ".childNodes, n => n.nodeName)")
+    assert nodes == ["#text", "MARK", "#text"]
+    assert driver.execute_script(
+        "const m = arguments[0].getBoundingClientRect(),"
+        " b = document.querySelector('#doc-text').getBoundingClientRect();"
+        "return m.top >= b.top && m.bottom <= b.bottom && m.top >= 0"
+        " && m.bottom <= window.innerHeight;", mark)
+    driver.save_screenshot(str(SHOTS / "highlighted-quote.png"))
+
+
+def test_abstention_offers_the_closest_passages(driver: WebDriver, server: str) -> None:
+    driver.get(server + "/")
+    answer = ask(driver, OFF_TOPIC[1])
+    assert answer.find_element(By.CSS_SELECTOR, ".abstained h3").text == \
+        "The documents don't say"
+    closest = answer.find_elements(By.CSS_SELECTOR, ".closest button")
+    assert closest and not answer.find_elements(By.CSS_SELECTOR, "button.cite")
+    closest[0].click()
+    visible(driver, "#doc-text")
+    wait(driver, lambda d: len(text_of(d, "#doc-text")) > 1000)
+
+
+def test_search_shows_ranked_passages_with_stage_scores(driver: WebDriver,
+                                                       server: str) -> None:
+    driver.get(server + "/")
+    driver.find_element(By.CSS_SELECTOR, ".tab[data-view=search]").click()
+    driver.find_element(By.ID, "query").send_keys(SEED_QUESTIONS[5][0])
+    driver.find_element(By.CSS_SELECTOR, "#search-form button[type=submit]").click()
+    hits = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#hits li"))
+    assert len(hits) == 5
+    assert "dense" in hits[0].text and "bm25" in hits[0].text and "score" in hits[0].text
+    assert SEED_QUESTIONS[5][2] in " ".join(h.text for h in hits)
+
+
+def test_upload_ask_delete(driver: WebDriver, server: str, tmp_path: Path) -> None:
+    question = "What makes oolong tea different from green tea?"
+    path = tmp_path / "oolong.txt"
+    path.write_text("Oolong tea is partly oxidised, while green tea is steamed to stop "
+                    "oxidation.\n")
+    driver.get(server + "/")
+    driver.find_element(By.CSS_SELECTOR, ".tab[data-view=documents]").click()
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"tr[data-doc-id='{SEED_B}']"))
+    driver.find_element(By.ID, "file").send_keys(str(path))
+    wait(driver, ec.text_to_be_present_in_element((By.ID, "upload-message"), "Added oolong.txt"))
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-doc-id=oolong]"))
+
+    assert "partly oxidised" in ask(driver, question).text
+
+    driver.find_element(By.CSS_SELECTOR, ".tab[data-view=documents]").click()
+    row = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "tr[data-doc-id=oolong]"))
+    row.find_element(By.CSS_SELECTOR, "button.danger").click()
+    alert = wait(driver, ec.alert_is_present())
+    assert "oolong" in alert.text
+    alert.accept()
+    wait(driver, ec.text_to_be_present_in_element((By.ID, "upload-message"), "Deleted"))
+    wait(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, "tr[data-doc-id=oolong]"))
+    assert httpx.get(f"{server}/v1/documents/oolong").status_code == 404
+
+
+def test_a_refused_upload_says_why(driver: WebDriver, server: str, tmp_path: Path) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    refused = httpx.post(f"{server}/v1/documents", files={"file": ("x.png", png)})
+    assert refused.status_code == 415
+    path = tmp_path / "x.png"
+    path.write_bytes(png)
+    driver.get(server + "/")
+    driver.find_element(By.CSS_SELECTOR, ".tab[data-view=documents]").click()
+    driver.find_element(By.ID, "file").send_keys(str(path))
+    message = visible(driver, "#upload-message.error")
+    wait(driver, ec.text_to_be_present_in_element((By.ID, "upload-message"),
+                                                  refused.json()["detail"]))
+    assert "415" in message.text
+
+
+def _enter_key(driver: WebDriver, url: str) -> None:
+    driver.get(url + "/")
+    form = visible(driver, "#key-form")
+    assert "API key" in form.text
+    driver.find_element(By.ID, "key-input").send_keys(KEY)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(driver, ec.invisibility_of_element_located((By.ID, "key-form")))
+
+
+def test_api_key_is_asked_for_and_kept_for_the_session(driver: WebDriver,
+                                                      keyed_server: str) -> None:
+    for open_path in ("/", "/static/app.js", "/docs"):
+        assert httpx.get(keyed_server + open_path).status_code == 200
+    assert httpx.get(keyed_server + "/v1/documents").status_code == 401
+    _enter_key(driver, keyed_server)
+    question, _, fact = SEED_QUESTIONS[6]
+    driver.find_element(By.CSS_SELECTOR, "input[name=mode][value=extractive]").click()
+    assert fact in ask(driver, question).text
+    assert driver.execute_script("return sessionStorage.getItem('rag-api-key')") == KEY
+    driver.refresh()  # same tab: the key is still there, no form
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#documents tr[data-doc-id]"))
+    assert not driver.find_element(By.ID, "key-form").is_displayed()
+
+
+def test_generative_answer_streams_and_shows_rejected_sentences(
+        driver: WebDriver, keyed_server: str) -> None:
+    driver.get(keyed_server + "/")
+    if driver.execute_script("return sessionStorage.getItem('rag-api-key')") != KEY:
+        _enter_key(driver, keyed_server)
+    mode = visible(driver, "#mode")
+    generative = mode.find_element(By.CSS_SELECTOR, "input[value=generative]")
+    assert generative.is_selected()  # the server's default with an LLM
+    answer = ask(driver, SEED_QUESTIONS[6][0])
+    assert "Australia, France, India and the United Kingdom" in answer.text
+    assert "Bananas" not in answer.text and "lunar" not in answer.text
+    toggle = answer.find_element(By.CSS_SELECTOR, "button[aria-controls=rejected]")
+    assert "2 generated sentences" in toggle.text
+    toggle.click()
+    rejected = visible(driver, "#rejected")
+    assert "Bananas are yellow." in rejected.text and "no citation" in rejected.text
+    assert "lunar mining" in rejected.text
+    assert toggle.get_attribute("aria-expanded") == "true"
