@@ -34,7 +34,20 @@ from rag.types import Answer, Citation
 PATHS = ("/v1/models", "/v1/chat/completions")
 MODELS: dict[str, AnswerMode] = {"rag-extractive": "extractive", "rag-generative": "generative"}
 
-router = APIRouter(prefix="/v1", tags=["openai-compatible"], responses=ERRORS)
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: str
+
+
+class OpenAIError(BaseModel):
+    """OpenAI's error body, which these routes answer with (api.app)."""
+
+    error: ErrorDetail
+
+
+router = APIRouter(prefix="/v1", tags=["openai-compatible"], responses={
+    code: {"model": OpenAIError} for code in (*ERRORS, 502, 504)})
 
 
 class ModelNotFoundError(RagError):

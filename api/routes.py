@@ -27,7 +27,7 @@ from api.schemas import (
     SpanOut,
     UploadResponse,
 )
-from rag.errors import InputError, RagError
+from rag.errors import RagError
 from rag.generate import Sentence
 from rag.types import Answer
 
@@ -127,9 +127,9 @@ def get_document(doc_id: str, pipeline: PipelineDep,
     span = None
     if start is not None or end is not None:
         a, b = start or 0, len(doc.text) if end is None else end
-        if not a <= b <= len(doc.text):
-            raise InputError(f"span {a}-{b} is outside {doc_id!r}, which has "
-                             f"{len(doc.text)} characters")
+        if not a <= b <= len(doc.text):  # no such span in this document: 404, like no doc
+            raise HTTPException(404, f"span {a}-{b} is outside {doc_id!r}, which has "
+                                     f"{len(doc.text)} characters")
         span = SpanOut(start=a, end=b, text=doc.text[a:b])
     return DocumentOut(doc_id=doc.doc_id, title=doc.title, source=doc.source, sha256=doc.sha256,
                        text=doc.text, span=span)

@@ -305,3 +305,13 @@ def test_uploads_take_office_files_and_refuse_hostile_ones(client: TestClient) -
     assert bomb.status_code == 422 and "declares XML entities" in bomb.json()["detail"]
     fake = client.post("/v1/documents", files={"file": ("deck.pptx", b"\x89PNG\r\n\x1a\n" * 9)})
     assert fake.status_code == 415 and "PNG image" in fake.json()["detail"]
+
+
+def test_a_document_span_is_its_text_between_the_offsets(client: TestClient) -> None:
+    whole = client.get(f"/v1/documents/{SEED_A}").json()
+    assert whole["span"] is None
+    part = client.get(f"/v1/documents/{SEED_A}?start=10&end=40").json()
+    assert part["span"] == {"start": 10, "end": 40, "text": whole["text"][10:40]}
+    for query in ("start=40&end=10", f"end={len(whole['text']) + 1}"):
+        r = client.get(f"/v1/documents/{SEED_A}?{query}")
+        assert r.status_code == 404 and "outside" in r.json()["detail"]
