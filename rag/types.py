@@ -2,20 +2,57 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
+class Locator:
+    """Where a span is in the original file: a PDF page, a slide, a sheet and row, or the
+    heading path ("Installation > Linux"); unset fields are None."""
+
+    page: int | None = None
+    slide: int | None = None
+    sheet: str | None = None
+    row: int | None = None
+    heading: str | None = None
+
+    def label(self) -> str:
+        """How people cite it: "p. 12", "slide 3", "sheet Q1, row 5", "Installation > Linux"."""
+        parts = [f"p. {self.page}" if self.page is not None else "",
+                 f"slide {self.slide}" if self.slide is not None else "",
+                 f"sheet {self.sheet}" if self.sheet is not None else "",
+                 f"row {self.row}" if self.row is not None else "", self.heading or ""]
+        return ", ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """From ``start`` in a document's text on (until the next mark), it is at ``locator``."""
+
+    start: int
+    locator: Locator
+
+
+def locate(marks: Sequence[Mark], start: int) -> Locator | None:
+    """The locator of a span starting at ``start``: the last mark at or before it."""
+    i = bisect_right(marks, start, key=lambda m: m.start)
+    return marks[i - 1].locator if i else None
+
+
+@dataclass(frozen=True, slots=True)
 class Document:
-    """A cleaned source file. Every offset in the system points into ``text``."""
+    """A cleaned source file. Every offset in the system points into ``text``; ``marks``,
+    in increasing ``start`` order, say where its parts were in the original file."""
 
     doc_id: str
     title: str
     source: str
     text: str
     sha256: str
+    marks: tuple[Mark, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
