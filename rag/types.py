@@ -79,6 +79,7 @@ class Hit:
     source: str
     stage_scores: Mapping[str, float] = field(default_factory=dict)
     row: int = -1  # the chunk's id in the index (FAISS, BM25, sentences)
+    locator: Locator | None = None  # where the chunk starts in the original file
 
     def as_dict(self) -> dict[str, Any]:
         """The wire form shared by ``rag search --json`` and ``POST /v1/search``."""
@@ -86,7 +87,8 @@ class Hit:
         return {"rank": self.rank, "score": self.score, "doc_id": c.doc_id,
                 "chunk_id": c.chunk_id, "title": self.title, "source": self.source,
                 "text": c.text, "char_start": c.char_start, "char_end": c.char_end,
-                "stage_scores": dict(self.stage_scores)}
+                "stage_scores": dict(self.stage_scores),
+                "locator": None if self.locator is None else asdict(self.locator)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ class Citation:
     char_start: int
     char_end: int
     verified: bool
+    locator: Locator | None = None  # where the quote starts in the original file
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,24 @@ row, heading path), exact offsets in the cleaned text, whatever the format."""
 from __future__ import annotations
 
 import io
+import json
+import os
+import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api import create_app
+from eval.harness import RAG, wait_ready
+from rag.config import Settings
 from rag.documents import clean_marked, clean_text, extract, parse_bytes
+from rag.embedding import SentenceTransformerEmbedder
+from rag.errors import IndexMismatchError
+from rag.index import FORMAT, MANIFEST, STORE, check_manifest, current_snapshot
+from rag.pipeline import Pipeline
+from rag.scorer import EvidenceScorer
 from rag.types import Document, Locator, Mark, locate
 from tests import formats_corpus as fc
 
@@ -128,3 +141,108 @@ def test_locate_takes_the_last_mark_at_or_before_the_offset() -> None:
     assert locate((), 3) is None
     assert Locator(sheet="Q1").label() == "sheet Q1" and Locator(row=4).label() == "row 4"
     assert Locator(slide=3).label() == "slide 3"
+
+
+def _folder(path: Path) -> Path:
+    """The 30-page report and a file of every format with locators."""
+    path.mkdir(parents=True)
+    (path / "report.pdf").write_bytes(fc.pdf_bytes(fc.report_pages()))
+    (path / "deck.pptx").write_bytes(fc.pptx_bytes())
+    (path / "staff.xlsx").write_bytes(fc.xlsx_bytes())
+    (path / "handbook.docx").write_bytes(fc.docx_bytes())
+    (path / "guide.md").write_text(fc.GUIDE_MD)
+    return path
+
+
+def test_hits_and_citations_say_where_they_are_in_the_cli_and_the_api(
+        pipeline: Pipeline, tmp_path: Path) -> None:
+    folder = _folder(tmp_path / "docs")
+    pipeline.ingest([folder])
+    store = pipeline.index.store
+    for file in folder.iterdir():  # the marks are stored as parsed
+        stored = store.document(file.stem, with_marks=True)
+        assert stored is not None and stored.marks
+        assert stored.marks == parse_bytes(file.read_bytes(), file.name, "x", "x").marks
+    question, fact, page = fc.REPORT_FACT
+    answer = pipeline.ask(question)
+    assert not answer.abstained and any(fact in c.quote for c in answer.citations)
+    for c in answer.citations:
+        doc = store.document(c.doc_id, with_marks=True)
+        assert doc is not None and doc.text[c.char_start:c.char_end] == c.quote and c.verified
+        assert c.locator == locate(doc.marks, c.char_start)
+        if fact in c.quote:
+            assert c.locator == Locator(page=page)
+    for query, doc_id, field in (("Oslo office Ingrid Berg", "report", "page"),
+                                 ("churn rate third quarter", "deck", "slide"),
+                                 ("Alice Moreau Lisbon", "staff", "sheet"),
+                                 ("install the agent on Linux", "guide", "heading"),
+                                 ("install the agent on Linux", "handbook", "heading")):
+        hits = [h for h in pipeline.search(query, k=10) if h.chunk.doc_id == doc_id]
+        assert hits, (query, doc_id)
+        for h in hits:
+            doc = store.document(doc_id, with_marks=True)
+            assert doc is not None
+            assert h.locator == locate(doc.marks, h.chunk.char_start) is not None
+            assert getattr(h.locator, field) is not None
+    report = next(h for h in pipeline.search(question, k=5) if fact in h.chunk.text)
+    assert report.locator is not None and report.locator.page in (15, 16, 17)
+
+    with TestClient(create_app(pipeline.settings, pipeline)) as client:
+        wait_ready(client, wait=120)
+        found = client.post("/v1/search", json={"query": "Oslo office Ingrid Berg"}).json()
+        top = found["hits"][0]
+        assert top["doc_id"] == "report" and top["locator"]["page"] in (15, 16, 17)
+        assert set(top["locator"]) == {"page", "slide", "sheet", "row", "heading"}
+        asked = client.post("/v1/ask", json={"question": question}).json()
+        cited = [c for c in asked["citations"] if fact in c["quote"]]
+        assert cited and cited[0]["locator"] == {"page": page, "slide": None, "sheet": None,
+                                                 "row": None, "heading": None}
+        spec = client.get("/openapi.json").json()["components"]["schemas"]
+        assert "locator" in spec["HitOut"]["properties"]
+        assert "locator" in spec["CitationOut"]["properties"]
+
+    env = {**os.environ, "RAG_INDEX_DIR": str(pipeline.settings.index_dir)}
+    searched = subprocess.run([RAG, "search", "Oslo office Ingrid Berg", "--json"],
+                              capture_output=True, text=True, timeout=300, env=env)
+    assert json.loads(searched.stdout)["hits"][0]["locator"]["page"] in (15, 16, 17)
+    told = subprocess.run([RAG, "ask", question], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert told.returncode == 0, told.stderr
+    assert f"(report, p. {page}, chars " in told.stdout, told.stdout
+
+
+def test_an_index_of_format_2_loads_searches_and_takes_writes(
+        settings: Settings, embedder: SentenceTransformerEmbedder, scorer: EvidenceScorer,
+        tmp_path: Path) -> None:
+    folder = _folder(tmp_path / "docs")
+    (folder / "deck.pptx").rename(tmp_path / "deck.pptx")
+    Pipeline(settings, embedder=embedder).ingest([folder])
+    snapshot = current_snapshot(settings.index_dir)
+    assert snapshot is not None
+    manifest = json.loads((snapshot / MANIFEST).read_text())
+    assert manifest["format"] == FORMAT == 3
+    (snapshot / MANIFEST).write_text(json.dumps({**manifest, "format": 2}))
+    with sqlite3.connect(snapshot / STORE) as db:  # what format 2 wrote: no marks
+        db.execute("DROP TABLE marks")
+
+    old = Pipeline(settings, embedder=embedder, scorer=scorer)
+    question, fact, _ = fc.REPORT_FACT
+    hits = old.search(question)
+    assert hits and all(h.locator is None for h in hits)
+    assert all(h.as_dict()["locator"] is None for h in hits)
+    answer = old.ask(question)
+    assert any(fact in c.quote for c in answer.citations)
+    assert all(c.locator is None and c.verified for c in answer.citations)
+
+    old.ingest([tmp_path / "deck.pptx"])  # a writer adds the marks table to its copy
+    snapshot = current_snapshot(settings.index_dir)
+    assert snapshot is not None
+    assert json.loads((snapshot / MANIFEST).read_text())["format"] == 3
+    new = Pipeline(settings, embedder=embedder, scorer=scorer)
+    slides = [h for h in new.search("churn rate third quarter", k=10) if h.chunk.doc_id == "deck"]
+    assert slides and slides[0].locator == Locator(slide=1)
+    assert all(h.locator is None for h in new.search(question) if h.chunk.doc_id == "report")
+
+    for unknown in (1, 4, None):
+        with pytest.raises(IndexMismatchError, match="this version reads 2 and 3: re-ingest"):
+            check_manifest({"format": unknown}, settings.index_dir, None, None)
