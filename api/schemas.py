@@ -46,6 +46,18 @@ class AskRequest(_Request):
     _check = field_validator("question")(_not_blank)
 
 
+class LocatorOut(BaseModel):
+    """Where a span starts in the original file; the fields its format has are set."""
+
+    page: int | None = Field(default=None, description="PDF page, from 1")
+    slide: int | None = Field(default=None, description=".pptx slide, from 1")
+    sheet: str | None = Field(default=None, description=".xlsx sheet name")
+    row: int | None = Field(default=None, description="spreadsheet or CSV row, from 1, the "
+                                                      "header row counted")
+    heading: str | None = Field(default=None, description='.md/.html/.docx/.epub heading '
+                                                          'path, "Installation > Linux"')
+
+
 class HitOut(BaseModel):
     rank: int
     score: float
@@ -57,6 +69,8 @@ class HitOut(BaseModel):
     char_start: int
     char_end: int
     stage_scores: dict[str, float]
+    locator: LocatorOut | None = Field(default=None, description="where the chunk starts; "
+                                       "null for plain text and indexes of format 2")
 
 
 class SearchResponse(BaseModel):
@@ -73,6 +87,8 @@ class CitationOut(BaseModel):
     char_start: int
     char_end: int
     verified: bool
+    locator: LocatorOut | None = Field(default=None, description="where the quote starts; "
+                                       "null for plain text and indexes of format 2")
 
 
 class PassageOut(BaseModel):

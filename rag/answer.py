@@ -114,7 +114,8 @@ class Composer:
             citations.append(Citation(n=len(citations) + 1, doc_id=c.doc_id,
                                       chunk_id=c.chunk.chunk_id, title=c.doc_best.title,
                                       quote=c.quote, char_start=c.start, char_end=c.end,
-                                      verified=True))
+                                      verified=True,
+                                      locator=index.store.locator(c.doc_id, c.start)))
             passages.setdefault(c.chunk.chunk_id, _passage(c))
             explained.append(SentenceScore(
                 len(citations), round(float(scores.probability[i]), 6),

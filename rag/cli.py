@@ -112,7 +112,7 @@ def search(ctx: click.Context, query: str, k: int, retriever: str | None, as_jso
         return
     for h in hits:
         c = h.chunk
-        click.echo(f"{h.rank}. [{h.score:.3f}] {h.title} ({c.doc_id}, chars "
+        click.echo(f"{h.rank}. [{h.score:.3f}] {h.title} ({_where(c.doc_id, h.locator)}, chars "
                    f"{c.char_start}-{c.char_end})")
         click.echo("   " + " ".join(c.text.split())[:400])
 
@@ -148,12 +148,17 @@ def ask(ctx: click.Context, question: str, k: int, retriever: str | None, mode: 
     _explain(answer)
 
 
+def _where(doc_id: str, locator: Any) -> str:
+    """"report, p. 12": the document and where in the original file, when known."""
+    return f"{doc_id}, {locator.label()}" if locator is not None else doc_id
+
+
 def _explain(answer: Any) -> None:
     scores = {s.n: s.probability for s in answer.provenance.sentence_scores}
     for c in answer.citations:
         strength = f", evidence {scores[c.n]:.2f}" if c.n in scores else ""
-        click.echo(f"\n[{c.n}] {c.title} ({c.doc_id}, chars {c.char_start}-{c.char_end}"
-                   f"{strength})")
+        click.echo(f"\n[{c.n}] {c.title} ({_where(c.doc_id, c.locator)}, chars "
+                   f"{c.char_start}-{c.char_end}{strength})")
         click.echo(f"    \u201c{c.quote}\u201d")
     g = answer.provenance.generation
     if g is not None and g.fallback:

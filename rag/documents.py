@@ -1,7 +1,9 @@
 """Files to Documents: extract text, repair it, and keep the source's identity.
 
 The cleaned text is what gets stored, and every offset in the index points into
-it, so cleaning happens exactly once, here.
+it, so cleaning happens exactly once, here. A reader that knows where its lines were (a PDF
+page, a slide, a row, a heading's section) marks them; the text is then cleaned piece by
+piece between the marks, so each mark's offset in the cleaned text is exact.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import hashlib
 import io
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import ftfy
@@ -18,8 +21,8 @@ import ftfy
 from rag import formats, mail
 from rag.config import MAX_DOCUMENT_CHARS
 from rag.errors import FileTooLargeError, UnreadableFileError, UnsupportedFileError
-from rag.markup import UTF16_BOMS, decode, html_text
-from rag.types import Document
+from rag.markup import UTF16_BOMS, Extracted, RawMark, decode, html_text, markdown_marks
+from rag.types import Document, Locator, Mark
 
 SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx",
                                 ".pptx", ".xlsx", ".csv", ".tsv", ".epub", ".eml"})
@@ -41,6 +44,7 @@ _BINARY_MAGIC = {
 }
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _TEXT_KINDS = {".csv": "csv", ".tsv": "csv", ".eml": "eml"}
+MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)[\s>]",
                          re.IGNORECASE | re.DOTALL)
 
@@ -67,7 +71,48 @@ def clean_text(raw: str) -> str:
     return text.strip()
 
 
-def _pdf_text(data: bytes, name: str, max_chars: int) -> tuple[str, str | None]:
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\u2028\u2029\x85]")
+
+
+def clean_marked(raw: str, marks: Sequence[RawMark]) -> tuple[str, tuple[Mark, ...]]:
+    """``clean_text`` of ``raw``, done piece by piece between the marks (offsets of line
+    starts, increasing), and each mark's offset in the result.
+
+    The pieces are joined as clean_text joins lines: by a blank line where the raw text
+    had one between them, else by a line break. clean_text works line by line apart from
+    that, so the result is clean_text(raw) (tests/test_locators.py checks every format).
+    """
+    if not marks:
+        return clean_text(raw), ()
+    bounds = [0, *(start for start, _ in marks), len(raw)]
+    where: list[Locator | None] = [None, *(locator for _, locator in marks)]
+    parts: list[str] = []
+    out: list[Mark] = []
+    size, gap = 0, ""
+    names: dict[str | None, str | None] = {None: None}  # sheets, headings: repaired too
+    for a, b, locator in zip(bounds[:-1], bounds[1:], where, strict=True):
+        piece = raw[a:b]
+        cleaned = clean_text(piece)
+        if not cleaned:
+            gap += piece
+            continue
+        if parts:
+            gap += piece[:len(piece) - len(piece.lstrip())]
+            parts.append("\n\n" if len(_LINE_BREAK.findall(gap)) > 1 else "\n")
+            size += len(parts[-1])
+        if locator is not None:
+            for field in (locator.sheet, locator.heading):
+                if field is not None and field not in names:
+                    names[field] = clean_text(field)
+            out.append(Mark(size, replace(locator, sheet=names[locator.sheet],
+                                          heading=names[locator.heading])))
+        parts.append(cleaned)
+        size += len(cleaned)
+        gap = piece[len(piece.rstrip()):]
+    return "".join(parts), tuple(out)
+
+
+def _pdf_text(data: bytes, name: str, max_chars: int) -> Extracted:
     from pypdf import PdfReader, apply_configuration
 
     pages: list[str] = []
@@ -103,10 +148,17 @@ def _pdf_text(data: bytes, name: str, max_chars: int) -> tuple[str, str | None]:
     except Exception as exc:  # hostile PDFs make pypdf raise almost anything
         raise UnreadableFileError(f"{name}: not a readable PDF ({type(exc).__name__}: "
                                   f"{str(exc)[:200]})") from None
-    text = "\n\n".join(p.strip() for p in pages if p.strip())
-    if not text:
+    marks: list[RawMark] = []
+    kept: list[str] = []
+    size = 0
+    for number, page_text in enumerate(pages, 1):
+        if page_text.strip():
+            marks.append((size, Locator(page=number)))
+            kept.append(page_text.strip())
+            size += len(kept[-1]) + 2
+    if not kept:
         raise UnreadableFileError(f"{name}: the PDF has no text layer (scanned?); OCR it first")
-    return text, str(title) if title else None
+    return Extracted("\n\n".join(kept), str(title) if title else None, tuple(marks))
 
 
 def _guess_title(text: str, fallback: str) -> str:
@@ -161,8 +213,9 @@ def sniff_format(data: bytes, name: str) -> str:
 
 
 def extract(data: bytes, name: str, max_chars: int = MAX_DOCUMENT_CHARS,
-            depth: int = 0) -> tuple[str, str | None]:
-    """The raw text of a file and its title if the format holds one (before clean_text)."""
+            depth: int = 0) -> Extracted:
+    """The raw text of a file (before clean_text), its title if the format holds one, and
+    where its lines were in the original (pages, slides, rows, heading paths)."""
     kind = sniff_format(data, name)
     if kind == "html":
         return html_text(data, name)
@@ -176,7 +229,8 @@ def extract(data: bytes, name: str, max_chars: int = MAX_DOCUMENT_CHARS,
     raw = decode(data, name)
     if "\x00" in raw:
         raise UnreadableFileError(f"{name}: contains NUL bytes; is it really text?")
-    return raw, None
+    markdown = Path(name).suffix.lower() in MARKDOWN_SUFFIXES
+    return Extracted(raw, None, markdown_marks(raw) if markdown else ())
 
 
 _READERS = {"docx": formats.docx_text, "pptx": formats.pptx_text, "xlsx": formats.xlsx_text,
@@ -186,10 +240,10 @@ _READERS = {"docx": formats.docx_text, "pptx": formats.pptx_text, "xlsx": format
 def parse_bytes(data: bytes, name: str, doc_id: str, source: str,
                 max_chars: int = MAX_DOCUMENT_CHARS) -> Document:
     """Build a Document from a file's bytes; the content decides the format (``sniff_format``)."""
-    raw, title = extract(data, name, max_chars)
+    raw, title, raw_marks = extract(data, name, max_chars)
     if len(raw) > max_chars:
         raise FileTooLargeError(_too_much_text(name, max_chars))
-    text = clean_text(raw)
+    text, marks = clean_marked(raw, raw_marks)
     if not text:
         raise UnreadableFileError(f"{name}: no text left after extraction; nothing to index")
     return Document(
@@ -198,6 +252,7 @@ def parse_bytes(data: bytes, name: str, doc_id: str, source: str,
         source=source,
         text=text,
         sha256=hashlib.sha256(data).hexdigest(),
+        marks=marks,
     )
 
 

@@ -1,10 +1,13 @@
 """Office and spreadsheet files to text, one function per format, and the zip checks.
 
 Each reader goes through a maintained library (python-docx, python-pptx, openpyxl, the
-stdlib's csv) and returns (text, title or None); e-books and mail are in rag.mail. Hostile input is
-refused before the library sees it: a zip's entry count and unpacked size are read from
-its directory (Python's zipfile never unpacks an entry past the size recorded there), its
-XML parts may not declare entities (defusedxml), and sheets are read under a cell cap.
+stdlib's csv) and returns its text, title or None, and where each part of the text was (a
+slide, a sheet's row, a heading path: marks at line starts of the raw text, which
+rag.documents turns into offsets in the cleaned text); e-books and mail are in rag.mail.
+Hostile input is refused before the library sees it: a zip's entry count and unpacked
+size are read from its directory (Python's zipfile never unpacks an entry past the size
+recorded there), its XML parts may not declare entities (defusedxml), and sheets are read
+under a cell cap.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, iterparse
 
 from rag.errors import FileTooLargeError, RagError, UnreadableFileError, UnsupportedFileError
-from rag.markup import decode
+from rag.markup import Extracted, RawMark, decode
+from rag.types import Locator
 
 MAX_ZIP_ENTRIES = 10_000
 MAX_ZIP_BYTES = 200_000_000  # unpacked, all entries together
@@ -30,14 +34,17 @@ ZIP_KINDS = {"word/document.xml": "docx", "ppt/presentation.xml": "pptx",
 ZIP_SUFFIXES = frozenset({".docx", ".pptx", ".xlsx", ".epub"})
 _XML_SUFFIXES = (".xml", ".rels", ".opf", ".ncx", ".xhtml", ".htm", ".html", ".svg")
 
-Extracted = tuple[str, str | None]
-
 
 class Text:
     """Lines of extracted text that refuse to grow past the document's character cap."""
 
     def __init__(self, name: str, max_chars: int) -> None:
         self.name, self.max_chars, self.size, self.lines = name, max_chars, 0, list[str]()
+        self.marks: list[RawMark] = []
+
+    def mark(self, locator: Locator) -> None:
+        """The next line added, and those after it, are at ``locator``."""
+        self.marks.append((self.size, locator))
 
     def add(self, line: str) -> None:
         self.size += len(line) + 1
@@ -48,6 +55,9 @@ class Text:
 
     def text(self) -> str:
         return "\n".join(self.lines)
+
+    def extracted(self, title: str | None) -> Extracted:
+        return Extracted(self.text(), title, tuple(self.marks))
 
 
 def _check_xml(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> None:
@@ -111,12 +121,14 @@ def guarded(kind: str, name: str, read: Callable[[], Extracted]) -> Extracted:
 
 
 def docx_text(data: bytes, name: str, max_chars: int) -> Extracted:
-    """Paragraphs and table rows in body order; a blank line before each heading."""
+    """Paragraphs and table rows in body order; a blank line before each heading, whose
+    path ("Installation > Linux") marks its section."""
     def read() -> Extracted:
         from docx import Document as open_docx
         from docx.table import Table
 
         doc, out = open_docx(io.BytesIO(data)), Text(name, max_chars)
+        path: list[str] = []
         for block in doc.iter_inner_content():
             if isinstance(block, Table):
                 for row in block.rows:
@@ -127,8 +139,12 @@ def docx_text(data: bytes, name: str, max_chars: int) -> Extracted:
             style = block._p.style or ""
             if style.startswith(("Heading", "Title")) and out.lines:
                 out.add("")
+            level = style.removeprefix("Heading")
+            if level.isdigit() and block.text.strip():
+                path[int(level) - 1:] = [" ".join(block.text.split())]
+                out.mark(Locator(heading=" > ".join(path)))
             out.add(block.text)
-        return out.text(), doc.core_properties.title or None
+        return out.extracted(doc.core_properties.title or None)
 
     return guarded("Word", name, read)
 
@@ -140,9 +156,10 @@ def pptx_text(data: bytes, name: str, max_chars: int) -> Extracted:
 
         deck, out = Presentation(io.BytesIO(data)), Text(name, max_chars)
         first_title = None
-        for slide in deck.slides:
+        for number, slide in enumerate(deck.slides, 1):
             if out.lines:
                 out.add("")
+            out.mark(Locator(slide=number))
             title = slide.shapes.title
             if first_title is None and title is not None and title.has_text_frame:
                 first_title = title.text_frame.text.strip() or None
@@ -152,7 +169,7 @@ def pptx_text(data: bytes, name: str, max_chars: int) -> Extracted:
                 notes = slide.notes_slide.notes_text_frame.text.strip()
                 if notes:
                     out.add(notes)
-        return out.text(), deck.core_properties.title or first_title
+        return out.extracted(deck.core_properties.title or first_title)
 
     return guarded("PowerPoint", name, read)
 
@@ -191,16 +208,18 @@ def _cell(value: object) -> str:
 
 class _Rows:
     """Rows as lines "Header: value; Header: value" under a cell cap; the first row with
-    any value holds the headers (a column without one is named by its letter)."""
+    any value holds the headers (a column without one is named by its letter). Each line
+    is marked with its row's number (1-based, the header row and empty rows counted)."""
 
     def __init__(self, out: Text, name: str) -> None:
         self.out, self.name, self.cells = out, name, 0
 
-    def sheet(self, rows: Iterable[Sequence[object]], label: str) -> None:
+    def sheet(self, rows: Iterable[Sequence[object]], label: str,
+              sheet: str | None = None) -> None:
         from openpyxl.utils import get_column_letter
 
         headers: list[str] | None = None
-        for row in rows:
+        for number, row in enumerate(rows, 1):
             self.cells += len(row) + 1
             if self.cells > MAX_SHEET_CELLS:
                 raise FileTooLargeError(f"{self.name}: more than {MAX_SHEET_CELLS} cells "
@@ -213,6 +232,7 @@ class _Rows:
                 continue
             names = [headers[i] if i < len(headers) and headers[i] else get_column_letter(i + 1)
                      for i in range(len(values))]
+            self.out.mark(Locator(sheet=sheet, row=number))
             self.out.add("; ".join(f"{h}: {v}" for h, v in zip(names, values, strict=True)
                                    if v))
 
@@ -229,10 +249,12 @@ def xlsx_text(data: bytes, name: str, max_chars: int) -> Extracted:
             for sheet in book.worksheets:
                 if out.lines:
                     out.add("")
+                out.mark(Locator(sheet=sheet.title))
                 out.add(sheet.title)
                 sheet.reset_dimensions()  # a declared size is not trusted: no padding cells
-                rows.sheet(sheet.iter_rows(values_only=True), f"sheet {sheet.title!r}")
-            return out.text(), book.properties.title or _stem(name)
+                rows.sheet(sheet.iter_rows(values_only=True), f"sheet {sheet.title!r}",
+                           sheet.title)
+            return out.extracted(book.properties.title or _stem(name))
         finally:
             book.close()
 
@@ -251,7 +273,7 @@ def csv_text(data: bytes, name: str, max_chars: int) -> Extracted:
         _Rows(out, name).sheet(csv.reader(io.StringIO(text), dialect), "the table")
     except csv.Error as exc:
         raise UnreadableFileError(f"{name}: not a readable CSV file ({exc})") from None
-    return out.text(), _stem(name)
+    return out.extracted(_stem(name))
 
 
 def _stem(name: str) -> str:

@@ -107,7 +107,8 @@ class GenerativeComposer:
             key = (c.doc_id, c.start, c.end)
             if key not in spans:
                 spans[key] = Citation(len(spans) + 1, c.doc_id, c.chunk.chunk_id,
-                                      c.doc_best.title, c.quote, c.start, c.end, True)
+                                      c.doc_best.title, c.quote, c.start, c.end, True,
+                                      index.store.locator(c.doc_id, c.start))
             citation = spans[key]
             kept.append((v.claim, v, citation))
             return Sentence(f"{v.claim.text} [{citation.n}]", (citation,))

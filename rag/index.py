@@ -38,7 +38,12 @@ from rag.store import Store
 from rag.types import Chunk, Document
 from rag.vector_index import VectorIndex
 
-FORMAT = 2
+# Format 3 added the store's marks (where each part of a document was: page, slide, sheet
+# and row, heading path). A format-2 snapshot is read as it is (every locator None); a writer
+# adds the marks table to its copy, and the snapshot it commits is format 3, its older
+# documents still without marks until they are re-ingested into a new --index folder.
+FORMAT = 3
+READABLE_FORMATS = (2, 3)
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 STORE = "store.sqlite"
@@ -75,9 +80,10 @@ def current_snapshot(root: Path) -> Path | None:
 
 def check_manifest(manifest: Mapping[str, Any], root: Path, model: str | None,
                    dimension: int | None) -> None:
-    if manifest.get("format") != FORMAT:
+    if manifest.get("format") not in READABLE_FORMATS:
         raise IndexMismatchError(f"index at {root} has format {manifest.get('format')}, this "
-                                 f"version reads {FORMAT}: re-ingest into a new --index folder")
+                                 f"version reads {' and '.join(map(str, READABLE_FORMATS))}: "
+                                 "re-ingest into a new --index folder")
     if model is not None and manifest["model"] != model:
         raise IndexMismatchError(
             f"index at {root} was built with model {manifest['model']!r} "

@@ -12,8 +12,8 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 from rag.errors import UnreadableFileError, UnsupportedFileError
-from rag.formats import Extracted, Text, guarded
-from rag.markup import html_text
+from rag.formats import Text, guarded
+from rag.markup import Extracted, html_text
 
 MAX_ATTACHMENT_DEPTH = 2  # a mail attached to a mail attached to a mail is refused
 # Reads an attachment's bytes: (data, name, depth) -> (text, title)
@@ -21,7 +21,8 @@ ReadAttachment = Callable[[bytes, str, int], Extracted]
 
 
 def epub_text(data: bytes, name: str, max_chars: int) -> Extracted:
-    """The book's XHTML documents in spine (reading) order, through the HTML reader."""
+    """The book's XHTML documents in spine (reading) order, through the HTML reader (whose
+    heading paths mark each chapter's sections)."""
     def read() -> Extracted:
         from ebooklib import ITEM_DOCUMENT, epub
 
@@ -32,13 +33,14 @@ def epub_text(data: bytes, name: str, max_chars: int) -> Extracted:
             if item is None or item.get_type() != ITEM_DOCUMENT or \
                     isinstance(item, epub.EpubNav):
                 continue  # the table of contents repeats the chapters' titles
-            chapter, _title = html_text(item.get_content(), f"{name}:{item.get_name()}")
-            if chapter:
+            chapter = html_text(item.get_content(), f"{name}:{item.get_name()}")
+            if chapter.text:
                 if out.lines:
                     out.add("")
-                out.add(chapter)
+                out.marks.extend((out.size + start, where) for start, where in chapter.marks)
+                out.add(chapter.text)
         titles = book.get_metadata("DC", "title")
-        return out.text(), str(titles[0][0]) if titles else None
+        return out.extracted(str(titles[0][0]) if titles else None)
 
     return guarded("EPUB", name, read)
 
@@ -89,6 +91,6 @@ def eml_text(data: bytes, name: str, max_chars: int, read_attachment: ReadAttach
             except (UnsupportedFileError, UnreadableFileError) as exc:
                 reason = str(exc).removeprefix(f"{filename}: ").split(";")[0]
                 out.add(f"(not indexed: {reason})")
-        return out.text(), str(msg["Subject"]) if msg.get("Subject") else None
+        return out.extracted(str(msg["Subject"]) if msg.get("Subject") else None)
 
     return guarded("mail", name, read)

@@ -1,4 +1,5 @@
-"""Text out of markup and raw bytes: UTF-8/UTF-16 decoding and a streaming HTML reader.
+"""Text out of markup and raw bytes: UTF-8/UTF-16 decoding, a streaming HTML reader and
+Markdown's heading paths.
 
 Shared by the readers of plain files (rag.documents) and of containers that hold HTML
 (EPUB chapters, e-mail bodies; rag.formats).
@@ -6,11 +7,24 @@ Shared by the readers of plain files (rag.documents) and of containers that hold
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
+from typing import NamedTuple
 
 from rag.errors import UnreadableFileError
+from rag.types import Locator
 
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# (offset of a line start in the raw text, where that line and the next ones are)
+RawMark = tuple[int, Locator]
+
+
+class Extracted(NamedTuple):
+    """What a reader gives: the raw text (before clean_text), the title, the marks."""
+
+    text: str
+    title: str | None
+    marks: tuple[RawMark, ...] = ()
 
 
 def decode(data: bytes, name: str) -> str:
@@ -50,6 +64,9 @@ class _TextExtractor(HTMLParser):
         self.title: str | None = None
         self._capture: str | None = None
         self._captured: list[str] = []
+        self._heading: tuple[int, int] | None = None  # (level, its first line) while open
+        self._path: list[str] = []
+        self.marks: list[tuple[int, str]] = []  # (index in lines, heading path)
 
     def flush(self) -> None:
         if self._block:
@@ -71,12 +88,21 @@ class _TextExtractor(HTMLParser):
             self._capture, self._captured = tag, []
         if tag in _SKIPPED_TAGS:
             self.skipping.append(tag)
+        if _HEADINGS.fullmatch(tag) and not self.skipping and self._heading is None:
+            self._heading = (int(tag[1]), len(self.lines))
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _BLOCK_TAGS:
             self.flush()
         if tag == "pre" and self._pre:
             self._pre -= 1
+        if self._heading is not None and tag == f"h{self._heading[0]}":
+            level, first = self._heading
+            text = " ".join(" ".join(self.lines[first:]).split())
+            if text:
+                self._path[level - 1:] = [text]
+                self.marks.append((first, " > ".join(self._path)))
+            self._heading = None
         if self.skipping and tag == self.skipping[-1]:
             self.skipping.pop()
         if tag == self._capture:
@@ -92,9 +118,43 @@ class _TextExtractor(HTMLParser):
             self._block.append(data)
 
 
-def html_text(data: bytes, name: str) -> tuple[str, str | None]:
+_HEADINGS = re.compile(r"h[1-6]")
+
+
+def html_text(data: bytes, name: str) -> Extracted:
+    """A line per block; each h1-h6 marks its section with the heading path."""
     parser = _TextExtractor()
     parser.feed(decode(data, name))
     parser.close()
     parser.flush()
-    return "\n".join(line for line in parser.lines if line), parser.title
+    starts, lines, size = [], [], 0  # starts[i]: offset of the first kept line from line i
+    for line in parser.lines:
+        starts.append(size)
+        if line:
+            lines.append(line)
+            size += len(line) + 1
+    starts.append(size)
+    marks = tuple((starts[i], Locator(heading=path)) for i, path in parser.marks)
+    return Extracted("\n".join(lines), parser.title, marks)
+
+
+_ATX = re.compile(r" {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*")
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+
+
+def markdown_marks(text: str) -> tuple[RawMark, ...]:
+    """Each ATX heading ("## Linux") marks its section with the heading path; lines in
+    fenced code blocks are not headings. (Underlined "Setext" headings are not read.)"""
+    marks: list[RawMark] = []
+    path: list[str] = []
+    fence, offset = "", 0
+    for line in text.split("\n"):
+        body = line.rstrip("\r")
+        opened = _FENCE.match(body)
+        if opened and (not fence or opened.group(1).startswith(fence)):
+            fence = "" if fence else opened.group(1)[:3]
+        elif not fence and (heading := _ATX.fullmatch(body)) and heading.group(2).strip():
+            path[len(heading.group(1)) - 1:] = [" ".join(heading.group(2).split())]
+            marks.append((offset, Locator(heading=" > ".join(path))))
+        offset += len(line) + 1
+    return tuple(marks)

@@ -1,7 +1,10 @@
 """SQLite store of documents and chunks, one file per snapshot.
 
 A chunk's integer row id is also its id in FAISS and in the BM25 id map, so the
-three structures agree by construction.
+three structures agree by construction. A document's marks (where its text was in the
+original file: page, slide, sheet and row, heading path) are rows of ``marks``; a store
+written before they existed (index format 2) has no such table, and gets it when a writer
+opens it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.types import Chunk, Document
+from rag.types import Chunk, Document, Locator, Mark
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -34,9 +37,25 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
+CREATE TABLE IF NOT EXISTS marks (
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    start INTEGER NOT NULL,
+    page INTEGER,
+    slide INTEGER,
+    sheet TEXT,
+    row INTEGER,
+    heading TEXT,
+    PRIMARY KEY (doc_id, start)
+) WITHOUT ROWID;
 """
 
 _CHUNK_COLUMNS = "id, doc_id, chunk_id, ordinal, text, char_start, char_end, n_tokens"
+_LOCATOR_COLUMNS = "page, slide, sheet, row, heading"
+
+
+def _locator(row: sqlite3.Row) -> Locator:
+    return Locator(page=row["page"], slide=row["slide"], sheet=row["sheet"], row=row["row"],
+                   heading=row["heading"])
 
 
 def _chunk(row: sqlite3.Row) -> Chunk:
@@ -55,6 +74,8 @@ class Store:
         self._db.execute("PRAGMA foreign_keys = ON")
         if not readonly:
             self._db.executescript(SCHEMA)
+        self.has_marks = bool(self._rows(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'marks'"))
 
     def close(self) -> None:
         self._db.close()
@@ -79,22 +100,47 @@ class Store:
                 (c.chunk_id, c.doc_id, c.ordinal, c.char_start, c.char_end, c.n_tokens, c.text))
             assert cur.lastrowid is not None
             ids.append(cur.lastrowid)
+        self._db.executemany(
+            f"INSERT OR REPLACE INTO marks (doc_id, start, {_LOCATOR_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(doc.doc_id, m.start, m.locator.page, m.locator.slide, m.locator.sheet,
+              m.locator.row, m.locator.heading) for m in doc.marks])
         return ids
 
     def delete_document(self, doc_id: str) -> list[int]:
         """Delete a document and its chunks; return the removed chunk row ids."""
         ids = [r[0] for r in self._rows("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
         self._db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        self._db.execute("DELETE FROM marks WHERE doc_id = ?", (doc_id,))
         self._db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
         return ids
 
-    def document(self, doc_id: str) -> Document | None:
+    def document(self, doc_id: str, with_marks: bool = False) -> Document | None:
+        """The stored document; its marks only when asked (a sheet has one a row)."""
         rows = self._rows("SELECT * FROM documents WHERE doc_id = ?", (doc_id,))
         if not rows:
             return None
         row = rows[0]
+        marks = tuple(Mark(r["start"], _locator(r)) for r in self._rows(
+            f"SELECT start, {_LOCATOR_COLUMNS} FROM marks WHERE doc_id = ? ORDER BY start",
+            (doc_id,))) if with_marks and self.has_marks else ()
         return Document(doc_id=row["doc_id"], title=row["title"], source=row["source"],
-                        text=row["text"], sha256=row["sha256"])
+                        text=row["text"], sha256=row["sha256"], marks=marks)
+
+    def locators(self, spans: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Locator]:
+        """(doc_id, offset) -> where that offset is in the original file: its document's last
+        mark at or before it (rag.types.locate), one index lookup a span; spans without a
+        mark (plain text, an index of format 2) are left out."""
+        found: dict[tuple[str, int], Locator] = {}
+        for doc_id, start in dict.fromkeys(spans) if self.has_marks else ():
+            rows = self._rows(f"SELECT {_LOCATOR_COLUMNS} FROM marks WHERE doc_id = ? AND "
+                              "start <= ? ORDER BY start DESC LIMIT 1", (doc_id, start))
+            if rows:
+                found[doc_id, start] = _locator(rows[0])
+        return found
+
+    def locator(self, doc_id: str, start: int) -> Locator | None:
+        return self.locators([(doc_id, start)]).get((doc_id, start))
 
     def documents(self) -> list[dict[str, Any]]:
         """Metadata of every document (no text), ordered by doc_id."""

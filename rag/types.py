@@ -2,20 +2,57 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
+class Locator:
+    """Where a span is in the original file: a PDF page, a slide, a sheet and row, or the
+    heading path ("Installation > Linux"); unset fields are None."""
+
+    page: int | None = None
+    slide: int | None = None
+    sheet: str | None = None
+    row: int | None = None
+    heading: str | None = None
+
+    def label(self) -> str:
+        """How people cite it: "p. 12", "slide 3", "sheet Q1, row 5", "Installation > Linux"."""
+        parts = [f"p. {self.page}" if self.page is not None else "",
+                 f"slide {self.slide}" if self.slide is not None else "",
+                 f"sheet {self.sheet}" if self.sheet is not None else "",
+                 f"row {self.row}" if self.row is not None else "", self.heading or ""]
+        return ", ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """From ``start`` in a document's text on (until the next mark), it is at ``locator``."""
+
+    start: int
+    locator: Locator
+
+
+def locate(marks: Sequence[Mark], start: int) -> Locator | None:
+    """The locator of a span starting at ``start``: the last mark at or before it."""
+    i = bisect_right(marks, start, key=lambda m: m.start)
+    return marks[i - 1].locator if i else None
+
+
+@dataclass(frozen=True, slots=True)
 class Document:
-    """A cleaned source file. Every offset in the system points into ``text``."""
+    """A cleaned source file. Every offset in the system points into ``text``; ``marks``,
+    in increasing ``start`` order, say where its parts were in the original file."""
 
     doc_id: str
     title: str
     source: str
     text: str
     sha256: str
+    marks: tuple[Mark, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +79,7 @@ class Hit:
     source: str
     stage_scores: Mapping[str, float] = field(default_factory=dict)
     row: int = -1  # the chunk's id in the index (FAISS, BM25, sentences)
+    locator: Locator | None = None  # where the chunk starts in the original file
 
     def as_dict(self) -> dict[str, Any]:
         """The wire form shared by ``rag search --json`` and ``POST /v1/search``."""
@@ -49,7 +87,8 @@ class Hit:
         return {"rank": self.rank, "score": self.score, "doc_id": c.doc_id,
                 "chunk_id": c.chunk_id, "title": self.title, "source": self.source,
                 "text": c.text, "char_start": c.char_start, "char_end": c.char_end,
-                "stage_scores": dict(self.stage_scores)}
+                "stage_scores": dict(self.stage_scores),
+                "locator": None if self.locator is None else asdict(self.locator)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +103,7 @@ class Citation:
     char_start: int
     char_end: int
     verified: bool
+    locator: Locator | None = None  # where the quote starts in the original file
 
 
 @dataclass(frozen=True, slots=True)

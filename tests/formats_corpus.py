@@ -121,6 +121,95 @@ def eml_bytes() -> bytes:
     return msg.as_bytes()
 
 
+REPORT_FACT = ("Who opened the Oslo office?", "Ingrid Berg", 17)  # question, answer, page
+_TOPICS = ("harbour cranes", "wind farms", "school meals", "rail freight", "river dredging",
+           "bakery exports", "museum visits", "bicycle lanes", "forest fires", "textile mills",
+           "tram repairs", "salt mining", "ferry routes", "apple orchards", "glass recycling",
+           "street lighting", "dairy prices", "library loans", "postal sorting", "road salt",
+           "copper wiring", "canal locks", "wool auctions", "fish quotas", "bridge paint",
+           "stone quarries", "tea imports", "clock towers", "rope making", "kite festivals")
+
+
+def report_pages() -> list[list[str]]:
+    """Thirty pages of a report, a topic each; page 17 says who opened the Oslo office."""
+    pages = []
+    for n, topic in enumerate(_TOPICS, start=1):
+        lines = [f"Section {n}: {topic}.",
+                 f"The committee reviewed {topic} in every county during the year.",
+                 f"Spending on {topic} rose by {n} percent against the year before.",
+                 f"A working group will report on {topic} again next spring."]
+        if n == REPORT_FACT[2]:
+            lines.insert(2, "The Oslo office was opened in March by Ingrid Berg, who leads "
+                            "the northern region.")
+        pages.append(lines)
+    return pages
+
+
+def pdf_bytes(pages: list[list[str]], title: str = "Annual report") -> bytes:
+    """A PDF of these pages (lines of Helvetica), written by hand: no PDF writer needed."""
+    n = len(pages)
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
+                   b" ".join(b"%d 0 R" % (4 + 2 * i) for i in range(n)), n),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    for lines in pages:
+        shown = b" 0 -16 Td ".join(
+            b"(" + line.encode("latin-1").replace(b"\\", b"\\\\").replace(b"(", b"\\(")
+            .replace(b")", b"\\)") + b") Tj" for line in lines)
+        stream = b"BT /F1 11 Tf 72 720 Td " + shown + b" ET"
+        objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+                    b"/Resources << /Font << /F1 3 0 R >> >> >>" % (len(objects) + 2),
+                    b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"]
+    objects.append(b"<< /Title (%s) >>" % title.encode("latin-1"))
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, len(objects), xref)
+    return bytes(out)
+
+
+GUIDE_MD = """# Tealeaf guide
+
+Tealeaf keeps tea shops stocked.
+
+## Installation
+
+The agent runs on every supported server.
+
+### Linux
+
+```sh
+# not a heading: a comment in a code block
+apt install tealeaf-agent
+```
+
+On Linux the agent is installed with apt and started by systemd.
+
+### Windows ###
+
+On Windows the MSI package installs the agent as a service.
+
+## Usage
+
+Run tealeaf sync every morning.
+"""
+
+GUIDE_HTML = b"""<!doctype html><html><head><title>Tealeaf guide</title>
+<script>var h2 = "<h2>not a heading</h2>";</script></head><body>
+<p>Tealeaf keeps tea shops stocked.</p>
+<h1>Installation</h1><p>The agent runs on every supported server.</p>
+<h2>Linux <small>(x86 and arm)</small></h2><p>On Linux the agent is installed with apt.</p>
+<h2>Windows</h2><div><p>On Windows the MSI package installs the agent.</p></div>
+<h1>Usage</h1><p>Run tealeaf sync every morning.</p>
+</body></html>"""
+
+
 def write_all(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     makers = {"handbook.docx": docx_bytes, "deck.pptx": pptx_bytes, "staff.xlsx": xlsx_bytes,

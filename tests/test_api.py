@@ -67,7 +67,8 @@ def test_search_and_ask(client: TestClient) -> None:
     asked = client.post("/v1/ask", json={"question": question}).json()
     assert fact in asked["answer"] and not asked["abstained"]
     assert set(asked["citations"][0]) == {"n", "doc_id", "chunk_id", "title", "quote",
-                                          "char_start", "char_end", "verified"}
+                                          "char_start", "char_end", "verified", "locator"}
+    assert asked["citations"][0]["locator"] is None and hits[0]["locator"] is None  # .txt
     prov = asked["provenance"]
     assert {"snapshot", "model", "retriever", "timings_ms", "passages",
             "dropped_citations"} <= set(prov)

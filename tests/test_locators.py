@@ -1,0 +1,248 @@
+"""Locators: where each part of a document was in the original file (page, slide, sheet and
+row, heading path), exact offsets in the cleaned text, whatever the format."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import create_app
+from eval.harness import RAG, wait_ready
+from rag.config import Settings
+from rag.documents import clean_marked, clean_text, extract, parse_bytes
+from rag.embedding import SentenceTransformerEmbedder
+from rag.errors import IndexMismatchError
+from rag.index import FORMAT, MANIFEST, STORE, check_manifest, current_snapshot
+from rag.pipeline import Pipeline
+from rag.scorer import EvidenceScorer
+from rag.types import Document, Locator, Mark, locate
+from tests import formats_corpus as fc
+
+unit = pytest.mark.unit
+
+
+def _at(doc: Document, words: str) -> Locator | None:
+    """The locator of the span that starts with ``words``."""
+    return locate(doc.marks, doc.text.index(words))
+
+
+@unit
+def test_a_30_page_pdf_marks_every_page_and_the_fact_is_on_page_17() -> None:
+    doc = parse_bytes(fc.pdf_bytes(fc.report_pages()), "report.pdf", "report", "report.pdf")
+    assert [m.locator.page for m in doc.marks] == list(range(1, 31))
+    for m in doc.marks:
+        assert doc.text.startswith(f"Section {m.locator.page}: ", m.start)
+    question, fact, page = fc.REPORT_FACT
+    assert _at(doc, "The Oslo office was opened") == Locator(page=page)
+    assert _at(doc, fact) == Locator(page=page)
+    assert Locator(page=page).label() == "p. 17"
+
+
+@unit
+def test_slides_sheets_rows_and_csv_rows() -> None:
+    deck = parse_bytes(fc.pptx_bytes(), "deck.pptx", "d", "d")
+    assert [m.locator.slide for m in deck.marks] == [1, 2, 3]
+    assert _at(deck, "The churn rate") == Locator(slide=2)
+    assert _at(deck, "Ask for budget.") == Locator(slide=3)  # the notes are the slide's
+
+    staff = parse_bytes(fc.xlsx_bytes(), "staff.xlsx", "s", "s")
+    assert _at(staff, "People") == Locator(sheet="People")
+    assert _at(staff, "Name: Alice Moreau") == Locator(sheet="People", row=2)
+    assert _at(staff, "Item: Cups") == Locator(sheet="Stock", row=3)
+    assert Locator(sheet="Stock", row=3).label() == "sheet Stock, row 3"
+
+    prices = parse_bytes(fc.csv_bytes(), "prices.csv", "p", "p")
+    assert _at(prices, "Tea: Sencha") == Locator(row=3)  # the header is row 1
+
+
+@unit
+def test_rows_are_numbered_as_in_the_spreadsheet_with_blank_rows_counted() -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Q1"
+    sheet["B3"], sheet["C3"] = "Item", "Cost"  # the header on row 3, from column B
+    sheet["B4"], sheet["C4"] = "Paper", 12
+    sheet["B7"], sheet["C7"] = "Toner", 80  # rows 5 and 6 empty
+    out = io.BytesIO()
+    book.save(out)
+    doc = parse_bytes(out.getvalue(), "budget.xlsx", "b", "b")
+    assert _at(doc, "Item: Paper") == Locator(sheet="Q1", row=4)
+    assert _at(doc, "Item: Toner") == Locator(sheet="Q1", row=7)
+
+
+@unit
+def test_heading_paths_of_markdown_html_word_and_epub(tmp_path: Path) -> None:
+    md = parse_bytes(fc.GUIDE_MD.encode(), "guide.md", "g", "g")
+    assert _at(md, "Tealeaf keeps") == Locator(heading="Tealeaf guide")
+    linux = Locator(heading="Tealeaf guide > Installation > Linux")
+    assert _at(md, "apt install tealeaf-agent") == linux  # "# not a heading" is code
+    assert _at(md, "On Linux the agent") == linux
+    assert _at(md, "On Windows") == Locator(heading="Tealeaf guide > Installation > Windows")
+    assert _at(md, "Run tealeaf sync") == Locator(heading="Tealeaf guide > Usage")
+    assert parse_bytes(fc.GUIDE_MD.encode(), "guide.txt", "g", "g").marks == ()
+
+    html = parse_bytes(fc.GUIDE_HTML, "guide.html", "h", "h")
+    assert _at(html, "Tealeaf keeps") is None  # before the first heading
+    assert _at(html, "On Linux") == Locator(heading="Installation > Linux (x86 and arm)")
+    assert _at(html, "On Windows") == Locator(heading="Installation > Windows")
+    assert _at(html, "Run tealeaf sync") == Locator(heading="Usage")
+
+    word = parse_bytes(fc.docx_bytes(), "handbook.docx", "w", "w")
+    assert _at(word, "On Linux the agent") == Locator(heading="Installation > Linux")
+    assert _at(word, "8443 | HTTPS") == Locator(heading="Installation > Linux")
+    assert _at(word, "On Windows") == Locator(heading="Installation > Windows")
+    assert Locator(heading="Installation > Linux").label() == "Installation > Linux"
+
+    book = parse_bytes(fc.epub_bytes(tmp_path), "book.epub", "b", "b")
+    assert _at(book, "Before the inspectors came") == Locator(heading="Chapter 2")
+
+
+@unit
+def test_cleaning_piece_by_piece_is_cleaning_the_whole(tmp_path: Path) -> None:
+    """The stored text is what clean_text makes of the whole raw text, for every format
+    with marks, and for text whose cleaning changes lengths (mojibake, CRLF, blank runs,
+    trailing spaces, ad markers)."""
+    damaged = ("# Caf\u00c3\u00a9 menu  \r\n\r\n\r\n\r\nThe \u00e2\u20ac\u0153house\u00e2\u20ac"
+               "\u009d blend.\u00a0\r\n## Prices\n[ad_1]\n\n\n  Tea: 3 euros.\t\n\n"
+               "### Notes\n\nOpen daily.\n")
+    files = {"report.pdf": fc.pdf_bytes(fc.report_pages()), "deck.pptx": fc.pptx_bytes(),
+             "staff.xlsx": fc.xlsx_bytes(), "prices.csv": fc.csv_bytes(),
+             "handbook.docx": fc.docx_bytes(), "guide.md": fc.GUIDE_MD.encode(),
+             "guide.html": fc.GUIDE_HTML, "book.epub": fc.epub_bytes(tmp_path),
+             "damaged.md": damaged.encode()}
+    for name, data in files.items():
+        raw = extract(data, name)
+        assert raw.marks, name
+        text, marks = clean_marked(raw.text, raw.marks)
+        assert text == clean_text(raw.text), name
+        assert [m.start for m in marks] == sorted({m.start for m in marks}), name
+    doc = parse_bytes(damaged.encode(), "damaged.md", "d", "d")
+    assert doc.text.startswith("# Caf\u00e9 menu\n\nThe \u201chouse\u201d blend.\n## Prices")
+    assert _at(doc, "Tea: 3 euros.") == Locator(heading="Caf\u00e9 menu > Prices")
+    assert _at(doc, "Open daily.") == Locator(heading="Caf\u00e9 menu > Prices > Notes")
+
+
+@unit
+def test_locate_takes_the_last_mark_at_or_before_the_offset() -> None:
+    marks = (Mark(5, Locator(page=1)), Mark(20, Locator(page=2)))
+    assert locate(marks, 0) is None
+    assert locate(marks, 5) == Locator(page=1)
+    assert locate(marks, 19) == Locator(page=1)
+    assert locate(marks, 20) == locate(marks, 10_000) == Locator(page=2)
+    assert locate((), 3) is None
+    assert Locator(sheet="Q1").label() == "sheet Q1" and Locator(row=4).label() == "row 4"
+    assert Locator(slide=3).label() == "slide 3"
+
+
+def _folder(path: Path) -> Path:
+    """The 30-page report and a file of every format with locators."""
+    path.mkdir(parents=True)
+    (path / "report.pdf").write_bytes(fc.pdf_bytes(fc.report_pages()))
+    (path / "deck.pptx").write_bytes(fc.pptx_bytes())
+    (path / "staff.xlsx").write_bytes(fc.xlsx_bytes())
+    (path / "handbook.docx").write_bytes(fc.docx_bytes())
+    (path / "guide.md").write_text(fc.GUIDE_MD)
+    return path
+
+
+def test_hits_and_citations_say_where_they_are_in_the_cli_and_the_api(
+        pipeline: Pipeline, tmp_path: Path) -> None:
+    folder = _folder(tmp_path / "docs")
+    pipeline.ingest([folder])
+    store = pipeline.index.store
+    for file in folder.iterdir():  # the marks are stored as parsed
+        stored = store.document(file.stem, with_marks=True)
+        assert stored is not None and stored.marks
+        assert stored.marks == parse_bytes(file.read_bytes(), file.name, "x", "x").marks
+    question, fact, page = fc.REPORT_FACT
+    answer = pipeline.ask(question)
+    assert not answer.abstained and any(fact in c.quote for c in answer.citations)
+    for c in answer.citations:
+        doc = store.document(c.doc_id, with_marks=True)
+        assert doc is not None and doc.text[c.char_start:c.char_end] == c.quote and c.verified
+        assert c.locator == locate(doc.marks, c.char_start)
+        if fact in c.quote:
+            assert c.locator == Locator(page=page)
+    for query, doc_id, field in (("Oslo office Ingrid Berg", "report", "page"),
+                                 ("churn rate third quarter", "deck", "slide"),
+                                 ("Alice Moreau Lisbon", "staff", "sheet"),
+                                 ("install the agent on Linux", "guide", "heading"),
+                                 ("install the agent on Linux", "handbook", "heading")):
+        hits = [h for h in pipeline.search(query, k=10) if h.chunk.doc_id == doc_id]
+        assert hits, (query, doc_id)
+        for h in hits:
+            doc = store.document(doc_id, with_marks=True)
+            assert doc is not None
+            assert h.locator == locate(doc.marks, h.chunk.char_start) is not None
+            assert getattr(h.locator, field) is not None
+    report = next(h for h in pipeline.search(question, k=5) if fact in h.chunk.text)
+    assert report.locator is not None and report.locator.page in (15, 16, 17)
+
+    with TestClient(create_app(pipeline.settings, pipeline)) as client:
+        wait_ready(client, wait=120)
+        found = client.post("/v1/search", json={"query": "Oslo office Ingrid Berg"}).json()
+        top = found["hits"][0]
+        assert top["doc_id"] == "report" and top["locator"]["page"] in (15, 16, 17)
+        assert set(top["locator"]) == {"page", "slide", "sheet", "row", "heading"}
+        asked = client.post("/v1/ask", json={"question": question}).json()
+        cited = [c for c in asked["citations"] if fact in c["quote"]]
+        assert cited and cited[0]["locator"] == {"page": page, "slide": None, "sheet": None,
+                                                 "row": None, "heading": None}
+        spec = client.get("/openapi.json").json()["components"]["schemas"]
+        assert "locator" in spec["HitOut"]["properties"]
+        assert "locator" in spec["CitationOut"]["properties"]
+
+    env = {**os.environ, "RAG_INDEX_DIR": str(pipeline.settings.index_dir)}
+    searched = subprocess.run([RAG, "search", "Oslo office Ingrid Berg", "--json"],
+                              capture_output=True, text=True, timeout=300, env=env)
+    assert json.loads(searched.stdout)["hits"][0]["locator"]["page"] in (15, 16, 17)
+    told = subprocess.run([RAG, "ask", question], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert told.returncode == 0, told.stderr
+    assert f"(report, p. {page}, chars " in told.stdout, told.stdout
+
+
+def test_an_index_of_format_2_loads_searches_and_takes_writes(
+        settings: Settings, embedder: SentenceTransformerEmbedder, scorer: EvidenceScorer,
+        tmp_path: Path) -> None:
+    folder = _folder(tmp_path / "docs")
+    (folder / "deck.pptx").rename(tmp_path / "deck.pptx")
+    Pipeline(settings, embedder=embedder).ingest([folder])
+    snapshot = current_snapshot(settings.index_dir)
+    assert snapshot is not None
+    manifest = json.loads((snapshot / MANIFEST).read_text())
+    assert manifest["format"] == FORMAT == 3
+    (snapshot / MANIFEST).write_text(json.dumps({**manifest, "format": 2}))
+    with sqlite3.connect(snapshot / STORE) as db:  # what format 2 wrote: no marks
+        db.execute("DROP TABLE marks")
+
+    old = Pipeline(settings, embedder=embedder, scorer=scorer)
+    question, fact, _ = fc.REPORT_FACT
+    hits = old.search(question)
+    assert hits and all(h.locator is None for h in hits)
+    assert all(h.as_dict()["locator"] is None for h in hits)
+    answer = old.ask(question)
+    assert any(fact in c.quote for c in answer.citations)
+    assert all(c.locator is None and c.verified for c in answer.citations)
+
+    old.ingest([tmp_path / "deck.pptx"])  # a writer adds the marks table to its copy
+    snapshot = current_snapshot(settings.index_dir)
+    assert snapshot is not None
+    assert json.loads((snapshot / MANIFEST).read_text())["format"] == 3
+    new = Pipeline(settings, embedder=embedder, scorer=scorer)
+    slides = [h for h in new.search("churn rate third quarter", k=10) if h.chunk.doc_id == "deck"]
+    assert slides and slides[0].locator == Locator(slide=1)
+    assert all(h.locator is None for h in new.search(question) if h.chunk.doc_id == "report")
+
+    for unknown in (1, 4, None):
+        with pytest.raises(IndexMismatchError, match="this version reads 2 and 3: re-ingest"):
+            check_manifest({"format": unknown}, settings.index_dir, None, None)
