@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     # How long a writer waits for another one's lock (held only while a snapshot is
     # written, seconds at most) before failing with IndexBusyError: an ingest has embedded
     # everything by then and should not throw that away; an API request should not hang.
+    # A folder ingest commits a snapshot every this many new or changed documents, so an
+    # interrupted ingest keeps what it wrote and a rerun embeds only the rest.
+    ingest_checkpoint_docs: int = Field(default=500, ge=1)
     ingest_lock_wait_s: float = Field(default=600.0, ge=0)
     request_lock_wait_s: float = Field(default=30.0, ge=0)
     # Text extracted from one file (a 10 MB PDF can hold far more once decompressed).

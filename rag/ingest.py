@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from rag.chunking import Chunker
 from rag.documents import discover, doc_id_for, load_file, parse_bytes
 from rag.embedding import Embedder
@@ -85,7 +87,8 @@ def plan(known: Mapping[str, str], docs: Sequence[Document],
 
 
 def read_paths(paths: Sequence[Path], sources: Sources, max_chars: int,
-               failed: list[tuple[str, str]] | None = None) -> list[Document]:
+               failed: list[tuple[str, str]] | None = None,
+               progress: bool = False) -> list[Document]:
     """Every supported file under ``paths``, read once; an indexed file keeps its doc_id.
 
     A file named directly that cannot be read is an error. With a ``failed`` list, a file
@@ -98,7 +101,8 @@ def read_paths(paths: Sequence[Path], sources: Sources, max_chars: int,
     named = {p.resolve() for p in paths if p.is_file()}
     taken = {doc_id for doc_id, _ in sources.values()}
     docs = []
-    for file, root in roots.items():
+    for file, root in tqdm(roots.items(), desc="reading", unit="file", disable=not progress,
+                           leave=False):
         known = sources.get(str(file))
         doc_id = known[0] if known is not None else doc_id_for(file, root, taken)
         try:
@@ -172,11 +176,15 @@ class Committer:
                            self.chunker.describe(), wait_s, self.ann_threshold)
 
     def write(self, docs: Sequence[Document], report: IngestReport, index: Index | None,
-              progress: bool, wait_s: float) -> None:
-        """``index`` is the snapshot whose vectors an edited document may reuse."""
-        prepared, report.reused = self.preparer.prepare(docs, index, progress)
+              progress: bool, wait_s: float, deleted: Sequence[str] = ()) -> None:
+        """One snapshot with ``docs`` written and ``deleted`` gone; counts add to ``report``.
+
+        ``index`` is the snapshot whose vectors an edited document may reuse.
+        """
+        prepared, reused = self.preparer.prepare(docs, index, progress)
+        report.reused += reused
         with self._writer(wait_s) as w:
-            for doc_id in report.deleted:
+            for doc_id in deleted:
                 w.delete(doc_id)
             for p in prepared:
                 w.delete(p.doc.doc_id)

@@ -96,7 +96,8 @@ class Pipeline:
         paths = [Path(p) for p in paths]
         sources = ingest.indexed(self.root)
         failed: list[tuple[str, str]] = []
-        docs = ingest.read_paths(paths, sources or {}, self.settings.max_document_chars, failed)
+        docs = ingest.read_paths(paths, sources or {}, self.settings.max_document_chars, failed,
+                                 progress)
         if strict:
             ingest.refuse_failures(failed)
         deleted = ingest.gone(paths, docs, sources or {}, failed) if prune else []
@@ -112,8 +113,14 @@ class Pipeline:
                 progress: bool, t0: float, deleted: Sequence[str] = ()) -> IngestReport:
         todo, report = ingest.plan(ingest.sources_by_doc_id(sources), docs)
         report.deleted = list(deleted)
+        # A checkpoint every RAG_INGEST_CHECKPOINT_DOCS documents: an ingest interrupted
+        # midway keeps what it committed, and running it again skips those (same sha256).
+        step = self.settings.ingest_checkpoint_docs
+        parts = [todo[i:i + step] for i in range(0, len(todo), step)] or [[]]
         if report.changed or sources is None:
-            self._write(todo, report, progress, self.settings.ingest_lock_wait_s)
+            for n, part in enumerate(parts):
+                self._write(part, report, progress, self.settings.ingest_lock_wait_s,
+                            report.deleted if n == len(parts) - 1 else ())
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -136,13 +143,14 @@ class Pipeline:
     def _committer(self) -> Committer:
         s = self.settings
         return Committer(self.root, self.model_id, self.embedder, self.chunker(),
-                                s.embed_batch_size, s.sentence_vectors == "context",
-                                s.ann_threshold)
+                         s.embed_batch_size, s.sentence_vectors == "context", s.ann_threshold)
 
     def _write(self, docs: Sequence[Document], report: IngestReport, progress: bool,
-               wait_s: float) -> None:
-        self._committer().write(docs, report, self.index if report.replaced else None,
-                                progress, wait_s)
+               wait_s: float, deleted: Sequence[str] | None = None) -> None:
+        replaced = set(report.replaced)
+        reuse = self.index if any(d.doc_id in replaced for d in docs) else None
+        self._committer().write(docs, report, reuse, progress, wait_s,
+                                report.deleted if deleted is None else deleted)
         self.reload()
 
     # Reading

@@ -21,10 +21,13 @@ class HashingEmbedder(Embedder):
     name = "standin-hashing"
     dimension = 64
 
-    def __init__(self) -> None:
+    def __init__(self, fail_after: int | None = None) -> None:
         self.texts_embedded = 0
+        self.fail_after = fail_after  # texts; then it raises, as an interrupted ingest would
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
+        if self.fail_after is not None and self.texts_embedded + len(texts) > self.fail_after:
+            raise KeyboardInterrupt("the ingest was interrupted")
         self.texts_embedded += len(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):

@@ -131,3 +131,24 @@ def test_edits_reuse_vectors_and_every_path_keeps_the_snapshot_whole(tmp_path: P
     pruned = pipeline.ingest([docs], prune=True)
     assert pruned.deleted == ["tea"] and _agree(pipeline.root) == {"rocks", "notes"}
     assert pipeline.search("obsidian glass", 2, "bm25")[0].chunk.doc_id == "notes"
+
+
+def test_an_interrupted_folder_ingest_resumes_without_embedding_again(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(6):
+        (docs / f"note{i}.txt").write_text(
+            f"Note {i}\n\nSurvey {i} found basalt in valley {i}. It rained on day {i}.\n")
+    whole = HashingEmbedder()
+    Pipeline(Settings(index_dir=tmp_path / "all"), embedder=whole).ingest([docs])
+    settings = Settings(index_dir=tmp_path / "index", ingest_checkpoint_docs=2)
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(settings, embedder=HashingEmbedder(fail_after=whole.texts_embedded * 3 // 4)
+                 ).ingest([docs])
+    kept = _agree(settings.index_dir)
+    assert len(kept) in (2, 4)  # whole checkpoints only, each a complete snapshot
+    resumed = HashingEmbedder()
+    report = Pipeline(settings, embedder=resumed).ingest([docs])
+    assert sorted(report.skipped) == sorted(kept) and len(report.added) == 6 - len(kept)
+    assert resumed.texts_embedded < whole.texts_embedded  # what was committed is not redone
+    assert _agree(settings.index_dir) == {f"note{i}" for i in range(6)}
