@@ -17,6 +17,7 @@ from typing import TypeVar
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -115,7 +116,18 @@ def driver() -> Iterator[WebDriver]:
 
 
 def wait(driver: WebDriver, condition: Callable[[WebDriver], T], seconds: float = WAIT_S) -> T:
-    return WebDriverWait(driver, seconds).until(condition)
+    """Until ``condition`` holds; an element the page re-rendered meanwhile is looked up again."""
+    return WebDriverWait(driver, seconds,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+
+
+def click(driver: WebDriver, css: str) -> None:
+    """Click what ``css`` finds once the page has settled (a list may re-render first)."""
+    def clicked(d: WebDriver) -> bool:
+        d.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    wait(driver, clicked)
 
 
 def visible(driver: WebDriver, css: str) -> WebElement:
@@ -231,8 +243,7 @@ def test_upload_ask_delete(driver: WebDriver, server: str, tmp_path: Path) -> No
     assert "partly oxidised" in ask(driver, question).text
 
     driver.find_element(By.CSS_SELECTOR, ".tab[data-view=documents]").click()
-    row = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "tr[data-doc-id=oolong]"))
-    row.find_element(By.CSS_SELECTOR, "button.danger").click()
+    click(driver, "tr[data-doc-id=oolong] button.danger")
     alert = wait(driver, ec.alert_is_present())
     assert "oolong" in alert.text
     alert.accept()
