@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from rag.errors import UnreadableFileError, UnsupportedFileError
 from rag.formats import Text, guarded
 from rag.markup import Extracted, html_text
+from rag.types import Locator
 
 MAX_ATTACHMENT_DEPTH = 2  # a mail attached to a mail attached to a mail is refused
 # Reads an attachment's bytes: (data, name, depth) -> (text, title)
@@ -51,8 +52,8 @@ _MAIL_HEADERS = ("Subject", "From", "To", "Cc", "Date")
 def eml_text(data: bytes, name: str, max_chars: int, read_attachment: ReadAttachment,
              depth: int = 0) -> Extracted:
     """Headers (Subject, From, To, Cc, Date) as lines, the plain or HTML body, then each
-    attachment of a supported type under an "Attachment: NAME" line (the others are
-    named with the reason they were left out)."""
+    attachment of a supported type under an "Attachment: NAME" line, which is also its
+    locator (the others are named with the reason they were left out)."""
     if depth > MAX_ATTACHMENT_DEPTH:
         raise UnreadableFileError(f"{name}: mail attached inside mail more than "
                                   f"{MAX_ATTACHMENT_DEPTH} levels deep")
@@ -77,6 +78,7 @@ def eml_text(data: bytes, name: str, max_chars: int, read_attachment: ReadAttach
             assert isinstance(part, EmailMessage)
             filename = part.get_filename() or "attachment"
             out.add("")
+            out.mark(Locator(heading=f"Attachment: {filename}"))  # citations name it
             out.add(f"Attachment: {filename}")
             payload = part.get_payload(decode=True)
             if part.get_content_type() == "message/rfc822":

@@ -14,6 +14,7 @@ import pytest
 from rag.documents import parse_bytes, sniff_format
 from rag.errors import FileTooLargeError, UnreadableFileError, UnsupportedFileError
 from rag.formats import MAX_SHEET_CELLS, MAX_ZIP_BYTES, MAX_ZIP_ENTRIES
+from rag.types import Locator, locate
 from tests import formats_corpus as fc
 
 pytestmark = pytest.mark.unit
@@ -65,6 +66,9 @@ def test_eml_headers_body_and_attachments() -> None:
     assert "Attachment: handbook-copy.docx\nInstallation\n" in doc.text  # read as a .docx
     assert doc.text.endswith("Attachment: logo.png\n(not indexed: unsupported file type "
                              "'.png')")
+    at = doc.text.index("Installation")  # inside the attachment: its locator names it
+    assert locate(doc.marks, at) == Locator(heading="Attachment: handbook-copy.docx")
+    assert locate(doc.marks, doc.text.index("March 14")) is None  # the mail's own body
     with pytest.raises(UnreadableFileError, match="no mail headers"):
         parse_bytes(b"just a note", "note.eml", "n", "n")
 
