@@ -7,24 +7,10 @@ import pytest
 
 from rag.documents import clean_text, discover, doc_id_for, load_file, parse_bytes
 from rag.errors import FileTooLargeError, UnreadableFileError, UnsupportedFileError
+from tests.formats_corpus import pdf_from_objects
 from tests.seed_facts import SEED_A, SEED_B, SEEDS
 
 pytestmark = pytest.mark.unit
-
-
-def _pdf(objects: list[bytes]) -> bytes:
-    """Objects 1..n (1 the catalog) with their cross-reference table: a PDF by hand."""
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for n, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
-    return bytes(out)
 
 
 def _minimal_pdf(text: str) -> bytes:
@@ -38,7 +24,7 @@ def _minimal_pdf(text: str) -> bytes:
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    return _pdf(objects)
+    return pdf_from_objects(objects)
 
 
 def test_seed_mojibake_and_ad_markers_are_repaired() -> None:
@@ -119,7 +105,7 @@ def _flate_pdf(content: bytes, pages: int = 1) -> bytes:
                b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(z) + z + b"\nendstream"]
     objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
                 b"/Resources << /Font << /F1 3 0 R >> >> >>"] * pages
-    return _pdf(objects)
+    return pdf_from_objects(objects)
 
 
 def test_the_content_decides_the_format_not_the_name() -> None:
