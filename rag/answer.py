@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from rag.arrays import Floats, Vectors
-from rag.evidence import FEATURES, Candidate, features, gather
+from rag.evidence import Candidate, features, gather
 from rag.index import Index
 from rag.scorer import EvidenceScorer, Policy, sigmoid
 from rag.types import Answer, Citation, Hit, Passage, Provenance, SentenceScore
@@ -31,6 +31,16 @@ def _passage(c: Candidate) -> Passage:
         return Passage.of(c.own)
     return replace(Passage.of(c.doc_best), chunk_id=c.chunk.chunk_id, rank=None,
                    neighbour_of=c.doc_best.chunk.chunk_id)
+
+
+def cite(c: Candidate, n: int, index: Index) -> Citation | None:
+    """Citation ``n`` of ``c``, once its quote is re-read from the store and still matches
+    character for character; None when it does not (the document changed or is gone)."""
+    fresh = index.store.document(c.doc_id)
+    if fresh is None or fresh.text[c.start:c.end] != c.quote:
+        return None
+    return Citation(n, c.doc_id, c.chunk.chunk_id, c.doc_best.title, c.quote, c.start, c.end,
+                    True, index.store.locator(c.doc_id, c.start))
 
 
 def choose(p: Floats, policy: Policy, candidates: Sequence[Candidate], vectors: Vectors,
@@ -107,20 +117,12 @@ class Composer:
         explained: list[SentenceScore] = []
         passages: dict[str, Passage] = {}
         for i in chosen:
-            c = candidates[i]
-            fresh = fetch(c.doc_id)
-            if fresh is None or fresh.text[c.start:c.end] != c.quote:
+            citation = cite(candidates[i], len(citations) + 1, index)
+            if citation is None:
                 continue
-            citations.append(Citation(n=len(citations) + 1, doc_id=c.doc_id,
-                                      chunk_id=c.chunk.chunk_id, title=c.doc_best.title,
-                                      quote=c.quote, char_start=c.start, char_end=c.end,
-                                      verified=True,
-                                      locator=index.store.locator(c.doc_id, c.start)))
-            passages.setdefault(c.chunk.chunk_id, _passage(c))
-            explained.append(SentenceScore(
-                len(citations), round(float(scores.probability[i]), 6),
-                {k: round(float(v[i]), 6) for k, v in scores.stages.items()},
-                {f: round(float(rows[i, j]), 6) for j, f in enumerate(FEATURES)}))
+            citations.append(citation)
+            passages.setdefault(candidates[i].chunk.chunk_id, _passage(candidates[i]))
+            explained.append(scores.explain(i, rows, citation.n))
         abstain = replace(abstain, dropped_citations=len(chosen) - len(citations))
         if not citations:
             return Answer(question, ABSTENTION, (), True, abstain)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from rag.answer import Composer
+from rag.answer import Composer, cite
 from rag.arrays import Vectors
 from rag.config import AnswerMode
 from rag.errors import InputError, LLMError
@@ -101,19 +101,16 @@ class GenerativeComposer:
               kept: list[tuple[Claim, Verdict, Citation]],
               rejected: list[Rejected]) -> Sentence | None:
         c = v.support
-        fresh = index.store.document(c.doc_id) if c is not None else None
-        if v.reason is None and c is not None and fresh is not None \
-                and fresh.text[c.start:c.end] == c.quote and len(kept) < self.max_sentences:
-            key = (c.doc_id, c.start, c.end)
-            if key not in spans:
-                spans[key] = Citation(len(spans) + 1, c.doc_id, c.chunk.chunk_id,
-                                      c.doc_best.title, c.quote, c.start, c.end, True,
-                                      index.store.locator(c.doc_id, c.start))
-            citation = spans[key]
+        key = (c.doc_id, c.start, c.end) if c is not None else None
+        citation = spans.get(key) if key is not None else None
+        if citation is None and c is not None and v.reason is None:
+            citation = cite(c, len(spans) + 1, index)
+        if v.reason is None and citation is not None and len(kept) < self.max_sentences:
+            assert key is not None
+            spans[key] = citation
             kept.append((v.claim, v, citation))
             return Sentence(f"{v.claim.text} [{citation.n}]", (citation,))
-        reason = v.reason or ("too many sentences" if c is not None and fresh is not None
-                              and fresh.text[c.start:c.end] == c.quote
+        reason = v.reason or ("too many sentences" if citation is not None
                               else "its support did not verify against the stored text")
         rejected.append(Rejected(v.claim.text, v.claim.cites, reason, v.probability,
                                  v.missing))

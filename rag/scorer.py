@@ -31,6 +31,7 @@ from rag.arrays import Floats
 from rag.errors import IndexMismatchError
 from rag.evidence import FEATURES, Candidate, Features
 from rag.sentence_split import is_question
+from rag.types import SentenceScore
 
 SCORER_FILE = "scorer.json"
 FORMAT = 1
@@ -102,6 +103,12 @@ class Scores:
 
     probability: Floats
     stages: Mapping[str, Floats] = field(default_factory=dict)
+
+    def explain(self, i: int, rows: Features, n: int = 0) -> SentenceScore:
+        """Why candidate ``i`` scored as it did, for provenance (``n``: its citation)."""
+        return SentenceScore(n, round(float(self.probability[i]), 6),
+                             {k: round(float(v[i]), 6) for k, v in self.stages.items()},
+                             {f: round(float(rows[i, j]), 6) for j, f in enumerate(FEATURES)})
 
 
 def sigmoid(x: Floats) -> Floats:

@@ -21,7 +21,7 @@ import numpy as np
 
 from rag.arrays import Vectors
 from rag.embedding import Embedder
-from rag.evidence import FEATURES, Candidate, Features, features, gather
+from rag.evidence import Candidate, Features, features, gather
 from rag.index import Index
 from rag.scorer import EvidenceScorer, Scores
 from rag.sentence_split import sentence_spans
@@ -140,10 +140,7 @@ class Verifier:
             return Verdict(claim, "not supported", 0.0)
         best = int(np.argmax(scores.probability))
         p = round(float(scores.probability[best]), 6)
-        explained = SentenceScore(0, p, {k: round(float(v[best]), 6)
-                                         for k, v in scores.stages.items()},
-                                  {f: round(float(rows[best, j]), 6)
-                                   for j, f in enumerate(FEATURES)})
+        explained = scores.explain(best, rows)
         found, missing = self.supported(claim.text, candidates, scores)
         if not found:
             return Verdict(claim, "not supported", p, candidates[best], explained)
