@@ -12,6 +12,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,16 @@ PROMPT_FILE = Path(__file__).parent / "prompts" / f"{PROMPT_VERSION}.txt"
 NO_ANSWER = "The documents don't say."
 
 
+@cache
+def _template() -> str:
+    """The versioned template, read from the package once rather than on every answer."""
+    return PROMPT_FILE.read_text(encoding="utf-8")
+
+
 def render_prompt(question: str, hits: Sequence[Hit], max_sentences: int = 4,
                   template: str | None = None) -> str:
     """The prompt: passages numbered [1]..[k] with their titles, then the question."""
-    text = template if template is not None else PROMPT_FILE.read_text(encoding="utf-8")
+    text = template if template is not None else _template()
     passages = "\n\n".join(f"[{n}] {h.title}\n{h.chunk.text}" for n, h in
                            enumerate(hits, start=1))
     return text.format(passages=passages, question=question, no_answer=NO_ANSWER,
