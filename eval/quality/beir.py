@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rag.errors import InputError
 
@@ -29,23 +31,28 @@ class Dataset:
     fingerprint: str  # sha256 of corpus.jsonl: indexes are cached per corpus
 
 
-def _jsonl(path: Path, fields: tuple[str, ...]) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise DatasetError(f"{path} is missing: a BEIR dataset needs corpus.jsonl, "
-                           "queries.jsonl and qrels/<split>.tsv")
-    rows = []
+def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) for each non-blank line of a JSON Lines file."""
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                yield n, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DatasetError(f"{path}:{n}: not JSON ({exc.msg})") from None
-            missing = [k for k in fields if k not in row]
-            if missing:
-                raise DatasetError(f"{path}:{n}: missing field(s) {', '.join(missing)}")
-            rows.append(row)
+
+
+def _jsonl(path: Path, fields: tuple[str, ...]) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise DatasetError(f"{path} is missing: a BEIR dataset needs corpus.jsonl, "
+                           "queries.jsonl and qrels/<split>.tsv")
+    rows = []
+    for n, row in json_lines(path):
+        missing = [k for k in fields if k not in row]
+        if missing:
+            raise DatasetError(f"{path}:{n}: missing field(s) {', '.join(missing)}")
+        rows.append(row)
     if not rows:
         raise DatasetError(f"{path} is empty")
     return rows

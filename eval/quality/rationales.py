@@ -19,12 +19,11 @@ included; recall is over every gold rationale sentence.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval.quality.beir import DatasetError
+from eval.quality.beir import DatasetError, json_lines
 
 Span = tuple[int, int]
 
@@ -55,25 +54,21 @@ def load(path: Path) -> dict[str, Claim]:
     if not path.is_file():
         raise DatasetError(f"{path} is missing: pass a rationales .jsonl file to --rationales")
     claims: dict[str, Claim] = {}
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                evidence = {str(d): tuple(frozenset(int(i) for i in r) for r in rationales)
-                            for d, rationales in row["evidence"].items()}
-                spans = {str(d): tuple((int(a), int(b)) for a, b in s)
-                         for d, s in row.get("sentence_spans", {}).items()}
-                claim = Claim(str(row["id"]), str(row["claim"]), evidence, spans)
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise DatasetError(f"{path}:{n}: not a rationale record ({exc!r}); each line "
-                                   "needs id, claim, evidence and sentence_spans") from None
-            missing = sorted(d for d in evidence if d not in spans)
-            if missing:
-                raise DatasetError(f"{path}:{n}: no sentence_spans for evidence abstract(s) "
-                                   f"{missing}")
-            claims[claim.claim_id] = claim
+    for n, row in json_lines(path):
+        try:
+            evidence = {str(d): tuple(frozenset(int(i) for i in r) for r in rationales)
+                        for d, rationales in row["evidence"].items()}
+            spans = {str(d): tuple((int(a), int(b)) for a, b in s)
+                     for d, s in row.get("sentence_spans", {}).items()}
+            claim = Claim(str(row["id"]), str(row["claim"]), evidence, spans)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{path}:{n}: not a rationale record ({exc!r}); each line "
+                               "needs id, claim, evidence and sentence_spans") from None
+        missing = sorted(d for d in evidence if d not in spans)
+        if missing:
+            raise DatasetError(f"{path}:{n}: no sentence_spans for evidence abstract(s) "
+                               f"{missing}")
+        claims[claim.claim_id] = claim
     if not claims:
         raise DatasetError(f"{path} holds no claims")
     return claims
