@@ -173,8 +173,9 @@ def _explain(answer: Any) -> None:
 @click.pass_context
 @_errors
 def docs(ctx: click.Context, as_json: bool) -> None:
-    """The indexed documents."""
-    documents = _pipeline(ctx).documents()
+    """The indexed documents; --json adds each file's path on this machine (where it was
+    ingested from), which the API never shows."""
+    documents = _pipeline(ctx).documents(with_paths=True)
     if as_json:
         _emit({"documents": documents})
         return
