@@ -215,8 +215,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, ray_address: s
 
     _use_ray(ctx, ray_address, shards)
     settings: Settings = ctx.obj
+    if port is not None:  # the port links in answers name (api.security.public_url)
+        settings = settings.model_copy(update={"port": port})
     host = host or settings.host
-    uvicorn.run(create_app(settings, hosts=[host]), host=host, port=port or settings.port,
+    uvicorn.run(create_app(settings, hosts=[host]), host=host, port=settings.port,
                 log_level="info")
 
 

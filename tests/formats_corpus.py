@@ -265,23 +265,8 @@ def entity_bomb_docx() -> bytes:
     return rezip(docx_bytes(), replace={"word/document.xml": body.encode()})
 
 
-def paragraph_bomb_docx(paragraphs: int = 5_300_000) -> bytes:
-    """A real .docx whose document.xml holds ``paragraphs`` one-letter paragraphs (issue 26:
-    5.3 million make 180 MB unpacked, under the zip cap, in about 525 KB)."""
-    src = zipfile.ZipFile(io.BytesIO(docx_bytes()))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            if info.filename != "word/document.xml":
-                dst.writestr(info.filename, src.read(info.filename))
-        entry = zipfile.ZipInfo("word/document.xml")
-        entry.compress_type = zipfile.ZIP_DEFLATED
-        with dst.open(entry, "w", force_zip64=True) as body:
-            body.write(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-                       b'<w:document xmlns:w="http://schemas.openxmlformats.org/'
-                       b'wordprocessingml/2006/main"><w:body>')
-            block = b"<w:p><w:r><w:t>x</w:t></w:r></w:p>" * 10_000
-            for _ in range(paragraphs // 10_000):
-                body.write(block)
-            body.write(b"</w:body></w:document>")
-    return out.getvalue()
+def slow_html(elements: int = 299_000) -> bytes:
+    """HTML that Python's parser takes seconds over (each tag with attributes), just under the
+    element cap, whose text is two words: for uploads that are still being parsed."""
+    return (b"<html><body>" + b'<div class="a b" id="i" title="t" data-a="1">' * elements
+            + b"slow page" + b"</div>" * elements)

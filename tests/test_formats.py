@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from eval.bench.hostile import paragraph_bomb_docx
 from rag.documents import parse_bytes, sniff_format
 from rag.errors import FileTooLargeError, UnreadableFileError, UnsupportedFileError
 from rag.formats import MAX_SHEET_CELLS, MAX_XML_ELEMENTS, MAX_ZIP_BYTES, MAX_ZIP_ENTRIES
@@ -97,10 +98,10 @@ def test_a_zip_bomb_is_refused_from_its_directory() -> None:
 
 def test_a_document_of_millions_of_elements_is_refused_while_they_are_counted() -> None:
     """Issue 26's .docx, cut to just over the limit: each paragraph is three elements."""
-    bomb = fc.paragraph_bomb_docx(MAX_XML_ELEMENTS // 3 + 10_000)
+    bomb = paragraph_bomb_docx(MAX_XML_ELEMENTS // 3 + 10_000)
     with pytest.raises(FileTooLargeError, match=f"more than {MAX_XML_ELEMENTS} XML elements"):
         parse_bytes(bomb, "bomb.docx", "b", "b")
-    fine = fc.paragraph_bomb_docx(10_000)  # the same shape, well under it, is read
+    fine = paragraph_bomb_docx(10_000)  # the same shape, well under it, is read
     assert parse_bytes(fine, "fine.docx", "f", "f").text.count("x") == 10_000
 
 

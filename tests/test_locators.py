@@ -187,7 +187,8 @@ def test_hits_and_citations_say_where_they_are_in_the_cli_and_the_api(
     report = next(h for h in pipeline.search(question, k=5) if fact in h.chunk.text)
     assert report.locator is not None and report.locator.page in (15, 16, 17)
 
-    with TestClient(create_app(pipeline.settings, pipeline)) as client:
+    with TestClient(create_app(pipeline.settings, pipeline),
+                    base_url="http://localhost") as client:
         wait_ready(client, wait=120)
         found = client.post("/v1/search", json={"query": "Oslo office Ingrid Berg"}).json()
         top = found["hits"][0]

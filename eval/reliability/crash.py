@@ -189,7 +189,7 @@ class Lab:
         if kind == "ingest":
             return p.ingest([self.corpus], prune=True).snapshot is not None
         if kind == "upload":
-            p.upload(UPLOAD_NAME, self.upload_data)
+            p.upload(UPLOAD_NAME, self.upload_data, replace=True)  # a retry replaces
             return True
         if any(d["doc_id"] == DELETED for d in p.documents()):
             p.delete(DELETED)
