@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from eval.bench.hostile import paragraph_bomb_docx
 from rag.config import Settings
 from rag.documents import parse_bytes
 from rag.errors import DocumentExistsError, FileTooLargeError, UnsupportedFileError
@@ -19,6 +20,7 @@ from rag.isolation import ParseLimits
 from rag.pipeline import Pipeline
 from rag.store import Store
 from rag.types import Document
+from tests.formats_corpus import slow_html
 from tests.standin import HashingEmbedder
 
 LIMITS = ParseLimits(max_chars=10_000, timeout_s=60, memory_mb=2048)
@@ -78,6 +80,20 @@ def test_read_paths_lists_a_folder_file_it_cannot_read_and_raises_for_a_named_on
         read_paths([tmp_path / "photo.txt"], {}, LIMITS, [])  # named directly
     sources = {str((tmp_path / "photo.txt").resolve()): ("photo", "s")}
     assert gone([tmp_path], docs, sources, failed) == []  # still there, only unreadable
+
+
+def test_a_folder_file_over_a_parse_limit_is_skipped_and_reported(tmp_path: Path) -> None:
+    """The limits of uploads hold for each file of a folder: issue 26's .docx, and a file
+    its worker cannot parse within the time budget, are listed with the limit named."""
+    (tmp_path / "a.txt").write_text("Alpha.")
+    (tmp_path / "bomb.docx").write_bytes(paragraph_bomb_docx())
+    (tmp_path / "slow.html").write_bytes(slow_html())
+    failed: list[tuple[str, str]] = []
+    docs = read_paths([tmp_path], {}, ParseLimits(10_000, 1.0, 2048), failed)
+    assert [d.doc_id for d in docs] == ["a"]
+    reasons = dict(failed)
+    assert "more than 4000000 XML elements" in reasons[str(tmp_path / "bomb.docx")]
+    assert "more than 1 s (RAG_PARSE_TIMEOUT_S)" in reasons[str(tmp_path / "slow.html")]
 
 
 def test_gone_names_only_files_missing_from_the_folders_read(tmp_path: Path) -> None:
