@@ -17,11 +17,12 @@ from starlette.routing import Match
 
 from api import openai_compat
 from api.deps import pipeline_of, require_api_key
-from api.limits import BodyLimitMiddleware, RateLimitMiddleware
+from api.limits import BodyLimitMiddleware, RateLimitMiddleware, UploadSlots
 from api.mcp import HttpEndpoint
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import router
 from api.schemas import Status
+from api.security import HostRule, RequestChecks, SecurityHeaders, public_url, scrub
 from api.web import add_pages
 from rag import __version__
 from rag.config import Settings
@@ -66,6 +67,7 @@ def _error(request: Request, status: int, message: str,
            headers: dict[str, str] | None = None) -> JSONResponse:
     """Our {"detail"} body; on the OpenAI-compatible paths, OpenAI's shape (and 400 where
     we would say 422, as OpenAI does for a malformed request)."""
+    message = scrub(message, request.app.state.settings)
     if request.url.path in openai_compat.PATHS:
         status = 400 if status == 422 else status
         return JSONResponse(openai_compat.error_body(status, message), status_code=status,
@@ -75,10 +77,11 @@ def _error(request: Request, status: int, message: str,
 
 def create_app(settings: Settings, pipeline: Pipeline | None = None,
                hosts: Sequence[str] = ()) -> FastAPI:
-    """``hosts``: names besides RAG_HOST and loopback that /mcp accepts in the Host header
-    (the address `rag serve --host` binds)."""
+    """``hosts``: the addresses `rag serve --host` binds, which requests may name in their
+    Host header besides RAG_HOST, the loopback names and RAG_ALLOWED_HOSTS (api.security)."""
     metrics = Metrics()
-    mcp = HttpEndpoint(settings, [settings.host, *hosts])
+    rule = HostRule.of(settings, hosts)
+    mcp = HttpEndpoint(settings, rule)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,6 +90,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
         app.state.ready = threading.Event()
         app.state.load_error = None
         app.state.search_lane = anyio.CapacityLimiter(settings.search_threads)
+        app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads)
+        app.state.public_url = public_url(settings, hosts)
         loader = threading.Thread(target=_load, args=(app,), name="rag-loader", daemon=True)
         loader.start()
         async with mcp.running(app.state):  # the MCP session manager lives as long as the app
@@ -102,11 +107,14 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
     app.include_router(router, dependencies=keyed)
     app.include_router(openai_compat.router, dependencies=keyed)
     app.router.routes.append(mcp.route)  # MCP over streamable HTTP, behind the same key as /v1
+    # Added first, run last: the host and origin checks, just before the routes.
+    app.add_middleware(RequestChecks, rule=rule)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.rate_limit_per_minute is not None:
         app.add_middleware(RateLimitMiddleware, per_minute=settings.rate_limit_per_minute,
                            burst=settings.rate_limit_burst)
+    app.add_middleware(SecurityHeaders)  # added last, runs first: on every response
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -131,16 +139,20 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
     def readyz(request: Request) -> Status | JSONResponse:
         state = request.app.state
         if not state.ready.is_set():
-            reason = state.load_error or "loading"
+            reason = scrub(state.load_error or "loading", settings)
             return JSONResponse({"status": reason}, status_code=503)
         try:
             index = pipeline_of(request).index
         except NoIndexError as exc:
-            return JSONResponse({"status": str(exc)}, status_code=503)
+            return JSONResponse({"status": scrub(str(exc), settings)}, status_code=503)
         docs, chunks = index.store.counts()
         return Status(status="ready", snapshot=index.snapshot, documents=docs, chunks=chunks)
 
-    @app.get("/metrics", include_in_schema=False)
+    # Behind the key like /v1 when one is set, unless RAG_METRICS_PUBLIC opens it.
+    closed = settings.api_key is not None and not settings.metrics_public
+
+    @app.get("/metrics", include_in_schema=False,
+             dependencies=[Depends(require_api_key)] if closed else [])
     def prometheus() -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)

@@ -9,6 +9,7 @@ import anyio
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.limits import UploadSlots
 from rag.config import Settings
 from rag.pipeline import Pipeline
 
@@ -51,6 +52,17 @@ def key_ok(settings: Settings, token: str | None) -> bool:
     return token is not None and hmac.compare_digest(token.strip().encode(), expected)
 
 
+async def get_public_url(request: Request) -> str:
+    """The base of the URLs responses carry (api.security.public_url), never the Host header."""
+    url: str = request.app.state.public_url
+    return url
+
+
+async def get_upload_slots(request: Request) -> UploadSlots:
+    slots: UploadSlots = request.app.state.upload_slots
+    return slots
+
+
 bearer = HTTPBearer(auto_error=False, description="the server's RAG_API_KEY")
 
 
@@ -65,3 +77,5 @@ async def require_api_key(settings: Annotated[Settings, Depends(get_settings)],
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LaneDep = Annotated[anyio.CapacityLimiter, Depends(get_lane)]
+PublicUrlDep = Annotated[str, Depends(get_public_url)]
+UploadSlotsDep = Annotated[UploadSlots, Depends(get_upload_slots)]

@@ -1,4 +1,5 @@
-"""Limits enforced before a request reaches a route: body size and per-client rate."""
+"""Limits enforced before a request reaches a route: body size and per-client rate; and the
+uploads the API indexes at once."""
 
 from __future__ import annotations
 
@@ -124,3 +125,25 @@ class RateLimitMiddleware:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"retry-after", str(retry).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+class UploadSlots:
+    """At most ``size`` uploads parsed and indexed at once (RAG_MAX_CONCURRENT_UPLOADS): each
+    holds a worker process and the model for seconds, so one more waits on the client's side
+    (503 with Retry-After), not in the server's memory. Taken and released on the event loop
+    only, so a counter needs no lock."""
+
+    RETRY_AFTER_S = 5
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.taken = 0
+
+    def take(self) -> bool:
+        if self.taken >= self.size:
+            return False
+        self.taken += 1
+        return True
+
+    def give_back(self) -> None:
+        self.taken -= 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, TypeVar
 
@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from api.deps import KEY_MISSING, STARTING, key_ok
 from api.schemas import CitationOut, DocumentList, SearchResponse
+from api.security import HostRule, scrub
 from rag import __version__
 from rag.config import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, AnswerMode, RetrieverName, Settings
 from rag.errors import NoIndexError, RagError
@@ -34,8 +35,6 @@ from rag.pipeline import Pipeline
 
 log = logging.getLogger("rag.mcp")
 T = TypeVar("T")
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-EVERY_ADDRESS = ("0.0.0.0", "::", "")
 
 INSTRUCTIONS = ("Answers from the user's indexed documents. `ask` returns an answer whose every "
                 "sentence cites a quote with its exact span in the stored text (`get_document` "
@@ -70,8 +69,10 @@ Lifespan = Callable[[MCPServer], AbstractAsyncContextManager[None]]
 
 
 def create_server(pipeline: Callable[[], Pipeline], lane: anyio.CapacityLimiter,
-                  lifespan: Lifespan | None = None) -> MCPServer:
-    """The tools over ``pipeline()``; their blocking work runs in ``lane``'s threads."""
+                  lifespan: Lifespan | None = None,
+                  tell: Callable[[str], str] = lambda message: message) -> MCPServer:
+    """The tools over ``pipeline()``; their blocking work runs in ``lane``'s threads. A
+    library error becomes a tool error whose text is ``tell(message)``."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     server: MCPServer = MCPServer("rag", version=__version__, instructions=INSTRUCTIONS,
@@ -87,7 +88,7 @@ def create_server(pipeline: Callable[[], Pipeline], lane: anyio.CapacityLimiter,
             try:
                 return work(pipeline())
             except RagError as exc:
-                raise ToolError(str(exc)) from exc
+                raise ToolError(tell(str(exc))) from exc
 
         return await anyio.to_thread.run_sync(call, limiter=lane)
 
@@ -151,28 +152,26 @@ def run_stdio(settings: Settings) -> None:
                   lifespan).run("stdio")
 
 
-def transport_security(hosts: Iterable[str]) -> TransportSecuritySettings:
-    """The SDK's DNS-rebinding check (Host and Origin headers): the configured hosts and the
-    loopback names, any port. Bound to every address, it is off, as in the SDK for any host
-    other than loopback: clients may use any of the machine's names (set RAG_API_KEY)."""
-    hosts = list(hosts)
-    if any(h in EVERY_ADDRESS for h in hosts):
+def transport_security(rule: HostRule) -> TransportSecuritySettings:
+    """The SDK's own DNS-rebinding check (Host and Origin headers, every method) from the
+    app's host rule (api.security, which checks every route first): its names, any port.
+    Where the rule allows any host (bound to every address), it is off, as in the SDK."""
+    if rule.names is None:
         return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    names = [f"[{h}]" if ":" in h and not h.startswith("[") else h
-             for h in dict.fromkeys([*hosts, *LOOPBACK])]
+    names = [f"[{h}]" if ":" in h else h for h in sorted(rule.names)]
     return TransportSecuritySettings(
         allowed_hosts=[f"{n}{port}" for n in names for port in ("", ":*")],
         allowed_origins=[f"{scheme}://{n}{port}" for n in names for scheme in ("http", "https")
-                         for port in ("", ":*")])
+                         for port in ("", ":*")] + sorted(rule.origins))
 
 
 class HttpEndpoint:
     """``/mcp`` (``route``): the API key as on /v1, then the SDK's streamable-HTTP session
     manager, which ``running`` starts and stops inside the app's lifespan."""
 
-    def __init__(self, settings: Settings, hosts: Iterable[str], path: str = "/mcp") -> None:
+    def __init__(self, settings: Settings, rule: HostRule, path: str = "/mcp") -> None:
         self.settings = settings
-        self.security = transport_security(hosts)
+        self.security = transport_security(rule)
         self.route = Route(path, self)  # every method: the transport answers POST, GET, DELETE
         self._sessions: StreamableHTTPSessionManager | None = None
 
@@ -185,7 +184,8 @@ class HttpEndpoint:
             pipeline: Pipeline = state.pipeline
             return pipeline
 
-        server = create_server(ready, state.search_lane)
+        server = create_server(ready, state.search_lane,
+                               tell=lambda message: scrub(message, self.settings))
         # Builds server.session_manager; its Starlette app is unused: /mcp is a route of ours.
         server.streamable_http_app(transport_security=self.security)
         async with server.session_manager.run():

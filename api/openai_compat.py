@@ -18,11 +18,11 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import LaneDep, PipelineDep, SettingsDep
+from api.deps import LaneDep, PipelineDep, PublicUrlDep, SettingsDep
 from api.routes import ERRORS
 from api.schemas import AskResponse
 from rag.config import AnswerMode, Settings
@@ -176,11 +176,10 @@ def _mode(model: str, pipeline: Pipeline) -> AnswerMode:
 @router.post("/chat/completions", response_model=ChatCompletion, responses={
     200: {"content": {"text/event-stream": {}},
           "description": "JSON, or with `stream` chat.completion.chunk events and [DONE]"}})
-async def chat_completions(body: ChatRequest, request: Request, pipeline: PipelineDep,
-                           settings: SettingsDep, lane: LaneDep) -> Response:
+async def chat_completions(body: ChatRequest, pipeline: PipelineDep, settings: SettingsDep,
+                           lane: LaneDep, base: PublicUrlDep) -> Response:
     mode = _mode(body.model, pipeline)
     question = question_of(body.messages)
-    base = str(request.base_url).rstrip("/")
     events = pipeline.ask_stream(question, mode=mode)
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:

@@ -4,16 +4,18 @@ of ``RAG_SEARCH_THREADS`` threads (see ``run_search``), the rest in FastAPI's th
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import asdict
 from typing import Annotated, Literal
 
+import anyio
 import anyio.to_thread
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
-from api.deps import LaneDep, PipelineDep, SettingsDep
+from api.deps import LaneDep, PipelineDep, SettingsDep, UploadSlotsDep
 from api.schemas import (
     AskRequest,
     AskResponse,
@@ -32,7 +34,8 @@ from rag.generate import Sentence
 from rag.types import Answer
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 415, 422, 429, 503)
+    code: {"model": ErrorResponse}
+    for code in (400, 401, 403, 404, 409, 413, 415, 421, 422, 429, 503)
 }
 
 router = APIRouter(prefix="/v1", responses=ERRORS)
@@ -135,16 +138,63 @@ def get_document(doc_id: str, pipeline: PipelineDep,
                        text=doc.text, span=span)
 
 
+REPLACE = ("replace the indexed document of the same doc_id; without it (or the form field "
+           "of that name) an existing doc_id is a 409 naming it")
+DISCONNECT_POLL_S = 0.25
+
+
 @router.post("/documents", response_model=UploadResponse, status_code=201)
-def upload_document(pipeline: PipelineDep, settings: SettingsDep,
-                    file: Annotated[UploadFile, File()]) -> UploadResponse:
+async def upload_document(request: Request, pipeline: PipelineDep, settings: SettingsDep,
+                          slots: UploadSlotsDep, file: Annotated[UploadFile, File()],
+                          replace: Annotated[bool, Query(description=REPLACE)] = False,
+                          replace_field: Annotated[bool, Form(alias="replace",
+                                                              description=REPLACE)] = False,
+                          ) -> UploadResponse:
+    """Parse (in a worker process, rag.isolation) and index one file; at most
+    RAG_MAX_CONCURRENT_UPLOADS at once. A client that goes away stops its parse."""
     if not file.filename:
         raise HTTPException(422, "the uploaded file has no name; its extension sets its type")
-    data = file.file.read(settings.max_upload_bytes + 1)
-    doc_id, report = pipeline.upload(file.filename, data)
-    status: Literal["added", "replaced"] = "replaced" if report.replaced else "added"
-    return UploadResponse(doc_id=doc_id, status=status, chunks=report.chunks,
-                          snapshot=report.snapshot)
+    if not slots.take():
+        raise HTTPException(503, f"{slots.size} uploads are being indexed already, the most "
+                                 "this server takes at once (RAG_MAX_CONCURRENT_UPLOADS): "
+                                 f"retry in {slots.RETRY_AFTER_S} s",
+                            headers={"Retry-After": str(slots.RETRY_AFTER_S)})
+    try:
+        data = await file.read(settings.max_upload_bytes + 1)
+        name, gone = file.filename, threading.Event()
+
+        def work() -> UploadResponse:
+            doc_id, report = pipeline.upload(name, data, replace or replace_field, gone)
+            status: Literal["added", "replaced"] = "replaced" if report.replaced else "added"
+            return UploadResponse(doc_id=doc_id, status=status, chunks=report.chunks,
+                                  snapshot=report.snapshot)
+
+        return await _while_connected(request, gone, work)
+    finally:
+        slots.give_back()
+
+
+async def _while_connected(request: Request, gone: threading.Event,
+                           work: Callable[[], UploadResponse]) -> UploadResponse:
+    """``work()`` in a thread; ``gone`` is set if the client closes the connection meanwhile
+    (the request's body is read by then, so what arrives is the disconnect)."""
+    async def watch() -> None:
+        while not await request.is_disconnected():
+            await anyio.sleep(DISCONNECT_POLL_S)
+        gone.set()
+
+    failure: Exception | None = None
+    async with anyio.create_task_group() as watching:
+        watching.start_soon(watch)
+        try:
+            done = await anyio.to_thread.run_sync(work)
+        except Exception as exc:  # raised below, not wrapped in the task group's ExceptionGroup
+            failure = exc
+        finally:
+            watching.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return done
 
 
 @router.delete("/documents/{doc_id:path}", response_model=DeleteResponse)

@@ -173,8 +173,9 @@ def _explain(answer: Any) -> None:
 @click.pass_context
 @_errors
 def docs(ctx: click.Context, as_json: bool) -> None:
-    """The indexed documents."""
-    documents = _pipeline(ctx).documents()
+    """The indexed documents; --json adds each file's path on this machine (where it was
+    ingested from), which the API never shows."""
+    documents = _pipeline(ctx).documents(with_paths=True)
     if as_json:
         _emit({"documents": documents})
         return
@@ -214,8 +215,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, ray_address: s
 
     _use_ray(ctx, ray_address, shards)
     settings: Settings = ctx.obj
+    if port is not None:  # the port links in answers name (api.security.public_url)
+        settings = settings.model_copy(update={"port": port})
     host = host or settings.host
-    uvicorn.run(create_app(settings, hosts=[host]), host=host, port=port or settings.port,
+    uvicorn.run(create_app(settings, hosts=[host]), host=host, port=settings.port,
                 log_level="info")
 
 

@@ -7,10 +7,11 @@ point and hand it (or the values it holds) to the pipeline.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rag.errors import SettingsError
 
@@ -119,8 +120,19 @@ class Settings(BaseSettings):
     ray_actors: int | None = Field(default=None, ge=1)
 
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Host names the server answers to besides RAG_HOST, the --host address and the loopback
+    # names (comma-separated): a request naming any other in its Host header is refused (421),
+    # so a web page cannot reach this server through a domain name of its own (DNS
+    # rebinding). Bound to every address (0.0.0.0, ::) the check is off unless this is set.
+    allowed_hosts: Annotated[list[str], NoDecode] = []
+    # The base URL clients reach the server at (behind a proxy: the proxy's), used for the
+    # links in answers (/v1/chat/completions); its host is allowed too. None: built from
+    # RAG_HOST (or --host) and RAG_PORT, never from a request's Host header.
+    public_url: str | None = None
     api_key: SecretStr | None = None
+    # /metrics is behind the key when one is set, unless this opens it (a scraper without it).
+    metrics_public: bool = False
     max_body_bytes: int = 20 * 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024
     max_question_chars: int = Field(default=MAX_QUESTION_CHARS, ge=1, le=MAX_QUESTION_CHARS)
@@ -137,10 +149,35 @@ class Settings(BaseSettings):
     request_lock_wait_s: float = Field(default=30.0, ge=0)
     # Text extracted from one file (a 10 MB PDF can hold far more once decompressed).
     max_document_chars: int = Field(default=MAX_DOCUMENT_CHARS, ge=1)
+    # Each file (upload or ingested) is parsed in a worker process of its own (rag.isolation),
+    # stopped after this many seconds (413) and capped at this much memory; an upload's
+    # worker is also stopped when its client goes away.
+    parse_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    parse_memory_mb: int = Field(default=2048, ge=256, le=1_048_576)
+    # Uploads the API parses and indexes at once; one more is a 503 with Retry-After.
+    max_concurrent_uploads: int = Field(default=2, ge=1, le=64)
     # Requests per minute per client address on /v1 (None: no limit), with bursts up to
     # rate_limit_burst requests.
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
     rate_limit_burst: int = Field(default=20, ge=1)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _a_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+                or parts.fragment:
+            raise ValueError(f"{value!r} is not a base URL like https://rag.example.com")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _overlap_inside_the_chunk(self) -> Settings:

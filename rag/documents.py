@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +32,6 @@ MAX_PDF_PAGES = 5_000
 # 10-200 KB, so a 40 KB PDF of pages of millions of operators cannot burn minutes of CPU.
 _PDF_STREAM_LIMIT = 20_000_000
 MAX_PDF_PAGE_CONTENT = 1_000_000
-MAX_PDF_SECONDS = 60.0
 # Content that is never text, whatever the file is called.
 _BINARY_MAGIC = {
     b"\x1f\x8b": "gzip data",
@@ -127,7 +125,6 @@ def _pdf_text(data: bytes, name: str, max_chars: int) -> Extracted:
             if len(reader.pages) > MAX_PDF_PAGES:
                 raise FileTooLargeError(f"{name}: {len(reader.pages)} pages is over the limit "
                                         f"of {MAX_PDF_PAGES}; split the PDF")
-            deadline = time.monotonic() + MAX_PDF_SECONDS
             for number, page in enumerate(reader.pages, 1):
                 contents = page.get_contents()
                 content_size = len(contents.get_data()) if contents is not None else 0
@@ -136,9 +133,6 @@ def _pdf_text(data: bytes, name: str, max_chars: int) -> Extracted:
                         f"{name}: page {number} holds {content_size} bytes of drawing "
                         f"operators, over the limit of {MAX_PDF_PAGE_CONTENT}")
                 pages.append(page.extract_text() or "")
-                if time.monotonic() > deadline:
-                    raise FileTooLargeError(f"{name}: text extraction took over "
-                                            f"{MAX_PDF_SECONDS:g} s; split the PDF")
                 size += len(pages[-1])
                 if size > max_chars:
                     raise FileTooLargeError(_too_much_text(name, max_chars))
@@ -257,11 +251,13 @@ def parse_bytes(data: bytes, name: str, doc_id: str, source: str,
 
 
 def load_file(path: Path, doc_id: str, max_chars: int = MAX_DOCUMENT_CHARS) -> Document:
+    """A file parsed in this process (rag.ingest parses each in a worker: rag.isolation)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UnreadableFileError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_bytes(data, path.name, doc_id, str(path), max_chars)
+    return replace(parse_bytes(data, path.name, doc_id, path.name, max_chars),
+                   path=str(path.resolve()))
 
 
 def discover(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
@@ -285,14 +281,3 @@ def discover(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
             yield path, path.parent
         else:
             raise UnreadableFileError(f"{path}: no such file or folder")
-
-
-def doc_id_for(file: Path, root: Path, taken: set[str]) -> str:
-    """The file name without extension, or its relative path when that is taken."""
-    stem = file.stem
-    if stem not in taken:
-        return stem
-    candidate = file.relative_to(root).with_suffix("").as_posix()
-    if candidate not in taken:
-        return candidate
-    return f"{candidate}-{hashlib.sha1(str(file).encode()).hexdigest()[:8]}"

@@ -32,6 +32,17 @@ class NoIndexError(RagError):
         super().__init__(f"no index at {index_dir}: run `rag ingest PATH` first")
 
 
+class DocumentExistsError(RagError):
+    """An upload would replace a document the client did not ask to replace."""
+
+    status = 409
+
+    def __init__(self, doc_id: str) -> None:
+        super().__init__(f"a document with doc_id {doc_id!r} is already indexed: upload with "
+                         "replace=true to replace it, or rename the file")
+        self.doc_id = doc_id
+
+
 class IndexMismatchError(RagError):
     """The index was built with another model, dimension or format."""
 
@@ -62,6 +73,12 @@ class UnreadableFileError(RagError):
 
 class FileTooLargeError(RagError):
     status = 413
+
+
+class CancelledError(RagError):
+    """The caller no longer wants the result (an upload whose client went away)."""
+
+    status = 499  # nginx's "client closed request": nobody is left to read the answer
 
 
 class LLMError(RagError):

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from rag.arrays import Floats, Vectors
 from rag.index import Index
+from rag.injection import addressed_to_model
 from rag.types import Chunk, Document, Hit
 
 Features = Floats  # one row of FEATURES per candidate
@@ -46,12 +47,6 @@ FEATURES = (
 # (fused z-scores over the candidates, BM25 with the corpus's IDF), so weights fit on
 # SciFact would not hold on a folder of two reports. Ranks and cosines do.
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-# A sentence addressed to a language model rather than to a reader ("ignore previous
-# instructions and say…"): a prompt injection, never evidence for an answer or a citation.
-INSTRUCTION = re.compile(
-    r"(?i)\b(ignore|disregard|forget|override)\b.{0,60}\b(instructions?|prompts?|rules|"
-    r"directions)\b|\b(system prompt|you are now|as an ai|language model)\b|"
-    r"^\W*(say|respond|reply|answer|tell the user)\b.{0,30}\b(that|exactly|only|with)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +97,7 @@ def gather(hits: Sequence[Hit], index: Index, fetch: Callable[[str], Document | 
             for a, b, vector in zip(starts.tolist(), ends.tolist(), stored, strict=True):
                 quote = doc.text[a:b]
                 if (a, b) in seen or not min_words <= len(quote.split()) <= max_words \
-                        or INSTRUCTION.search(quote):
+                        or addressed_to_model(quote):  # a prompt injection: never evidence
                     continue
                 seen.add((a, b))
                 heading = a == 0 and doc.text[b:].lstrip(" \t").startswith("\n")

@@ -29,6 +29,11 @@ from rag.types import Locator
 MAX_ZIP_ENTRIES = 10_000
 MAX_ZIP_BYTES = 200_000_000  # unpacked, all entries together
 MAX_SHEET_CELLS = 2_000_000  # cells (and rows) read from all sheets of a workbook or a CSV
+# XML elements in all the parts of a .docx or .pptx (python-docx and python-pptx hold each
+# part as a tree, about 250 bytes an element): a 5-million-character document of short
+# formatted runs has about 3 million; 5.3 million one-letter paragraphs, 16 million.
+MAX_XML_ELEMENTS = 4_000_000
+_TREE_KINDS = frozenset({"docx", "pptx"})
 ZIP_KINDS = {"word/document.xml": "docx", "ppt/presentation.xml": "pptx",
              "xl/workbook.xml": "xlsx"}
 ZIP_SUFFIXES = frozenset({".docx", ".pptx", ".xlsx", ".epub"})
@@ -104,10 +109,30 @@ def zip_kind(data: bytes, name: str, suffix: str) -> str:
             raise UnsupportedFileError(f"{name}: the content is a zip archive that is not a "
                                        "Word (.docx), PowerPoint (.pptx), Excel (.xlsx) or "
                                        "EPUB file")
-        for info in infos:
-            if info.filename.lower().endswith(_XML_SUFFIXES):
-                _check_xml(zf, info, name)
+        xml = [i for i in infos if i.filename.lower().endswith(_XML_SUFFIXES)]
+        for info in xml:
+            _check_xml(zf, info, name)
+        if kind in _TREE_KINDS:
+            _count_elements(zf, xml, name)
     return kind
+
+
+def _count_elements(zf: zipfile.ZipFile, parts: Iterable[zipfile.ZipInfo], name: str) -> None:
+    """Refuse more than MAX_XML_ELEMENTS start tags, counted in the unpacked bytes as they
+    stream (never a tree): the count stops at the limit, in a fraction of a second."""
+    seen = 0
+    for info in parts:
+        try:
+            with zf.open(info) as part:
+                while block := part.read(1 << 20):
+                    seen += block.count(b"<") - block.count(b"</") - block.count(b"<?") \
+                        - block.count(b"<!")
+                    if seen > MAX_XML_ELEMENTS:
+                        raise FileTooLargeError(f"{name}: more than {MAX_XML_ELEMENTS} XML "
+                                                "elements; split the document")
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise UnreadableFileError(f"{name}: {info.filename} cannot be unpacked "
+                                      f"({str(exc)[:200]})") from None
 
 
 def guarded(kind: str, name: str, read: Callable[[], Extracted]) -> Extracted:

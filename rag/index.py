@@ -42,8 +42,10 @@ from rag.vector_index import VectorIndex
 # and row, heading path). A format-2 snapshot is read as it is (every locator None); a writer
 # adds the marks table to its copy, and the snapshot it commits is format 3, its older
 # documents still without marks until they are re-ingested into a new --index folder.
-FORMAT = 3
-READABLE_FORMATS = (2, 3)
+# Format 4 keeps a file's absolute path apart from its public source (rag.store): an older
+# snapshot is read with its sources cut to their relative part, and a writer moves its paths.
+FORMAT = 4
+READABLE_FORMATS = (2, 3, 4)
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 STORE = "store.sqlite"
@@ -82,7 +84,8 @@ def check_manifest(manifest: Mapping[str, Any], root: Path, model: str | None,
                    dimension: int | None) -> None:
     if manifest.get("format") not in READABLE_FORMATS:
         raise IndexMismatchError(f"index at {root} has format {manifest.get('format')}, this "
-                                 f"version reads {' and '.join(map(str, READABLE_FORMATS))}: "
+                                 f"version reads {', '.join(map(str, READABLE_FORMATS[:-1]))} and "
+                                 f"{READABLE_FORMATS[-1]}: "
                                  "re-ingest into a new --index folder")
     if model is not None and manifest["model"] != model:
         raise IndexMismatchError(

@@ -8,24 +8,33 @@ text changed, and skipped when the index already holds the same sha256.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from rag import doc_ids, isolation
 from rag.chunking import Chunker
-from rag.documents import discover, doc_id_for, load_file, parse_bytes
+from rag.documents import discover
 from rag.embedding import Embedder
-from rag.errors import DocumentNotFoundError, FileTooLargeError, RagError, UnreadableFileError
+from rag.errors import (
+    DocumentExistsError,
+    DocumentNotFoundError,
+    FileTooLargeError,
+    RagError,
+    UnreadableFileError,
+)
 from rag.index import STORE, Index, IndexWriter, current_snapshot
+from rag.isolation import ParseLimits
 from rag.prepare import Preparer
 from rag.store import Store
 from rag.types import Document
 
-Sources = Mapping[str, tuple[str, str]]  # an index's source -> (doc_id, sha256)
+# An index's files by path (uploads and documents made in code by source) -> (doc_id, sha256)
+Sources = Mapping[str, tuple[str, str]]
 
 
 @dataclass
@@ -54,7 +63,8 @@ class IngestReport:
 
 
 def indexed(root: Path) -> dict[str, tuple[str, str]] | None:
-    """source -> (doc_id, sha256) in the current snapshot; None when there is no index."""
+    """path -> (doc_id, sha256) in the current snapshot (``Sources``); None when there is
+    no index."""
     snapshot = current_snapshot(root)
     if snapshot is None:
         return None
@@ -86,10 +96,12 @@ def plan(known: Mapping[str, str], docs: Sequence[Document],
     return todo, report
 
 
-def read_paths(paths: Sequence[Path], sources: Sources, max_chars: int,
+def read_paths(paths: Sequence[Path], sources: Sources, limits: ParseLimits,
                failed: list[tuple[str, str]] | None = None,
                progress: bool = False) -> list[Document]:
-    """Every supported file under ``paths``, read once; an indexed file keeps its doc_id.
+    """Every supported file under ``paths``, read once, each parsed under ``limits`` in a
+    worker of its own (rag.isolation); an indexed file keeps its doc_id, whatever rule made
+    it, so a folder indexed before the rule changed is not indexed twice.
 
     A file named directly that cannot be read is an error. With a ``failed`` list, a file
     found inside a folder that cannot be read, or is refused, is appended to it as
@@ -104,9 +116,9 @@ def read_paths(paths: Sequence[Path], sources: Sources, max_chars: int,
     for file, root in tqdm(roots.items(), desc="reading", unit="file", disable=not progress,
                            leave=False):
         known = sources.get(str(file))
-        doc_id = known[0] if known is not None else doc_id_for(file, root, taken)
+        doc_id = known[0] if known is not None else doc_ids.for_file(file, root, taken)
         try:
-            docs.append(load_file(file, doc_id, max_chars))
+            docs.append(read_file(file, root, doc_id, limits))
         except Exception as exc:  # any one file's failure, a parser's bug included
             if failed is None or file in named:
                 raise
@@ -115,6 +127,16 @@ def read_paths(paths: Sequence[Path], sources: Sources, max_chars: int,
             continue
         taken.add(doc_id)
     return docs
+
+
+def read_file(file: Path, root: Path, doc_id: str, limits: ParseLimits) -> Document:
+    """One file: its source is its path relative to ``root``, its ``path`` the absolute one."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise UnreadableFileError(f"{file}: cannot read ({exc.strerror})") from None
+    source = file.relative_to(root).as_posix()
+    return replace(isolation.parse(data, file.name, doc_id, source, limits), path=str(file))
 
 
 def _reason(exc: Exception) -> str:
@@ -140,25 +162,26 @@ def gone(paths: Sequence[Path], docs: Sequence[Document],
 
     A file that is still there but failed to read keeps its indexed version.
     """
-    seen = {d.source for d in docs} | {path for path, _ in failed}
+    seen = {d.path for d in docs} | {path for path, _ in failed}
     folders = tuple(str(p.resolve()) + os.sep for p in paths if p.is_dir())
     return sorted(doc_id for source, (doc_id, _) in sources.items()
                   if source not in seen and source.startswith(folders))
 
 
-def safe_doc_id(filename: str) -> str:
-    """A doc_id from an uploaded name: never a path, only a tame identifier."""
-    stem = Path(filename.replace("\\", "/")).name.rsplit(".", 1)[0]
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "upload"
-
-
-def read_upload(filename: str, data: bytes, max_bytes: int, max_chars: int) -> Document:
-    """An uploaded file (its name is used for type and id only, never as a path)."""
+def read_upload(filename: str, data: bytes, max_bytes: int, limits: ParseLimits,
+                known: Collection[str] = (), replace_existing: bool = False,
+                cancelled: threading.Event | None = None) -> Document:
+    """An uploaded file (its name is used for type and id only, never as a path), parsed
+    under ``limits`` in a worker of its own. An id among ``known`` is refused unless
+    ``replace_existing``, before anything is parsed."""
     if len(data) > max_bytes:
         raise FileTooLargeError(f"{filename}: {len(data)} bytes is over the upload limit of "
                                 f"{max_bytes} bytes")
-    doc_id = safe_doc_id(filename)
-    return parse_bytes(data, filename, doc_id, f"upload:{doc_id}", max_chars)
+    doc_id = doc_ids.for_upload(filename)
+    if doc_id in known and not replace_existing:
+        raise DocumentExistsError(doc_id)
+    return isolation.parse(data, filename, doc_id, doc_ids.upload_source(filename), limits,
+                           cancelled)
 
 
 class Committer:
@@ -176,14 +199,19 @@ class Committer:
                            self.chunker.describe(), wait_s, self.ann_threshold)
 
     def write(self, docs: Sequence[Document], report: IngestReport, index: Index | None,
-              progress: bool, wait_s: float, deleted: Sequence[str] = ()) -> None:
+              progress: bool, wait_s: float, deleted: Sequence[str] = (),
+              new_only: Collection[str] = ()) -> None:
         """One snapshot with ``docs`` written and ``deleted`` gone; counts add to ``report``.
 
-        ``index`` is the snapshot whose vectors an edited document may reuse.
+        ``index`` is the snapshot whose vectors an edited document may reuse. A doc_id in
+        ``new_only`` that another writer added meanwhile is refused under the lock.
         """
         prepared, reused = self.preparer.prepare(docs, index, progress)
         report.reused += reused
         with self._writer(wait_s) as w:
+            for doc_id in new_only:
+                if w.store.document(doc_id) is not None:
+                    raise DocumentExistsError(doc_id)
             for doc_id in deleted:
                 w.delete(doc_id)
             for p in prepared:

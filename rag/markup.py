@@ -11,10 +11,13 @@ import re
 from html.parser import HTMLParser
 from typing import NamedTuple
 
-from rag.errors import UnreadableFileError
+from rag.errors import FileTooLargeError, UnreadableFileError
 from rag.types import Locator
 
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# Tags one HTML document may open: a 10 MB page of text holds about 100,000; 900,000 nested
+# <div>s cost Python's parser 10 µs each, so the count stops them early.
+MAX_HTML_ELEMENTS = 300_000
 # (offset of a line start in the raw text, where that line and the next ones are)
 RawMark = tuple[int, Locator]
 
@@ -55,8 +58,9 @@ class _TextExtractor(HTMLParser):
     linear time and no memory beyond its text.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
         super().__init__(convert_charrefs=True)
+        self.name, self.elements = name, 0
         self.lines: list[str] = []
         self._block: list[str] = []
         self._pre = 0
@@ -78,6 +82,10 @@ class _TextExtractor(HTMLParser):
             self._block = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements += 1
+        if self.elements > MAX_HTML_ELEMENTS:
+            raise FileTooLargeError(f"{self.name}: more than {MAX_HTML_ELEMENTS} HTML elements; "
+                                    "split the document")
         if tag in _BLOCK_TAGS:
             self.flush()
         if tag in _VOID_TAGS:
@@ -123,7 +131,7 @@ _HEADINGS = re.compile(r"h[1-6]")
 
 def html_text(data: bytes, name: str) -> Extracted:
     """A line per block; each h1-h6 marks its section with the heading path."""
-    parser = _TextExtractor()
+    parser = _TextExtractor(name)
     parser.feed(decode(data, name))
     parser.close()
     parser.flush()

@@ -8,8 +8,9 @@ is worked out in rag.ingest.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from rag.errors import DocumentNotFoundError, NoIndexError
 from rag.generate import Sentence, choose_mode, sentences_of
 from rag.index import Index, IndexHandle, current_snapshot
 from rag.ingest import Committer, IngestReport, Sources
+from rag.isolation import ParseLimits
 from rag.llm import Writer
 from rag.rerank import Reranker
 from rag.retrieval import Retriever, check_query, make_retriever
@@ -83,6 +85,10 @@ class Pipeline:
     def composer(self) -> Composer:
         return components.build_composer(self.settings, self.scorer)
 
+    def parse_limits(self) -> ParseLimits:
+        s = self.settings
+        return ParseLimits(s.max_document_chars, s.parse_timeout_s, s.parse_memory_mb)
+
     # Writing
 
     def ingest(self, paths: Iterable[Path], prune: bool = False,
@@ -96,8 +102,7 @@ class Pipeline:
         paths = [Path(p) for p in paths]
         sources = ingest.indexed(self.root)
         failed: list[tuple[str, str]] = []
-        docs = ingest.read_paths(paths, sources or {}, self.settings.max_document_chars, failed,
-                                 progress)
+        docs = ingest.read_paths(paths, sources or {}, self.parse_limits(), failed, progress)
         if strict:
             ingest.refuse_failures(failed)
         deleted = ingest.gone(paths, docs, sources or {}, failed) if prune else []
@@ -124,13 +129,19 @@ class Pipeline:
         report.seconds = time.perf_counter() - t0
         return report
 
-    def upload(self, filename: str, data: bytes) -> tuple[str, IngestReport]:
-        """Index one uploaded file; the same file uploaded again is written again."""
+    def upload(self, filename: str, data: bytes, replace: bool = False,
+               cancelled: threading.Event | None = None) -> tuple[str, IngestReport]:
+        """Index one uploaded file. A document of the same doc_id is replaced only with
+        ``replace`` (DocumentExistsError otherwise, also when another upload added it
+        meanwhile); the same file uploaded again is written again. ``cancelled`` stops the
+        parse (the client went away)."""
         s = self.settings
-        doc = ingest.read_upload(filename, data, s.max_upload_bytes, s.max_document_chars)
-        todo, report = ingest.plan(ingest.sources_by_doc_id(ingest.indexed(self.root)), [doc],
-                                   rewrite_unchanged=True)
-        self._write(todo, report, progress=False, wait_s=s.request_lock_wait_s)
+        known = ingest.sources_by_doc_id(ingest.indexed(self.root))
+        doc = ingest.read_upload(filename, data, s.max_upload_bytes, self.parse_limits(), known,
+                                 replace, cancelled)
+        todo, report = ingest.plan(known, [doc], rewrite_unchanged=True)
+        self._write(todo, report, progress=False, wait_s=s.request_lock_wait_s,
+                    new_only=() if replace else [doc.doc_id])
         return doc.doc_id, report
 
     def delete(self, doc_id: str) -> IngestReport:
@@ -146,17 +157,20 @@ class Pipeline:
                          s.embed_batch_size, s.sentence_vectors == "context", s.ann_threshold)
 
     def _write(self, docs: Sequence[Document], report: IngestReport, progress: bool,
-               wait_s: float, deleted: Sequence[str] | None = None) -> None:
+               wait_s: float, deleted: Sequence[str] | None = None,
+               new_only: Collection[str] = ()) -> None:
         replaced = set(report.replaced)
         reuse = self.index if any(d.doc_id in replaced for d in docs) else None
         self._committer().write(docs, report, reuse, progress, wait_s,
-                                report.deleted if deleted is None else deleted)
+                                report.deleted if deleted is None else deleted, new_only)
         self.reload()
 
     # Reading
 
-    def documents(self) -> list[dict[str, Any]]:
-        return self.index.store.documents()
+    def documents(self, with_paths: bool = False) -> list[dict[str, Any]]:
+        """Every document's metadata; ``with_paths`` adds where each file was on the machine
+        that ingested it (`rag docs`, never the API)."""
+        return self.index.store.documents(with_paths)
 
     def document(self, doc_id: str) -> Document:
         doc = self.index.store.document(doc_id)

@@ -5,6 +5,11 @@ three structures agree by construction. A document's marks (where its text was i
 original file: page, slide, sheet and row, heading path) are rows of ``marks``; a store
 written before they existed (index format 2) has no such table, and gets it when a writer
 opens it.
+
+A document's ``source`` is what clients see (a path relative to the ingested folder); its
+``path``, where the file was on the ingesting machine, is only read back by a re-ingest and
+`rag docs`. A store written before format 4 kept that absolute path in ``source``: its
+readers show its tail instead (``public_source``), and a writer moves it to ``path``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from rag.types import Chunk, Document, Locator, Mark
@@ -23,7 +28,8 @@ CREATE TABLE IF NOT EXISTS documents (
     title TEXT NOT NULL,
     source TEXT NOT NULL,
     sha256 TEXT NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    path TEXT
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -58,6 +64,21 @@ def _locator(row: sqlite3.Row) -> Locator:
                    heading=row["heading"])
 
 
+def is_absolute(source: str) -> bool:
+    return PurePosixPath(source).is_absolute() or PureWindowsPath(source).is_absolute()
+
+
+def public_source(source: str, doc_id: str) -> str:
+    """``source`` as clients may see it. An absolute path (what indexes before format 4
+    stored) is cut to the parts its doc_id was made from: the file name, and one folder more
+    for each "/" in the doc_id (the file's path relative to the ingested folder)."""
+    if not is_absolute(source):
+        return source
+    pure = PureWindowsPath(source) if PureWindowsPath(source).drive else PurePosixPath(source)
+    parts = pure.parts[1:]  # the root ("/", "C:\\") is never kept
+    return "/".join(parts[-(doc_id.count("/") + 1):])
+
+
 def _chunk(row: sqlite3.Row) -> Chunk:
     return Chunk(doc_id=row["doc_id"], chunk_id=row["chunk_id"], ordinal=row["ordinal"],
                  text=row["text"], char_start=row["char_start"], char_end=row["char_end"],
@@ -74,8 +95,23 @@ class Store:
         self._db.execute("PRAGMA foreign_keys = ON")
         if not readonly:
             self._db.executescript(SCHEMA)
+            self._move_paths()
         self.has_marks = bool(self._rows(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'marks'"))
+        self.has_paths = any(r["name"] == "path" for r in self._rows(
+            "PRAGMA table_info(documents)"))
+
+    def _move_paths(self) -> None:
+        """A store of format 2 or 3: add the ``path`` column, and move each absolute
+        ``source`` there, leaving its public form (committed with the writer's changes)."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(documents)")}
+        if "path" not in columns:
+            self._db.execute("ALTER TABLE documents ADD COLUMN path TEXT")
+            rows = self._db.execute("SELECT doc_id, source FROM documents").fetchall()
+            self._db.executemany(
+                "UPDATE documents SET path = ?, source = ? WHERE doc_id = ?",
+                [(source, public_source(source, doc_id), doc_id)
+                 for doc_id, source in rows if is_absolute(source)])
 
     def close(self) -> None:
         self._db.close()
@@ -90,8 +126,11 @@ class Store:
 
     def add_document(self, doc: Document, chunks: Sequence[Chunk]) -> list[int]:
         """Insert a document and its chunks; return the chunks' row ids in order."""
-        self._db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
-                         (doc.doc_id, doc.title, doc.source, doc.sha256, doc.text))
+        self._db.execute(
+            "INSERT INTO documents (doc_id, title, source, sha256, text, path) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (doc.doc_id, doc.title, public_source(doc.source, doc.doc_id), doc.sha256, doc.text,
+             doc.path))
         ids = []
         for c in chunks:
             cur = self._db.execute(
@@ -124,8 +163,12 @@ class Store:
         marks = tuple(Mark(r["start"], _locator(r)) for r in self._rows(
             f"SELECT start, {_LOCATOR_COLUMNS} FROM marks WHERE doc_id = ? ORDER BY start",
             (doc_id,))) if with_marks and self.has_marks else ()
-        return Document(doc_id=row["doc_id"], title=row["title"], source=row["source"],
-                        text=row["text"], sha256=row["sha256"], marks=marks)
+        path = row["path"] if self.has_paths else None
+        if path is None and is_absolute(row["source"]):
+            path = row["source"]
+        return Document(doc_id=row["doc_id"], title=row["title"],
+                        source=public_source(row["source"], row["doc_id"]), text=row["text"],
+                        sha256=row["sha256"], marks=marks, path=path)
 
     def locators(self, spans: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Locator]:
         """(doc_id, offset) -> where that offset is in the original file: its document's last
@@ -142,18 +185,35 @@ class Store:
     def locator(self, doc_id: str, start: int) -> Locator | None:
         return self.locators([(doc_id, start)]).get((doc_id, start))
 
-    def documents(self) -> list[dict[str, Any]]:
-        """Metadata of every document (no text), ordered by doc_id."""
+    def documents(self, with_paths: bool = False) -> list[dict[str, Any]]:
+        """Metadata of every document (no text), ordered by doc_id; ``path`` (where the file
+        was on the ingesting machine) only when asked."""
         rows = self._rows(
-            "SELECT d.doc_id, d.title, d.source, d.sha256, length(d.text) AS chars,"
+            f"SELECT d.doc_id, d.title, d.source, {self._path} AS path, d.sha256, "
+            "length(d.text) AS chars,"
             " (SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id) AS chunks"
             " FROM documents d ORDER BY d.doc_id")
-        return [dict(r) for r in rows]
+        out = []
+        for r in rows:
+            doc = dict(r)
+            path = doc.pop("path")
+            if with_paths:
+                doc["path"] = path if is_absolute(path) else None
+            doc["source"] = public_source(doc["source"], doc["doc_id"])
+            out.append(doc)
+        return out
+
+    @property
+    def _path(self) -> str:
+        """Where a document's file was: its path column, else (uploads, documents made in
+        code, stores before format 4) its source."""
+        return "coalesce(d.path, d.source)" if self.has_paths else "d.source"
 
     def sources(self) -> dict[str, tuple[str, str]]:
-        """source path -> (doc_id, sha256), for incremental ingest."""
-        rows = self._rows("SELECT source, doc_id, sha256 FROM documents")
-        return {r["source"]: (r["doc_id"], r["sha256"]) for r in rows}
+        """File path (or, for uploads and documents made in code, source) -> (doc_id,
+        sha256), for incremental ingest."""
+        rows = self._rows(f"SELECT {self._path} AS path, doc_id, sha256 FROM documents d")
+        return {r["path"]: (r["doc_id"], r["sha256"]) for r in rows}
 
     def chunks_by_ids(self, ids: Iterable[int]) -> dict[int, Chunk]:
         wanted = list(dict.fromkeys(int(i) for i in ids))
@@ -187,7 +247,7 @@ class Store:
         marks = ",".join("?" * len(wanted))
         rows = self._rows(
             f"SELECT doc_id, title, source FROM documents WHERE doc_id IN ({marks})", wanted)
-        return {r["doc_id"]: (r["title"], r["source"]) for r in rows}
+        return {r["doc_id"]: (r["title"], public_source(r["source"], r["doc_id"])) for r in rows}
 
     def all_chunks(self) -> tuple[list[int], list[str]]:
         """Every chunk's row id and text, in row-id order (what BM25 is built from)."""

@@ -45,7 +45,13 @@ def locate(marks: Sequence[Mark], start: int) -> Locator | None:
 @dataclass(frozen=True, slots=True)
 class Document:
     """A cleaned source file. Every offset in the system points into ``text``; ``marks``,
-    in increasing ``start`` order, say where its parts were in the original file."""
+    in increasing ``start`` order, say where its parts were in the original file.
+
+    ``source`` is what clients see: the file's path relative to the folder it was ingested
+    from, "upload:NAME", or what the code that made it says. ``path`` is where the file was
+    on the machine that ingested it (None for uploads and documents made in code): it tells
+    a re-ingest which file is which, and is never sent over the API.
+    """
 
     doc_id: str
     title: str
@@ -53,6 +59,7 @@ class Document:
     text: str
     sha256: str
     marks: tuple[Mark, ...] = ()
+    path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

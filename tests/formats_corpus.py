@@ -263,3 +263,10 @@ def entity_bomb_docx() -> bytes:
             '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
             "<w:body><w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>")
     return rezip(docx_bytes(), replace={"word/document.xml": body.encode()})
+
+
+def slow_html(elements: int = 299_000) -> bytes:
+    """HTML that Python's parser takes seconds over (each tag with attributes), just under the
+    element cap, whose text is two words: for uploads that are still being parsed."""
+    return (b"<html><body>" + b'<div class="a b" id="i" title="t" data-a="1">' * elements
+            + b"slow page" + b"</div>" * elements)

@@ -28,7 +28,8 @@ from tests.seed_facts import OFF_TOPIC, SEED_A, SEED_B, SEED_QUESTIONS, SEEDS
 
 def _client(settings: Settings, embedder: SentenceTransformerEmbedder,
             scorer: EvidenceScorer) -> TestClient:
-    return TestClient(create_app(settings, Pipeline(settings, embedder=embedder, scorer=scorer)))
+    return TestClient(create_app(settings, Pipeline(settings, embedder=embedder, scorer=scorer)),
+                      base_url="http://localhost")  # a host the app answers to (api.security)
 
 
 @pytest.fixture
@@ -176,7 +177,7 @@ def test_searches_wait_in_their_own_lane_and_uploads_and_listings_pass(
     settings = Settings(index_dir=tmp_path / "index", search_threads=1)
     pipeline = _HeldPipeline(settings, embedder)
     question, doc_id, _ = SEED_QUESTIONS[3]
-    with TestClient(create_app(settings, pipeline)) as c:
+    with TestClient(create_app(settings, pipeline), base_url="http://localhost") as c:
         wait_ready(c, wait=120)
         answers: list[httpx.Response] = []
         senders = [threading.Thread(target=lambda: answers.append(

@@ -63,6 +63,8 @@ def test_ingest_search_ask_docs_show(tmp_path: Path, corpus: Path) -> None:
 
     docs = json.loads(rag("docs", "--json", index=index).stdout)["documents"]
     assert {d["doc_id"] for d in docs} == {SEED_A, SEED_B}
+    assert {(d["source"], d["path"]) for d in docs} == {  # the path only here, on this machine
+        (f"{d}.txt", str((corpus / f"{d}.txt").resolve())) for d in (SEED_A, SEED_B)}
     shown = json.loads(rag("show", doc_id, "--json", index=index).stdout)
     assert set(shown) == {"doc_id", "title", "source", "text"}
     c = asked["citations"][0]

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.documents import clean_text, discover, doc_id_for, load_file, parse_bytes
+from rag.documents import clean_text, discover, load_file, parse_bytes
 from rag.errors import FileTooLargeError, UnreadableFileError, UnsupportedFileError
+from rag.markup import MAX_HTML_ELEMENTS
 from tests.formats_corpus import pdf_from_objects
 from tests.seed_facts import SEED_A, SEED_B, SEEDS
 
@@ -87,14 +88,6 @@ def test_discover_skips_hidden_and_unsupported_inside_folders(tmp_path: Path) ->
     assert found == ["a.txt", "sub/b.md", "sub/e.HTML"]
 
 
-def test_doc_ids_are_made_unique_with_the_relative_path(tmp_path: Path) -> None:
-    taken: set[str] = set()
-    first = doc_id_for(tmp_path / "x" / "notes.txt", tmp_path, taken)
-    taken.add(first)
-    second = doc_id_for(tmp_path / "y" / "notes.md", tmp_path, taken)
-    assert (first, second) == ("notes", "y/notes")
-
-
 def _flate_pdf(content: bytes, pages: int = 1) -> bytes:
     """A PDF whose pages all draw one FlateDecode content stream (for decompression bombs)."""
     z = zlib.compress(content, 9)
@@ -147,6 +140,8 @@ def test_extracted_text_has_a_ceiling() -> None:
         parse_bytes(b"x " * 100, "long.txt", "l", "l", max_chars=100)
 
 
-def test_deeply_nested_html_is_parsed_in_linear_time() -> None:
+def test_deeply_nested_html_is_parsed_in_linear_time_up_to_the_element_cap() -> None:
     html = b"<html><body>" + b"<div>" * 200_000 + b"deep text" + b"</div>" * 200_000
     assert parse_bytes(html, "deep.html", "d", "d").text == "deep text"
+    with pytest.raises(FileTooLargeError, match=f"more than {MAX_HTML_ELEMENTS} HTML elements"):
+        parse_bytes(b"<div>" * (MAX_HTML_ELEMENTS + 1) + b"text", "divs.html", "d", "d")

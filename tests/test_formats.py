@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from eval.bench.hostile import paragraph_bomb_docx
 from rag.documents import parse_bytes, sniff_format
 from rag.errors import FileTooLargeError, UnreadableFileError, UnsupportedFileError
-from rag.formats import MAX_SHEET_CELLS, MAX_ZIP_BYTES, MAX_ZIP_ENTRIES
+from rag.formats import MAX_SHEET_CELLS, MAX_XML_ELEMENTS, MAX_ZIP_BYTES, MAX_ZIP_ENTRIES
 from rag.types import Locator, locate
 from tests import formats_corpus as fc
 
@@ -93,6 +94,15 @@ def test_a_zip_bomb_is_refused_from_its_directory() -> None:
     with pytest.raises(FileTooLargeError, match=r"unpack to \d+ bytes.*zip bomb"):
         parse_bytes(bomb, "bomb.docx", "b", "b")
     assert time.perf_counter() - t0 < 1.0
+
+
+def test_a_document_of_millions_of_elements_is_refused_while_they_are_counted() -> None:
+    """Issue 26's .docx, cut to just over the limit: each paragraph is three elements."""
+    bomb = paragraph_bomb_docx(MAX_XML_ELEMENTS // 3 + 10_000)
+    with pytest.raises(FileTooLargeError, match=f"more than {MAX_XML_ELEMENTS} XML elements"):
+        parse_bytes(bomb, "bomb.docx", "b", "b")
+    fine = paragraph_bomb_docx(10_000)  # the same shape, well under it, is read
+    assert parse_bytes(fine, "fine.docx", "f", "f").text.count("x") == 10_000
 
 
 def test_too_many_zip_entries_are_refused() -> None:

@@ -156,7 +156,7 @@ def test_generative_without_an_llm_is_a_clear_4xx(seed_index: Path,
     with pytest.raises(InputError, match="RAG_LLM_BASE_URL"):
         pipeline.ask(QUESTIONS[0], mode="generative")
     app = create_app(Settings(index_dir=seed_index))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         _ready(client)
         for stream in (False, True):
             r = client.post("/v1/ask", json={"question": QUESTIONS[0], "mode": "generative",
@@ -182,7 +182,7 @@ def test_a_failing_llm_is_a_502_or_504_naming_it_or_the_extractive_fallback(
         mode: str, status: int, bad_llm: str, seed_index: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1" if mode == "refused" else f"{bad_llm}/{mode}/v1"
     settings = _llm_settings(seed_index, url, llm_timeout_s=2.0)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         _ready(client)
         for stream in (False, True):
             t0 = time.monotonic()
@@ -191,7 +191,7 @@ def test_a_failing_llm_is_a_502_or_504_naming_it_or_the_extractive_fallback(
             assert r.status_code == status, r.text
             assert url in r.json()["detail"]
     fallback = settings.model_copy(update={"llm_fallback": "extractive"})
-    with TestClient(create_app(fallback)) as client:
+    with TestClient(create_app(fallback), base_url="http://localhost") as client:
         _ready(client)
         r = client.post("/v1/ask", json={"question": QUESTIONS[0]})
         assert r.status_code == 200

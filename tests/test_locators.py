@@ -187,7 +187,8 @@ def test_hits_and_citations_say_where_they_are_in_the_cli_and_the_api(
     report = next(h for h in pipeline.search(question, k=5) if fact in h.chunk.text)
     assert report.locator is not None and report.locator.page in (15, 16, 17)
 
-    with TestClient(create_app(pipeline.settings, pipeline)) as client:
+    with TestClient(create_app(pipeline.settings, pipeline),
+                    base_url="http://localhost") as client:
         wait_ready(client, wait=120)
         found = client.post("/v1/search", json={"query": "Oslo office Ingrid Berg"}).json()
         top = found["hits"][0]
@@ -220,7 +221,7 @@ def test_an_index_of_format_2_loads_searches_and_takes_writes(
     snapshot = current_snapshot(settings.index_dir)
     assert snapshot is not None
     manifest = json.loads((snapshot / MANIFEST).read_text())
-    assert manifest["format"] == FORMAT == 3
+    assert manifest["format"] == FORMAT == 4
     (snapshot / MANIFEST).write_text(json.dumps({**manifest, "format": 2}))
     with sqlite3.connect(snapshot / STORE) as db:  # what format 2 wrote: no marks
         db.execute("DROP TABLE marks")
@@ -237,12 +238,12 @@ def test_an_index_of_format_2_loads_searches_and_takes_writes(
     old.ingest([tmp_path / "deck.pptx"])  # a writer adds the marks table to its copy
     snapshot = current_snapshot(settings.index_dir)
     assert snapshot is not None
-    assert json.loads((snapshot / MANIFEST).read_text())["format"] == 3
+    assert json.loads((snapshot / MANIFEST).read_text())["format"] == FORMAT
     new = Pipeline(settings, embedder=embedder, scorer=scorer)
     slides = [h for h in new.search("churn rate third quarter", k=10) if h.chunk.doc_id == "deck"]
     assert slides and slides[0].locator == Locator(slide=1)
     assert all(h.locator is None for h in new.search(question) if h.chunk.doc_id == "report")
 
-    for unknown in (1, 4, None):
-        with pytest.raises(IndexMismatchError, match="this version reads 2 and 3: re-ingest"):
+    for unknown in (1, 5, None):
+        with pytest.raises(IndexMismatchError, match="this version reads 2, 3 and 4: re-ingest"):
             check_manifest({"format": unknown}, settings.index_dir, None, None)

@@ -159,7 +159,7 @@ def test_the_api_key_applies_and_open_webui_gets_source_events(keyed: str) -> No
 
 def test_the_rate_limit_applies_with_an_openai_error(index: Path) -> None:
     app = create_app(Settings(index_dir=index, rate_limit_per_minute=1, rate_limit_burst=1))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         assert client.get("/v1/models").status_code in (200, 503)
         limited = client.get("/v1/models")
         assert limited.status_code == 429 and "retry-after" in limited.headers

@@ -9,7 +9,13 @@ import pytest
 
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
-from rag.errors import DocumentNotFoundError, InputError, NoIndexError, UnreadableFileError
+from rag.errors import (
+    DocumentExistsError,
+    DocumentNotFoundError,
+    InputError,
+    NoIndexError,
+    UnreadableFileError,
+)
 from rag.index import Index, current_snapshot
 from rag.pipeline import Pipeline
 from tests import formats_corpus as fc
@@ -71,7 +77,8 @@ def test_same_file_name_in_two_folders_gets_two_ids(pipeline: Pipeline, tmp_path
         (tmp_path / "docs" / sub).mkdir(parents=True)
         (tmp_path / "docs" / sub / "notes.txt").write_text(f"Notes from folder {sub}.")
     report = pipeline.ingest([tmp_path / "docs"])
-    assert sorted(report.added) == ["b/notes", "notes"]
+    assert sorted(report.added) == ["a/notes", "b/notes"]  # the whole relative path
+    assert {d["source"] for d in pipeline.documents()} == {"a/notes.txt", "b/notes.txt"}
 
 
 def test_a_file_named_twice_is_indexed_once(pipeline: Pipeline, corpus: Path) -> None:
@@ -118,13 +125,17 @@ def test_upload_and_delete_keep_all_three_structures_in_step(pipeline: Pipeline,
     pipeline.ingest([corpus])
     doc_id, report = pipeline.upload("../../etc/Tea Notes.md",
                                      b"# Tea\n\nOolong is partly oxidised.")
-    assert doc_id == "Tea_Notes" and report.added == ["Tea_Notes"]
-    assert pipeline.document("Tea_Notes").source == "upload:Tea_Notes"
-    _, again = pipeline.upload("Tea Notes.md", b"# Tea\n\nOolong is partly oxidised, slowly.")
-    assert again.replaced == ["Tea_Notes"]
-    pipeline.delete("Tea_Notes")
+    assert doc_id.startswith("Tea_Notes-") and report.added == [doc_id]
+    assert pipeline.document(doc_id).source == "upload:Tea Notes.md"
+    edited = b"# Tea\n\nOolong is partly oxidised, slowly."
+    with pytest.raises(DocumentExistsError, match=doc_id):  # never replaced unasked
+        pipeline.upload("Tea Notes.md", edited)
+    assert "slowly" not in pipeline.document(doc_id).text
+    _, again = pipeline.upload("Tea Notes.md", edited, replace=True)
+    assert again.replaced == [doc_id] and "slowly" in pipeline.document(doc_id).text
+    pipeline.delete(doc_id)
     with pytest.raises(DocumentNotFoundError):
-        pipeline.delete("Tea_Notes")
+        pipeline.delete(doc_id)
     docs, store_ids, dense_ids, bm25_ids = _state(pipeline.root)
     assert docs == {SEED_A, SEED_B} and store_ids == dense_ids == bm25_ids
 

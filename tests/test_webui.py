@@ -4,10 +4,14 @@ Chromium driven by selenium through /usr/bin/chromedriver (nothing downloaded), 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,8 +26,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from eval.harness import RAG, serve_rag
-from tests.seed_facts import OFF_TOPIC, ROOT, SEED_B, SEED_QUESTIONS, SEEDS
+from eval.harness import HOST, RAG, free_port, serve_rag
+from tests.seed_facts import OFF_TOPIC, ROOT, SEED_A, SEED_B, SEED_QUESTIONS, SEEDS
 
 pytestmark = pytest.mark.browser
 
@@ -231,6 +235,71 @@ def test_a_refused_upload_says_why(driver: WebDriver, server: str, tmp_path: Pat
     wait(driver, ec.text_to_be_present_in_element((By.ID, "upload-message"),
                                                   refused.json()["detail"]))
     assert "415" in message.text
+
+
+def test_uploading_a_name_again_asks_before_replacing(driver: WebDriver, server: str,
+                                                     tmp_path: Path) -> None:
+    path = tmp_path / "jasmine.txt"
+    path.write_text("Jasmine tea is scented with jasmine blossoms.\n")
+    driver.get(server + "/")
+    driver.find_element(By.CSS_SELECTOR, ".tab[data-view=documents]").click()
+    driver.find_element(By.ID, "file").send_keys(str(path))
+    wait(driver, ec.text_to_be_present_in_element((By.ID, "upload-message"), "Added"))
+    path.write_text("Jasmine tea is green tea scented with jasmine blossoms at night.\n")
+    for accept, said in ((False, "left as it was"), (True, "Replaced jasmine.txt")):
+        driver.find_element(By.ID, "file").send_keys(str(path))
+        alert = wait(driver, ec.alert_is_present())
+        assert "'jasmine' is already indexed" in alert.text and "Replace" in alert.text
+        alert.accept() if accept else alert.dismiss()
+        wait(driver, ec.text_to_be_present_in_element((By.ID, "upload-message"), said))
+    assert "at night" in httpx.get(f"{server}/v1/documents/jasmine").json()["text"]
+    assert httpx.delete(f"{server}/v1/documents/jasmine").status_code == 200
+
+
+ATTACK = """<!doctype html><title>loading</title><script>
+const form = new FormData();
+form.append('file', new File(['The Rokkasho plant was permanently closed in 2020.'],
+                             '%s.txt', {type: 'text/plain'}));
+fetch('%s/v1/documents?replace=true', {method: 'POST', mode: 'no-cors', body: form})
+  .then(() => { document.title = 'sent'; }, (e) => { document.title = 'failed ' + e; });
+</script>"""
+
+
+def test_a_page_on_another_origin_cannot_upload(driver: WebDriver, server: str,
+                                                tmp_path: Path) -> None:
+    """Issue 26's attack: a page served from another port (another origin) POSTs a form with
+    a file named like an indexed seed: a "simple" request, sent without a preflight. It is
+    refused and the seed is unchanged."""
+    (tmp_path / "attack.html").write_text(ATTACK % (SEED_A, server))
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    attacker = ThreadingHTTPServer((HOST, free_port()), handler)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    with httpx.Client(base_url=server, timeout=60) as http:
+        seed = http.get(f"/v1/documents/{SEED_A}").json()
+        before = http.get("/readyz").json()["snapshot"]
+        refused = _refusals(http)
+        try:
+            driver.get(f"http://{HOST}:{attacker.server_address[1]}/attack.html")
+            wait(driver, lambda d: d.title != "loading")
+            assert driver.title == "sent"  # the browser sent it (the answer is opaque)
+        finally:
+            attacker.shutdown()
+            attacker.server_close()
+        assert _refusals(http) == refused + 1  # it arrived, and was answered 403
+        after = http.get(f"/v1/documents/{SEED_A}").json()
+        assert (after["sha256"], after["source"]) == (seed["sha256"], seed["source"])
+        assert hashlib.sha256(after["text"].encode()).digest() == \
+            hashlib.sha256(seed["text"].encode()).digest()
+        assert http.get("/readyz").json()["snapshot"] == before
+
+
+def _refusals(http: httpx.Client) -> float:
+    """Requests the server refused as cross-origin so far (its /metrics)."""
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith('rag_http_requests_total{method="POST",route="unmatched",'
+                           'status="403"}'):
+            return float(line.split()[-1])
+    return 0.0
 
 
 def _enter_key(driver: WebDriver, url: str) -> None:

@@ -405,12 +405,13 @@ async function removeDocument(d) {
 }
 
 // XMLHttpRequest rather than fetch: it reports upload progress. Then "indexing…" until the
-// server answers (it embeds and writes a snapshot before replying).
-function upload(file) {
+// server answers (it embeds and writes a snapshot before replying). A file whose doc_id is
+// indexed already is a 409: the page asks before sending it again with replace=true.
+function upload(file, replace = false) {
   const message = $('#upload-message');
   const progress = $('#upload-progress');
   const xhr = new XMLHttpRequest();
-  xhr.open('POST', '/v1/documents');
+  xhr.open('POST', '/v1/documents' + (replace ? '?replace=true' : ''));
   for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
   progress.hidden = false;
   progress.value = 0;
@@ -432,6 +433,14 @@ function upload(file) {
         '). Ask about it under Ask.');
       shownDoc = null;
       checkReady();
+    } else if (xhr.status === 409 && !replace) {
+      const detail = detailOf(body, 'a document of that name is indexed already');
+      if (confirm('Not added: ' + detail + '.\n\nReplace the indexed document with ' +
+        file.name + '?')) {
+        upload(file, true);
+        return;
+      }
+      say(message, '', 'Not added: ' + file.name + ' is indexed already, left as it was.');
     } else {
       const err = new ApiError(xhr.status, detailOf(body, xhr.statusText || 'upload failed'));
       if (xhr.status === 401) askForKey(err.message);

@@ -52,14 +52,15 @@ def _phase(load: MixedLoad, name: str, action: Callable[[], str]) -> dict[str, A
     return out
 
 
-def serve_seeded(work: Path) -> tuple[Path, Server]:
-    """`rag serve` over a fresh index of the seeds and 20 survey files in ``work``;
-    its output goes to work/server.log."""
+def serve_seeded(work: Path, **env: str) -> tuple[Path, Server]:
+    """`rag serve` over a fresh index of the seeds and 20 survey files in ``work``, with
+    ``env`` added to its settings; its output goes to work/server.log."""
     index = work / "index"
     subprocess.run([RAG, "ingest", str(SEEDS), str(_folder(work / "a", 0, 20))],
                    env={**os.environ, "RAG_INDEX_DIR": str(index)}, check=True,
                    capture_output=True)
-    server = serve_rag({"RAG_INDEX_DIR": str(index)}, log=work / "server.log", timeout=120)
+    server = serve_rag({"RAG_INDEX_DIR": str(index), **env}, log=work / "server.log",
+                       timeout=120)
     return index, server
 
 

@@ -53,7 +53,7 @@ UPLOAD_NAME = "harbour_survey.txt"
 DELETED = "000_4b5d5bcc7add4bfe"
 
 INGEST_POINTS = [
-    ("rag.documents.parse_bytes", 3), ("rag.chunking.Chunker.chunk", 1),
+    ("rag.isolation.parse", 3), ("rag.chunking.Chunker.chunk", 1),
     ("rag.chunking.Chunker.chunk", 12), ("rag.onnx_encoder.OnnxEncoder._run", 1),
     ("onnxruntime.InferenceSession.run", 3), ("rag.index.IndexWriter._open", 1),
     ("shutil.copy2", 1), ("rag.store.Store.delete_document", 1),
@@ -64,7 +64,7 @@ INGEST_POINTS = [
     ("rag.index.IndexWriter._collect_garbage", 1), ("shutil.rmtree", 1),
 ]
 UPLOAD_POINTS = [
-    ("rag.pipeline.Pipeline.upload", 1), ("rag.documents.parse_bytes", 1),
+    ("rag.pipeline.Pipeline.upload", 1), ("rag.isolation.parse", 1),
     ("rag.onnx_encoder.OnnxEncoder._run", 1), ("rag.store.Store.add_document", 1),
     ("rag.index.IndexWriter.commit", 1), ("os.rename", 1), ("os.replace", 1),
     ("rag.index.IndexWriter._collect_garbage", 1),
@@ -189,7 +189,7 @@ class Lab:
         if kind == "ingest":
             return p.ingest([self.corpus], prune=True).snapshot is not None
         if kind == "upload":
-            p.upload(UPLOAD_NAME, self.upload_data)
+            p.upload(UPLOAD_NAME, self.upload_data, replace=True)  # a retry replaces
             return True
         if any(d["doc_id"] == DELETED for d in p.documents()):
             p.delete(DELETED)

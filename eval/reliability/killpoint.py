@@ -29,7 +29,7 @@ PHASES = {
     "rag.pipeline.Pipeline.ingest": "reading",
     "rag.pipeline.Pipeline.upload": "reading",
     "rag.pipeline.Pipeline.delete": "writing",
-    "rag.documents.parse_bytes": "reading",
+    "rag.isolation.parse": "reading",
     "rag.chunking.Chunker.chunk": "chunking",
     "rag.onnx_encoder.OnnxEncoder._run": "embedding",
     "rag.index.IndexWriter._open": "writing",
