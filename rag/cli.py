@@ -81,8 +81,9 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address
            strict: bool, as_json: bool) -> None:
     """Index files and folders (see README for the formats); unchanged files are skipped."""
     _use_ray(ctx, ray_address, None)
-    report = _pipeline(ctx).ingest(paths, prune=prune, progress=sys.stderr.isatty(),
-                                   strict=strict)
+    pipeline = _pipeline(ctx)
+    report = pipeline.ingest(paths, prune=prune, progress=sys.stderr.isatty(), strict=strict)
+    pipeline.wait_for_merges()
     if as_json:
         _emit(report.as_dict())
         return
@@ -95,6 +96,29 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address
     reused = f" ({report.reused} kept their vectors)" if report.reused else ""
     click.echo(f"   chunks: {report.chunks} written{reused} in {report.seconds:.2f}s"
                + (f", snapshot {report.snapshot}" if report.snapshot else ", index unchanged"))
+
+
+@main.command()
+@click.option("--max-segments", type=click.IntRange(1), default=None,
+              help="Merge until at most this many segments remain, none holding deleted "
+                   "documents (default: only the merges the tiered policy asks for).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_errors
+def compact(ctx: click.Context, max_segments: int | None, as_json: bool) -> None:
+    """Merge the index's segments now (writes and searches go on meanwhile)."""
+    pipeline = _pipeline(ctx)
+    reports = pipeline.compact(max_segments)
+    segments = len(pipeline.segments())
+    if as_json:
+        _emit({"merges": [{"merged": list(r.merged), "into": r.into, "chunks": r.chunks,
+                           "seconds": round(r.seconds, 3), "snapshot": r.snapshot}
+                          for r in reports], "segments": segments})
+        return
+    for r in reports:
+        click.echo(f"merged {len(r.merged)} segments into {r.into} ({r.chunks} chunks) in "
+                   f"{r.seconds:.2f}s")
+    click.echo(f"{segments} segment(s)" + ("" if reports else ", nothing to merge"))
 
 
 @main.command()

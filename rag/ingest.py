@@ -1,4 +1,4 @@
-"""What an ingest changes, and writing those changes as one snapshot.
+"""What an ingest changes, and writing those changes as one snapshot (one new segment).
 
 Three ways in — files and folders, documents made in code, uploads — share one
 rule (``plan``): a document is added when its doc_id is new, replaced when its
@@ -20,10 +20,12 @@ from rag.chunking import Chunker
 from rag.documents import discover, doc_id_for, load_file, parse_bytes
 from rag.embedding import Embedder
 from rag.errors import DocumentNotFoundError, FileTooLargeError, RagError, UnreadableFileError
-from rag.index import STORE, Index, IndexWriter, current_snapshot
+from rag.index import Index, live_parts, read_snapshot
 from rag.prepare import Preparer
-from rag.store import Store
+from rag.segment import Segment
+from rag.segments import Stores
 from rag.types import Document
+from rag.writer import IndexWriter
 
 Sources = Mapping[str, tuple[str, str]]  # an index's source -> (doc_id, sha256)
 
@@ -55,14 +57,14 @@ class IngestReport:
 
 def indexed(root: Path) -> dict[str, tuple[str, str]] | None:
     """source -> (doc_id, sha256) in the current snapshot; None when there is no index."""
-    snapshot = current_snapshot(root)
+    snapshot = read_snapshot(root)
     if snapshot is None:
         return None
-    store = Store(snapshot / STORE, readonly=True)
+    stores = Stores(live_parts(root, snapshot, Segment))
     try:
-        return store.sources()
+        return stores.sources()
     finally:
-        store.close()
+        stores.close()
 
 
 def plan(known: Mapping[str, str], docs: Sequence[Document],
@@ -197,7 +199,7 @@ class Committer:
         """A snapshot without ``doc_id``; an id the index lacks changes nothing."""
         report = IngestReport(deleted=[doc_id])
         with self._writer(wait_s) as w:
-            if w.store.document(doc_id) is None:
+            if not w.has(doc_id):
                 raise DocumentNotFoundError(doc_id)
             w.delete(doc_id)
             report.snapshot = w.commit()

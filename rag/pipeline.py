@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rag import components, ingest
+from rag import components, ingest, merge
 from rag.answer import Composer
 from rag.arrays import Vectors
 from rag.chunking import Chunker
@@ -22,13 +22,15 @@ from rag.config import DEFAULT_K, AnswerMode, RetrieverName, Settings
 from rag.embedding import Embedder, model_id
 from rag.errors import DocumentNotFoundError, NoIndexError
 from rag.generate import Sentence, choose_mode, sentences_of
-from rag.index import Index, IndexHandle, current_snapshot
+from rag.index import Index, IndexHandle, SegmentInfo, current_snapshot, read_snapshot
 from rag.ingest import Committer, IngestReport, Sources
 from rag.llm import Writer
+from rag.merge import MergeReport
 from rag.rerank import Reranker
 from rag.retrieval import Retriever, check_query, make_retriever
 from rag.scorer import EvidenceScorer
 from rag.types import Answer, Document, Hit, Timings
+from rag.writer import upgrade
 
 
 class Pipeline:
@@ -55,6 +57,8 @@ class Pipeline:
             lambda: self.embedder.dimension if self._embedder.loaded else None,
             settings.faiss_threads, settings.ann_nprobe, components.on_load(settings),
             clock=clock)
+        self._merger = merge.Merger(lambda: self._merge(None, 0.0),
+                                    lambda _: self._index.refresh())
 
     @property
     def embedder(self) -> Embedder:
@@ -137,7 +141,7 @@ class Pipeline:
         if current_snapshot(self.root) is None:
             raise NoIndexError(self.root)
         report = self._committer().delete(doc_id, self.settings.request_lock_wait_s)
-        self.reload()
+        self._written()
         return report
 
     def _committer(self) -> Committer:
@@ -151,7 +155,46 @@ class Pipeline:
         reuse = self.index if any(d.doc_id in replaced for d in docs) else None
         self._committer().write(docs, report, reuse, progress, wait_s,
                                 report.deleted if deleted is None else deleted)
-        self.reload()
+        self._written()
+
+    def _written(self) -> None:
+        """After a commit: serve it (if serving), and merge segments if the policy asks."""
+        self._index.refresh()
+        if self.settings.auto_merge:
+            self._merger.kick()
+
+    # Merging
+
+    def _merge(self, max_segments: int | None, lock_wait_s: float) -> MergeReport | None:
+        s = self.settings
+        return merge.merge(self.root, merge.TieredPolicy(segments_per_tier=s.segments_per_tier),
+                           s.ann_threshold, s.ingest_lock_wait_s, max_segments, lock_wait_s)
+
+    def compact(self, max_segments: int | None = None) -> list[MergeReport]:
+        """Merge segments until the policy asks for no more (or, with ``max_segments``, until
+        at most that many remain, none holding deleted documents). An index of format 2 or 3
+        is turned into segments first."""
+        snapshot = read_snapshot(self.root)
+        if snapshot is None:
+            raise NoIndexError(self.root)
+        if snapshot.legacy:
+            upgrade(self.root, self.settings.ingest_lock_wait_s, self.settings.ann_threshold)
+        reports = []
+        while (r := self._merge(max_segments, self.settings.ingest_lock_wait_s)) is not None:
+            reports.append(r)
+        self._index.refresh()
+        return reports
+
+    def segments(self) -> list[SegmentInfo]:
+        """The current snapshot's segments, from its manifest (nothing is loaded)."""
+        snapshot = read_snapshot(self.root)
+        if snapshot is None:
+            raise NoIndexError(self.root)
+        return snapshot.segments
+
+    def wait_for_merges(self) -> None:
+        """Until the background merges started by this pipeline's writes are done."""
+        self._merger.wait()
 
     # Reading
 

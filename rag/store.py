@@ -1,7 +1,9 @@
-"""SQLite store of documents and chunks, one file per snapshot.
+"""SQLite store of documents and chunks, one file per segment.
 
-A chunk's integer row id is also its id in FAISS and in the BM25 id map, so the
-three structures agree by construction. A document's marks (where its text was in the
+A chunk's integer row id is also its id in FAISS, in the BM25 postings and in the
+sentence index, so the structures agree by construction; ids are global across the
+segments of an index (each segment's store starts where the index's ids stand, and a
+merge copies rows under their ids). A document's marks (where its text was in the
 original file: page, slide, sheet and row, heading path) are rows of ``marks``; a store
 written before they existed (index format 2) has no such table, and gets it when a writer
 opens it.
@@ -88,6 +90,43 @@ class Store:
     def commit(self) -> None:
         self._db.commit()
 
+    def start_rows_at(self, first: int) -> None:
+        """Number this (empty) store's chunks from ``first`` on."""
+        self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('chunks', ?)",
+                         (first - 1,))
+
+    def last_row(self) -> int:
+        """The highest chunk row id this store ever gave out (0 for none)."""
+        rows = self._rows("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'")
+        return int(rows[0][0]) if rows else 0
+
+    def copy_from(self, path: Path, dropped: Iterable[str]) -> None:
+        """Copy another store's documents, chunks (under their row ids) and marks, except
+        those of the ``dropped`` documents (a merge of segments)."""
+        self._db.commit()
+        self._db.execute("ATTACH DATABASE ? AS src", (f"file:{path}?mode=ro",))
+        try:
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS dropped (doc_id TEXT PRIMARY KEY)")
+            self._db.execute("DELETE FROM temp.dropped")
+            self._db.executemany("INSERT OR IGNORE INTO temp.dropped VALUES (?)",
+                                 [(d,) for d in dropped])
+            keep = "WHERE doc_id NOT IN (SELECT doc_id FROM temp.dropped)"
+            for table, columns in (("documents", "doc_id, title, source, sha256, text"),
+                                   ("chunks", _CHUNK_COLUMNS)):
+                self._db.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} "
+                                 f"FROM src.{table} {keep}")
+            if self._db.execute("SELECT 1 FROM src.sqlite_master WHERE type = 'table' AND "
+                                "name = 'marks'").fetchone():
+                columns = f"doc_id, start, {_LOCATOR_COLUMNS}"
+                self._db.execute(f"INSERT INTO marks ({columns}) SELECT {columns} "
+                                 f"FROM src.marks {keep}")
+            self._db.commit()
+        except BaseException:
+            self._db.rollback()
+            raise
+        finally:
+            self._db.execute("DETACH DATABASE src")
+
     def add_document(self, doc: Document, chunks: Sequence[Chunk]) -> list[int]:
         """Insert a document and its chunks; return the chunks' row ids in order."""
         self._db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
@@ -141,6 +180,19 @@ class Store:
 
     def locator(self, doc_id: str, start: int) -> Locator | None:
         return self.locators([(doc_id, start)]).get((doc_id, start))
+
+    def doc_ids(self) -> list[str]:
+        return [r[0] for r in self._rows("SELECT doc_id FROM documents")]
+
+    def rows_of(self, doc_ids: Iterable[str]) -> list[int]:
+        """The chunk row ids of these documents."""
+        wanted = list(dict.fromkeys(doc_ids))
+        found: list[int] = []
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            found += [int(r[0]) for r in self._rows(
+                f"SELECT id FROM chunks WHERE doc_id IN ({','.join('?' * len(part))})", part)]
+        return found
 
     def documents(self) -> list[dict[str, Any]]:
         """Metadata of every document (no text), ordered by doc_id."""

@@ -30,7 +30,8 @@ from eval import SEEDS
 from eval.harness import RAG, Server, serve_rag
 from eval.reliability.crash import survey
 from eval.reliability.loadmix import MixedLoad, note, summary
-from rag.index import current_snapshot, writer_lock
+from rag.index import current_snapshot
+from rag.writer import writer_lock
 
 
 def _folder(path: Path, first: int, n: int) -> Path:
