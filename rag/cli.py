@@ -325,21 +325,32 @@ def evaluate(ctx: click.Context, task: str, dataset_dir: Path, rationales_file: 
               show_default=True, help="Work folder: txtai's virtualenv, indexes, raw results.")
 @click.option("--no-http", is_flag=True, help="Skip the HTTP timings.")
 @click.option("--no-txtai-default", is_flag=True, help="Skip txtai in its default configuration.")
+@click.option("--commit", is_flag=True,
+              help="Time writes instead: one-document commits into indexes of 15 chunks, the "
+                   "dataset and a synthetic 1M, ingest with and without checkpoints, search "
+                   "over 1, 8 and 32 segments, merges (eval/bench/commit.py).")
 @click.pass_context
 @_errors
 def bench(ctx: click.Context, dataset_dir: Path, json_out: Path | None, cache: Path,
-          no_http: bool, no_txtai_default: bool) -> None:
+          no_http: bool, no_txtai_default: bool, commit: bool) -> None:
     """Race this project against txtai: ingest, search latency, nDCG@10, memory."""
-    from eval.extras import require
+    if commit:
+        from eval.bench import commit as writes
 
-    require("httpx", "bench", "rag bench")  # the race times both servers over HTTP
-    from eval.bench import txtai_race as runner
-    from eval.quality import beir
+        report = writes.run(dataset_dir, ctx.obj, cache.resolve() / "commit",
+                            Path(".cache/eval"), 1_000_000, 5, True, log=click.echo)
+        click.echo(writes.table(report))
+    else:
+        from eval.extras import require
 
-    dataset = beir.load(dataset_dir, "test")
-    report = runner.run(dataset, ctx.obj, cache.resolve(), http=not no_http,
-                        txtai_default=not no_txtai_default)
-    click.echo(runner.table(report))
+        require("httpx", "bench", "rag bench")  # the race times both servers over HTTP
+        from eval.bench import txtai_race as runner
+        from eval.quality import beir
+
+        dataset = beir.load(dataset_dir, "test")
+        report = runner.run(dataset, ctx.obj, cache.resolve(), http=not no_http,
+                            txtai_default=not no_txtai_default)
+        click.echo(runner.table(report))
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2))
         click.echo(f"report: {json_out}")

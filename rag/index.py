@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -161,12 +162,14 @@ class Index:
     """One loaded snapshot, read-only. Cheap to replace: load a new one and swap.
 
     ``reuse``: segments already open (by name) to share rather than open again; an
-    Index given some must not be closed (other snapshots read them).
+    Index given some must not be closed (other snapshots read them). ``lazy``: read each
+    segment's parts when first needed, not at once (a writer looking up a few documents;
+    a serving process loads everything, so that no file is opened after it may be deleted).
     """
 
     def __init__(self, root: Path, model: str | None = None, dimension: int | None = None,
                  search_threads: int | None = None, nprobe: int = 128,
-                 reuse: Mapping[str, Segment] | None = None) -> None:
+                 reuse: Mapping[str, Segment] | None = None, lazy: bool = False) -> None:
         snapshot = read_snapshot(root)
         if snapshot is None:
             raise NoIndexError(root)
@@ -177,16 +180,24 @@ class Index:
         shared = reuse or {}
 
         def opened(path: Path, legacy: bool) -> Segment:
-            return shared.get(path.name) or Segment(path, legacy).load()
+            segment = shared.get(path.name) or Segment(path, legacy)
+            return segment if lazy else segment.load()
 
-        parts = live_parts(root, snapshot, opened)
-        self.segments = {p.segment.name: p.segment for p in parts}
+        self._parts = live_parts(root, snapshot, opened)
+        self.legacy = snapshot.legacy
+        self.segments = {p.segment.name: p.segment for p in self._parts}
         dim = int(self.manifest["dimension"])
-        self.store = Stores(parts)
-        self.vectors = SegmentVectors(parts, dim, search_threads, nprobe)
-        self.sentences = SegmentSentences(parts, dim)
-        self.lexical: Lexical = parts[0].segment.bm25s if snapshot.legacy else LexicalIndex(
-            [(p.segment.postings, p.mask) for p in parts])
+        self.store = Stores(self._parts)
+        self.vectors = SegmentVectors(self._parts, dim, search_threads, nprobe)
+        self.sentences = SegmentSentences(self._parts, dim)
+        if not lazy:
+            _ = self.lexical
+
+    @cached_property
+    def lexical(self) -> Lexical:
+        if self.legacy:
+            return self._parts[0].segment.bm25s
+        return LexicalIndex([(p.segment.postings, p.mask) for p in self._parts])
 
     @property
     def snapshot(self) -> str:
@@ -260,6 +271,10 @@ class IndexHandle:
         if self._index is not None:
             self.reload()
 
+    def held(self) -> Index | None:
+        """The snapshot held now, if one was loaded (nothing is loaded here)."""
+        return self._index
+
     def _reload(self) -> Index:
         held = self._index
         reuse = held.segments if held is not None else {}
@@ -276,5 +291,5 @@ class IndexHandle:
                     raise
         if self._on_load is not None:
             index = self._on_load(index)
-        self._index, self._pointer = index, pointer
+        self._index, self._pointer, self._checked = index, pointer, self._clock()
         return index

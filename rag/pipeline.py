@@ -152,9 +152,16 @@ class Pipeline:
     def _write(self, docs: Sequence[Document], report: IngestReport, progress: bool,
                wait_s: float, deleted: Sequence[str] | None = None) -> None:
         replaced = set(report.replaced)
-        reuse = self.index if any(d.doc_id in replaced for d in docs) else None
-        self._committer().write(docs, report, reuse, progress, wait_s,
-                                report.deleted if deleted is None else deleted)
+        held = self._index.held()
+        reuse = None
+        if any(d.doc_id in replaced for d in docs):  # their unchanged chunks keep their vectors
+            reuse = held or Index(self.root, lazy=True)  # lazy: only their segments are read
+        try:
+            self._committer().write(docs, report, reuse, progress, wait_s,
+                                    report.deleted if deleted is None else deleted)
+        finally:
+            if reuse is not None and reuse is not held:
+                reuse.close()
         self._written()
 
     def _written(self) -> None:

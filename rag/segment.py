@@ -84,6 +84,20 @@ class Segment:
     def doc_ids(self) -> frozenset[str]:
         return frozenset(self.store.doc_ids())
 
+    def holds(self, doc_id: str) -> bool:
+        """Whether it holds the document (deleted or not): from the set of its documents
+        once loaded, else one index lookup (a writer need not read every doc_id)."""
+        if "doc_ids" in self.__dict__:
+            return doc_id in self.doc_ids
+        return self.store.has_document(doc_id)
+
+    def held(self, rows: Ints) -> Ints:
+        """Which of ``rows`` it holds: from its row ids once loaded, else from its store."""
+        if "rows" not in self.__dict__:
+            return np.asarray(sorted(self.store.chunks_by_ids(rows.tolist())), dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.rows, rows), max(len(self.rows) - 1, 0))
+        return rows[self.rows[at] == rows] if len(self.rows) else rows[:0]
+
     def load(self) -> Segment:
         _ = self.vectors, self.sentences, self.rows, self.doc_ids
         if not self.legacy:

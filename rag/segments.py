@@ -20,7 +20,7 @@ from rag.arrays import Ints, Vectors
 from rag.segment import Segment
 from rag.store import Store
 from rag.types import Chunk, Document, Locator
-from rag.vector_index import excluding
+from rag.vector_index import VectorIndex, excluding
 
 
 class Live:
@@ -40,8 +40,12 @@ class Live:
     def rows(self) -> Ints:
         return self.segment.rows[self.mask] if len(self.dead_rows) else self.segment.rows
 
+    @cached_property
+    def live_chunks(self) -> int:
+        return self.segment.store.counts()[1] - len(self.dead_rows)
+
     def holds(self, doc_id: str) -> bool:
-        return doc_id in self.segment.doc_ids and doc_id not in self.deleted
+        return doc_id not in self.deleted and self.segment.holds(doc_id)
 
 
 def route(parts: Sequence[Live], ids: Iterable[int]) -> list[tuple[Live, list[int]]]:
@@ -49,13 +53,9 @@ def route(parts: Sequence[Live], ids: Iterable[int]) -> list[tuple[Live, list[in
     wanted = np.fromiter(ids, dtype=np.int64)
     out = []
     for part in parts:
-        rows = part.segment.rows
-        if not len(wanted) or not len(rows):
-            continue
-        at = np.minimum(np.searchsorted(rows, wanted), len(rows) - 1)
-        hit = rows[at] == wanted
-        if hit.any():
-            out.append((part, wanted[hit].tolist()))
+        mine = part.segment.held(wanted) if len(wanted) else wanted
+        if len(mine):
+            out.append((part, list(mine)))
     return out
 
 
@@ -136,9 +136,9 @@ class Stores:
                 if doc not in p.deleted}
 
     def counts(self) -> tuple[int, int]:
-        docs = sum(len(p.segment.doc_ids - p.deleted) for p in self.parts)
-        chunks = sum(p.segment.store.counts()[1] - len(p.dead_rows) for p in self.parts)
-        return docs, chunks
+        counts = [p.segment.store.counts() for p in self.parts]
+        return (sum(d - len(p.deleted) for p, (d, _) in zip(self.parts, counts, strict=True)),
+                sum(c - len(p.dead_rows) for p, (_, c) in zip(self.parts, counts, strict=True)))
 
     def close(self) -> None:
         for p in self.parts:
@@ -158,16 +158,20 @@ class SegmentVectors:
                  nprobe: int = 128) -> None:
         self.parts = list(parts)
         self.dimension = dimension
-        for p in self.parts:
-            p.segment.vectors.threads, p.segment.vectors.nprobe = threads, nprobe
+        self.threads, self.nprobe = threads, nprobe
         self._exclude = [excluding(p.dead_rows) for p in self.parts]
 
+    def _of(self, part: Live) -> VectorIndex:
+        vectors = part.segment.vectors
+        vectors.threads, vectors.nprobe = self.threads, self.nprobe
+        return vectors
+
     def count(self) -> int:
-        return sum(len(p.rows) for p in self.parts)
+        return sum(p.live_chunks for p in self.parts)
 
     def search(self, queries: Vectors, k: int) -> tuple[Vectors, Ints]:
         """Top-k (scores, ids) per query row; missing slots have id -1."""
-        found = [p.segment.vectors.search(queries, k, exclude)
+        found = [self._of(p).search(queries, k, exclude)
                  for p, exclude in zip(self.parts, self._exclude, strict=True) if len(p.rows)]
         n = len(queries)
         if not found:
@@ -213,7 +217,10 @@ class SegmentSentences:
     def __init__(self, parts: Sequence[Live], dimension: int) -> None:
         self.parts = list(parts)
         self.dimension = dimension
-        self._count = sum(p.segment.sentences.count() - int(
+
+    @cached_property
+    def _count(self) -> int:
+        return sum(p.segment.sentences.count() - int(
             np.isin(p.segment.sentences.chunk, p.dead_rows).sum()) for p in self.parts)
 
     def count(self) -> int:

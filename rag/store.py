@@ -75,6 +75,11 @@ class Store:
         self._lock = threading.Lock()
         self._db.execute("PRAGMA foreign_keys = ON")
         if not readonly:
+            # Only a segment being built is opened for writing: a crash leaves a temporary
+            # folder that is thrown away, and the finished one is fsynced whole before it
+            # is renamed into place, so SQLite's own journal and syncs would buy nothing.
+            self._db.execute("PRAGMA journal_mode = OFF")
+            self._db.execute("PRAGMA synchronous = OFF")
             self._db.executescript(SCHEMA)
         self.has_marks = bool(self._rows(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'marks'"))
@@ -180,6 +185,9 @@ class Store:
 
     def locator(self, doc_id: str, start: int) -> Locator | None:
         return self.locators([(doc_id, start)]).get((doc_id, start))
+
+    def has_document(self, doc_id: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)))
 
     def doc_ids(self) -> list[str]:
         return [r[0] for r in self._rows("SELECT doc_id FROM documents")]
