@@ -12,7 +12,7 @@ import hashlib
 import io
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -287,7 +287,7 @@ def discover(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
             raise UnreadableFileError(f"{path}: no such file or folder")
 
 
-def doc_id_for(file: Path, root: Path, taken: set[str]) -> str:
+def doc_id_for(file: Path, root: Path, taken: Container[str]) -> str:
     """The file name without extension, or its relative path when that is taken."""
     stem = file.stem
     if stem not in taken:

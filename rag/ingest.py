@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,21 +55,70 @@ class IngestReport:
         return bool(self.added or self.replaced or self.deleted)
 
 
-def indexed(root: Path) -> dict[str, tuple[str, str]] | None:
-    """source -> (doc_id, sha256) in the current snapshot; None when there is no index."""
+class Catalog:
+    """What an index holds, asked one file or document at a time, so that a one-file ingest
+    into a million-chunk index reads a few rows, not every document's. This one answers
+    from a mapping (source -> (doc_id, sha256)); ``IndexCatalog`` asks the index."""
+
+    def __init__(self, sources: Sources | None = None) -> None:
+        self._sources = dict(sources or {})
+        self._sha = dict(self._sources.values())
+
+    def source(self, path: str) -> tuple[str, str] | None:
+        """(doc_id, sha256) of the document read from ``path``."""
+        return self._sources.get(path)
+
+    def sha256(self, doc_id: str) -> str | None:
+        return self._sha.get(doc_id)
+
+    def sources(self) -> dict[str, tuple[str, str]]:
+        """Every document's source (only a prune needs them all)."""
+        return dict(self._sources)
+
+    def close(self) -> None:
+        pass
+
+
+class IndexCatalog(Catalog):
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+
+    def source(self, path: str) -> tuple[str, str] | None:
+        return self.stores.by_source(path)
+
+    def sha256(self, doc_id: str) -> str | None:
+        return self.stores.sha256(doc_id)
+
+    def sources(self) -> dict[str, tuple[str, str]]:
+        return self.stores.sources()
+
+    def close(self) -> None:
+        self.stores.close()
+
+
+def indexed(root: Path) -> Catalog | None:
+    """What the current snapshot holds (close it when done); None when there is no index."""
     snapshot = read_snapshot(root)
     if snapshot is None:
         return None
-    stores = Stores(live_parts(root, snapshot, Segment))
-    try:
-        return stores.sources()
-    finally:
-        stores.close()
+    return IndexCatalog(Stores(live_parts(root, snapshot, Segment)))
 
 
-def plan(known: Mapping[str, str], docs: Sequence[Document],
+class _Taken:
+    """The doc_ids a new file may not get: the index's and those given out in this read."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.new: set[str] = set()
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self.new or (isinstance(doc_id, str)
+                                      and self.catalog.sha256(doc_id) is not None)
+
+
+def plan(known: Callable[[str], str | None], docs: Sequence[Document],
          rewrite_unchanged: bool = False) -> tuple[list[Document], IngestReport]:
-    """The documents to write, given what the index holds (doc_id -> sha256).
+    """The documents to write, given what the index holds (``known``: doc_id -> sha256).
 
     ``rewrite_unchanged`` writes an unchanged document again as a replacement
     (an upload always makes a snapshot, so its response names one).
@@ -77,9 +126,10 @@ def plan(known: Mapping[str, str], docs: Sequence[Document],
     report = IngestReport()
     todo = []
     for doc in docs:
-        if doc.doc_id not in known:
+        sha256 = known(doc.doc_id)
+        if sha256 is None:
             report.added.append(doc.doc_id)
-        elif known[doc.doc_id] != doc.sha256 or rewrite_unchanged:
+        elif sha256 != doc.sha256 or rewrite_unchanged:
             report.replaced.append(doc.doc_id)
         else:
             report.skipped.append(doc.doc_id)
@@ -88,7 +138,7 @@ def plan(known: Mapping[str, str], docs: Sequence[Document],
     return todo, report
 
 
-def read_paths(paths: Sequence[Path], sources: Sources, max_chars: int,
+def read_paths(paths: Sequence[Path], catalog: Catalog, max_chars: int,
                failed: list[tuple[str, str]] | None = None,
                progress: bool = False) -> list[Document]:
     """Every supported file under ``paths``, read once; an indexed file keeps its doc_id.
@@ -101,11 +151,11 @@ def read_paths(paths: Sequence[Path], sources: Sources, max_chars: int,
     for file, root in discover(paths):
         roots.setdefault(file, root)  # a file named twice is read once
     named = {p.resolve() for p in paths if p.is_file()}
-    taken = {doc_id for doc_id, _ in sources.values()}
+    taken = _Taken(catalog)
     docs = []
     for file, root in tqdm(roots.items(), desc="reading", unit="file", disable=not progress,
                            leave=False):
-        known = sources.get(str(file))
+        known = catalog.source(str(file))
         doc_id = known[0] if known is not None else doc_id_for(file, root, taken)
         try:
             docs.append(load_file(file, doc_id, max_chars))
@@ -115,7 +165,7 @@ def read_paths(paths: Sequence[Path], sources: Sources, max_chars: int,
             reason = _reason(exc).removeprefix(f"{file}: ").removeprefix(f"{file.name}: ")
             failed.append((str(file), reason))
             continue
-        taken.add(doc_id)
+        taken.new.add(doc_id)
     return docs
 
 
@@ -204,8 +254,4 @@ class Committer:
             w.delete(doc_id)
             report.snapshot = w.commit()
         return report
-
-
-def sources_by_doc_id(sources: Sources | None) -> dict[str, str]:
-    return dict((sources or {}).values())
 

@@ -26,11 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from rag.index import SEGMENTS, SegmentInfo, manifest, read_snapshot
-from rag.segment import SENTENCES, STORE, Segment, SegmentBuilder
-from rag.sentence_index import SentenceIndex
+from rag.segment import STORE, Segment, SegmentBuilder, deleted_counts
 from rag.store import Store
 from rag.writer import merge_lock, new_name, place, publish, writer_lock
 
@@ -159,14 +156,9 @@ def _swap(root: Path, chosen: tuple[str, ...], at_start: dict[str, SegmentInfo],
     later = [d for n in chosen for d in current[n].deleted if d not in at_start[n].deleted]
     if later:
         store = Store(tmp / STORE, readonly=True)
-        chunk = SentenceIndex.chunk_column(tmp / SENTENCES)
-        gone = {}
-        for doc_id in later:
-            rows = np.asarray(store.rows_of([doc_id]), dtype=np.int64)
-            gone[doc_id] = (len(rows), int((np.searchsorted(chunk, rows, "right")
-                                            - np.searchsorted(chunk, rows)).sum()))
+        rows = {doc_id: store.rows_of([doc_id]) for doc_id in later}
         store.close()
-        merged = merged.without(gone)
+        merged = merged.without(deleted_counts(tmp, rows))
     place(tmp, root / SEGMENTS / merged.name)
     first = min(now.segments.index(current[n]) for n in chosen)
     infos = [s for s in now.segments if s.name not in chosen]

@@ -23,7 +23,7 @@ from rag.embedding import Embedder, model_id
 from rag.errors import DocumentNotFoundError, NoIndexError
 from rag.generate import Sentence, choose_mode, sentences_of
 from rag.index import Index, IndexHandle, SegmentInfo, current_snapshot, read_snapshot
-from rag.ingest import Committer, IngestReport, Sources
+from rag.ingest import Catalog, Committer, IngestReport
 from rag.llm import Writer
 from rag.merge import MergeReport
 from rag.rerank import Reranker
@@ -98,30 +98,40 @@ class Pipeline:
         """
         t0 = time.perf_counter()
         paths = [Path(p) for p in paths]
-        sources = ingest.indexed(self.root)
-        failed: list[tuple[str, str]] = []
-        docs = ingest.read_paths(paths, sources or {}, self.settings.max_document_chars, failed,
-                                 progress)
-        if strict:
-            ingest.refuse_failures(failed)
-        deleted = ingest.gone(paths, docs, sources or {}, failed) if prune else []
-        report = self._upsert(docs, sources, progress, t0, deleted)
+        catalog = ingest.indexed(self.root)
+        try:
+            failed: list[tuple[str, str]] = []
+            docs = ingest.read_paths(paths, catalog or ingest.Catalog(),
+                                     self.settings.max_document_chars, failed, progress)
+            if strict:
+                ingest.refuse_failures(failed)
+            deleted = ingest.gone(paths, docs, catalog.sources() if catalog else {},
+                                  failed) if prune else []
+            report = self._upsert(docs, catalog, progress, t0, deleted)
+        finally:
+            if catalog is not None:
+                catalog.close()
         report.failed = failed
         return report
 
     def ingest_documents(self, docs: Sequence[Document], progress: bool = False) -> IngestReport:
         """Index documents made in code (eval, other sources): upsert by doc_id and sha256."""
-        return self._upsert(docs, ingest.indexed(self.root), progress, time.perf_counter())
+        catalog = ingest.indexed(self.root)
+        try:
+            return self._upsert(docs, catalog, progress, time.perf_counter())
+        finally:
+            if catalog is not None:
+                catalog.close()
 
-    def _upsert(self, docs: Sequence[Document], sources: Sources | None,
+    def _upsert(self, docs: Sequence[Document], catalog: Catalog | None,
                 progress: bool, t0: float, deleted: Sequence[str] = ()) -> IngestReport:
-        todo, report = ingest.plan(ingest.sources_by_doc_id(sources), docs)
+        todo, report = ingest.plan(catalog.sha256 if catalog else lambda _: None, docs)
         report.deleted = list(deleted)
         # A checkpoint every RAG_INGEST_CHECKPOINT_DOCS documents: an ingest interrupted
         # midway keeps what it committed, and running it again skips those (same sha256).
         step = self.settings.ingest_checkpoint_docs
         parts = [todo[i:i + step] for i in range(0, len(todo), step)] or [[]]
-        if report.changed or sources is None:
+        if report.changed or catalog is None:
             for n, part in enumerate(parts):
                 self._write(part, report, progress, self.settings.ingest_lock_wait_s,
                             report.deleted if n == len(parts) - 1 else ())
@@ -132,8 +142,13 @@ class Pipeline:
         """Index one uploaded file; the same file uploaded again is written again."""
         s = self.settings
         doc = ingest.read_upload(filename, data, s.max_upload_bytes, s.max_document_chars)
-        todo, report = ingest.plan(ingest.sources_by_doc_id(ingest.indexed(self.root)), [doc],
-                                   rewrite_unchanged=True)
+        catalog = ingest.indexed(self.root)
+        try:
+            todo, report = ingest.plan(catalog.sha256 if catalog else lambda _: None, [doc],
+                                       rewrite_unchanged=True)
+        finally:
+            if catalog is not None:
+                catalog.close()
         self._write(todo, report, progress=False, wait_s=s.request_lock_wait_s)
         return doc.doc_id, report
 

@@ -13,7 +13,7 @@ segment: its snapshot folder, with a bm25s model in ``bm25/`` instead of posting
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -43,6 +43,18 @@ class Written:
     sentences: int
     vectors: str  # VectorIndex.describe()
     last_row: int  # the highest row id it holds (0 for none)
+
+
+def deleted_counts(folder: Path, rows: Mapping[str, Sequence[int]]) -> dict[str, tuple[int, int]]:
+    """What deleting documents takes from the segment in ``folder``: doc_id -> (its chunks,
+    their sentences), given each document's chunk rows (only the sentences' rows are read)."""
+    chunk = SentenceIndex.chunk_column(folder / SENTENCES)  # ascending
+    out = {}
+    for doc_id, mine in rows.items():
+        r = np.asarray(mine, dtype=np.int64)
+        out[doc_id] = (len(r), int((np.searchsorted(chunk, r, "right")
+                                    - np.searchsorted(chunk, r)).sum()))
+    return out
 
 
 class Segment:

@@ -98,6 +98,18 @@ class Stores:
         return sorted((d for p in self.parts for d in p.segment.store.documents()
                        if d["doc_id"] not in p.deleted), key=lambda d: str(d["doc_id"]))
 
+    def sha256(self, doc_id: str) -> str | None:
+        part = self.holder(doc_id)
+        return part.segment.store.sha256(doc_id) if part else None
+
+    def by_source(self, source: str) -> tuple[str, str] | None:
+        """(doc_id, sha256) of the live document read from ``source``."""
+        for part in reversed(self.parts):
+            for doc_id, sha256 in part.segment.store.by_source(source):
+                if doc_id not in part.deleted:
+                    return doc_id, sha256
+        return None
+
     def sources(self) -> dict[str, tuple[str, str]]:
         return {source: (doc_id, sha) for p in self.parts
                 for source, (doc_id, sha) in p.segment.store.sources().items()

@@ -186,6 +186,15 @@ class Store:
     def locator(self, doc_id: str, start: int) -> Locator | None:
         return self.locators([(doc_id, start)]).get((doc_id, start))
 
+    def sha256(self, doc_id: str) -> str | None:
+        rows = self._rows("SELECT sha256 FROM documents WHERE doc_id = ?", (doc_id,))
+        return str(rows[0][0]) if rows else None
+
+    def by_source(self, source: str) -> list[tuple[str, str]]:
+        """(doc_id, sha256) of the documents read from ``source``."""
+        return [(r[0], r[1]) for r in self._rows(
+            "SELECT doc_id, sha256 FROM documents WHERE source = ?", (source,))]
+
     def has_document(self, doc_id: str) -> bool:
         return bool(self._rows("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)))
 

@@ -25,8 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rag.arrays import Vectors
 from rag.errors import IndexBusyError
 from rag.index import (
@@ -42,9 +40,8 @@ from rag.index import (
     read_snapshot,
 )
 from rag.lexical import parameters
-from rag.segment import SENTENCES, Segment, SegmentBuilder, Written
+from rag.segment import Segment, SegmentBuilder, Written, deleted_counts
 from rag.segments import Live, Stores
-from rag.sentence_index import SentenceIndex
 from rag.types import Chunk, Document
 
 
@@ -277,13 +274,7 @@ class IndexWriter:
         gone = self._deleted.get(info.name)
         if not gone:
             return info
-        chunk = SentenceIndex.chunk_column(self.root / SEGMENTS / info.name / SENTENCES)
-
-        def sentences(rows: list[int]) -> int:
-            r = np.asarray(rows, dtype=np.int64)
-            return int((np.searchsorted(chunk, r, "right") - np.searchsorted(chunk, r)).sum())
-
-        return info.without({d: (len(rows), sentences(rows)) for d, rows in gone.items()})
+        return info.without(deleted_counts(self.root / SEGMENTS / info.name, gone))
 
 
 def _info(name: str, written: Written) -> SegmentInfo:

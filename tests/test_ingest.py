@@ -10,7 +10,7 @@ from rag.config import Settings
 from rag.documents import parse_bytes
 from rag.errors import FileTooLargeError, UnsupportedFileError
 from rag.index import Index
-from rag.ingest import gone, plan, read_paths, read_upload, safe_doc_id
+from rag.ingest import Catalog, gone, plan, read_paths, read_upload, safe_doc_id
 from rag.pipeline import Pipeline
 from rag.types import Document
 from tests.standin import HashingEmbedder
@@ -25,7 +25,7 @@ def _doc(doc_id: str, text: str) -> Document:
 def test_plan_adds_new_replaces_changed_and_skips_unchanged() -> None:
     same, edited, new = _doc("a", "Tea is a drink."), _doc("b", "Now longer."), _doc("c", "New.")
     known = {"a": same.sha256, "b": _doc("b", "Old text.").sha256, "gone": "x"}
-    todo, report = plan(known, [same, edited, new])
+    todo, report = plan(known.get, [same, edited, new])
     assert [d.doc_id for d in todo] == ["b", "c"]
     assert (report.added, report.replaced, report.skipped) == (["c"], ["b"], ["a"])
     assert report.changed and not report.deleted  # deletions are decided by the caller
@@ -33,13 +33,13 @@ def test_plan_adds_new_replaces_changed_and_skips_unchanged() -> None:
 
 def test_an_unchanged_upload_is_written_again_as_a_replacement() -> None:
     doc = _doc("a", "Tea is a drink.")
-    todo, report = plan({"a": doc.sha256}, [doc], rewrite_unchanged=True)
+    todo, report = plan({"a": doc.sha256}.get, [doc], rewrite_unchanged=True)
     assert todo == [doc] and report.replaced == ["a"] and not report.skipped
 
 
 def test_nothing_to_do_is_no_change() -> None:
     doc = _doc("a", "Tea is a drink.")
-    todo, report = plan({"a": doc.sha256}, [doc])
+    todo, report = plan({"a": doc.sha256}.get, [doc])
     assert todo == [] and not report.changed
 
 
@@ -48,7 +48,8 @@ def test_read_paths_keeps_indexed_ids_and_reads_a_file_named_twice_once(tmp_path
     (tmp_path / "tea.md").write_text("# Tea\n\nOolong.")
     (tmp_path / "x" / "tea.md").write_text("# Tea too\n\nGreen.")
     first = str((tmp_path / "tea.md").resolve())
-    docs = read_paths([tmp_path, tmp_path / "tea.md"], {first: ("kept-id", "old")}, 10_000)
+    docs = read_paths([tmp_path, tmp_path / "tea.md"],
+                      Catalog({first: ("kept-id", "old")}), 10_000)
     assert sorted(d.doc_id for d in docs) == ["kept-id", "tea"]
     assert len({d.source for d in docs}) == 2
 
@@ -58,21 +59,21 @@ def test_read_paths_lists_a_folder_file_it_cannot_read_and_raises_for_a_named_on
     (tmp_path / "a.txt").write_text("Alpha.")
     (tmp_path / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     failed: list[tuple[str, str]] = []
-    docs = read_paths([tmp_path], {}, 10_000, failed)
+    docs = read_paths([tmp_path], Catalog(), 10_000, failed)
     assert [d.doc_id for d in docs] == ["a"]
     assert failed == [(str((tmp_path / "photo.txt").resolve()),
                        "the content is a PNG image, not a document")]
     with pytest.raises(UnsupportedFileError, match="PNG"):
-        read_paths([tmp_path], {}, 10_000)  # no list: the first failure raises
+        read_paths([tmp_path], Catalog(), 10_000)  # no list: the first failure raises
     with pytest.raises(UnsupportedFileError, match="PNG"):
-        read_paths([tmp_path / "photo.txt"], {}, 10_000, [])  # named directly
+        read_paths([tmp_path / "photo.txt"], Catalog(), 10_000, [])  # named directly
     sources = {str((tmp_path / "photo.txt").resolve()): ("photo", "s")}
     assert gone([tmp_path], docs, sources, failed) == []  # still there, only unreadable
 
 
 def test_gone_names_only_files_missing_from_the_folders_read(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("Alpha.")
-    docs = read_paths([tmp_path], {}, 10_000)
+    docs = read_paths([tmp_path], Catalog(), 10_000)
     inside = str((tmp_path / "b.txt").resolve())
     elsewhere = "/elsewhere/c.txt"
     sources = {docs[0].source: ("a", "s"), inside: ("b", "s"), elsewhere: ("c", "s")}

@@ -42,7 +42,7 @@ import httpx
 
 from eval import SEEDS
 from eval.harness import Server, serve_rag
-from eval.reliability.states import Broken, State, classify, inspect, leftovers
+from eval.reliability.states import Broken, State, inspect, leftovers, side
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.index import current_snapshot
@@ -269,19 +269,6 @@ def trial(lab: Lab, kind: str, at: str | None, nth: int = 1,
     except Broken as exc:
         result.update(ok=False, error=str(exc))
     return result
-
-
-def side(kind: str, state: State, before: State, after: State, unmoved: bool) -> str:
-    """Which state the index is in. A merge keeps the content and folds the segments: the
-    index must hold the same content, in the segments of one side or the other."""
-    if kind != "merge":
-        return classify(state, before, after)
-    classify(state, before, before)
-    name, expected = ("previous", before) if unmoved else ("new", after)
-    if state.segments != expected.segments:
-        raise Broken(f"{state.segments} segments on the {name} side, which has "
-                     f"{expected.segments}")
-    return name
 
 
 def plan(quick: bool, n_random: int, rng: random.Random,

@@ -85,6 +85,19 @@ def classify(state: State, before: State, after: State) -> str:
                  f"{state.documents} documents, {state.chunks} chunks")
 
 
+def side(kind: str, state: State, before: State, after: State, unmoved: bool) -> str:
+    """Which state the index is in. A merge keeps the content and folds the segments: the
+    index must hold the same content, in the segments of one side or the other."""
+    if kind != "merge":
+        return classify(state, before, after)
+    classify(state, before, before)
+    name, expected = ("previous", before) if unmoved else ("new", after)
+    if state.segments != expected.segments:
+        raise Broken(f"{state.segments} segments on the {name} side, which has "
+                     f"{expected.segments}")
+    return name
+
+
 def leftovers(root: Path) -> list[str]:
     """Folders no kept snapshot needs: what a dead writer or merger left behind."""
     keep = {p.name for p in (root / "snapshots").iterdir()}
