@@ -186,10 +186,11 @@ class LexicalIndex(Lexical):
     """BM25 over the live chunks of many segments, with the statistics of all of them."""
 
     def __init__(self, parts: Sequence[tuple[Postings, Bools | None]]) -> None:
-        self._parts = [(p, np.ones(p.count(), bool) if live is None else live)
-                       for p, live in parts]
-        self._n = int(sum(live.sum() for _, live in self._parts))
-        total = sum(int(p.lengths[live].sum()) for p, live in self._parts)
+        """``parts``: each segment's postings, and which of its chunks are live (None: all)."""
+        self._parts = list(parts)
+        self._n = sum(p.count() if live is None else int(live.sum()) for p, live in parts)
+        total = sum(int(p.lengths.sum() if live is None else p.lengths[live].sum())
+                    for p, live in parts)
         self._avgdl = total / self._n if self._n else 1.0
         self._ids: Ints | None = None
 
@@ -205,7 +206,8 @@ class LexicalIndex(Lexical):
         """Every live chunk's row id, ascending."""
         if self._ids is None:
             self._ids = np.sort(np.concatenate(
-                [p.rows[live] for p, live in self._parts] or [np.zeros(0, np.int64)]))
+                [p.rows if live is None else p.rows[live] for p, live in self._parts]
+                or [np.zeros(0, np.int64)]))
         return self._ids
 
     def _lists(self, term: str) -> list[tuple[int, npt.NDArray[np.int32], npt.NDArray[np.int32]]]:
@@ -215,8 +217,9 @@ class LexicalIndex(Lexical):
             if t is not None:
                 docs = p.docs[p.indptr[t]:p.indptr[t + 1]]
                 tf = p.tf[p.indptr[t]:p.indptr[t + 1]]
-                alive = live[docs]
-                out.append((n, docs[alive], tf[alive]))
+                if live is not None:
+                    docs, tf = docs[live[docs]], tf[live[docs]]
+                out.append((n, docs, tf))
         return out
 
     def df(self, term: str) -> int:

@@ -32,13 +32,13 @@ class Live:
         self.dead_rows = np.sort(np.asarray(segment.store.rows_of(self.deleted), np.int64))
 
     @cached_property
-    def mask(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
-        """Which of the segment's rows are live."""
-        return ~np.isin(self.segment.rows, self.dead_rows)
+    def mask(self) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
+        """Which of the segment's rows are live; None when all are."""
+        return ~np.isin(self.segment.rows, self.dead_rows) if len(self.dead_rows) else None
 
     @cached_property
     def rows(self) -> Ints:
-        return self.segment.rows[self.mask] if len(self.dead_rows) else self.segment.rows
+        return self.segment.rows if self.mask is None else self.segment.rows[self.mask]
 
     @cached_property
     def live_chunks(self) -> int:
@@ -232,8 +232,9 @@ class SegmentSentences:
 
     @cached_property
     def _count(self) -> int:
-        return sum(p.segment.sentences.count() - int(
-            np.isin(p.segment.sentences.chunk, p.dead_rows).sum()) for p in self.parts)
+        return sum(p.segment.sentences.count() - (int(np.isin(
+            p.segment.sentences.chunk, p.dead_rows).sum()) if len(p.dead_rows) else 0)
+            for p in self.parts)
 
     def count(self) -> int:
         return self._count
