@@ -131,7 +131,8 @@ class Lab:
             self.after[kind] = inspect(root)
 
     def settings(self, root: Path) -> Settings:
-        return Settings(index_dir=root, onnx_dir=self.onnx)
+        # No background merges in this process: it copies and deletes these folders.
+        return Settings(index_dir=root, onnx_dir=self.onnx, auto_merge=False)
 
     def pipeline(self, root: Path) -> Pipeline:
         return Pipeline(self.settings(root), embedder=self.embedder)
