@@ -338,7 +338,7 @@ def bench(ctx: click.Context, dataset_dir: Path, json_out: Path | None, cache: P
         from eval.bench import commit as writes
 
         report = writes.run(dataset_dir, ctx.obj, cache.resolve() / "commit",
-                            Path(".cache/eval"), 1_000_000, 5, "fast", log=click.echo)
+                            Path(".cache/eval"), 1_000_000, 11, "fast", log=click.echo)
         click.echo(writes.table(report))
     else:
         from eval.extras import require

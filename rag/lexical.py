@@ -17,6 +17,7 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -183,16 +184,32 @@ class Postings:
 
 
 class LexicalIndex(Lexical):
-    """BM25 over the live chunks of many segments, with the statistics of all of them."""
+    """BM25 over the live chunks of many segments, with the statistics of all of them.
+
+    Every chunk of every segment has a position, positions in row order (segments' rows
+    interleave once merges have run); a query term's postings in all segments become one
+    array of positions, scored in one pass, and the hits come out in row order.
+    """
 
     def __init__(self, parts: Sequence[tuple[Postings, Bools | None]]) -> None:
         """``parts``: each segment's postings, and which of its chunks are live (None: all)."""
-        self._parts = list(parts)
-        self._n = sum(p.count() if live is None else int(live.sum()) for p, live in parts)
-        total = sum(int(p.lengths.sum() if live is None else p.lengths[live].sum())
-                    for p, live in parts)
-        self._avgdl = total / self._n if self._n else 1.0
-        self._ids: Ints | None = None
+        self._parts = [p for p, _ in parts]
+        rows = np.concatenate([p.rows for p in self._parts] or [np.zeros(0, np.int64)])
+        order = np.argsort(rows, kind="stable")  # merges the segments' ascending runs
+        self._rows: Ints = rows[order]
+        self._lengths = np.concatenate([p.lengths for p in self._parts]
+                                       or [np.zeros(0, np.int64)])[order]
+        self._live: Bools = np.concatenate([np.ones(p.count(), bool) if live is None else live
+                                     for p, live in parts] or [np.zeros(0, bool)])[order]
+        self._position = []  # each segment's chunk -> its position
+        start = 0
+        inverse = np.empty(len(order), dtype=np.int64)
+        inverse[order] = np.arange(len(order))
+        for p in self._parts:
+            self._position.append(inverse[start:start + p.count()])
+            start += p.count()
+        self._n = int(self._live.sum())
+        self._avgdl = int(self._lengths[self._live].sum()) / self._n if self._n else 1.0
 
     @classmethod
     def build(cls, rows: Sequence[int], texts: Sequence[str]) -> LexicalIndex:
@@ -201,52 +218,45 @@ class LexicalIndex(Lexical):
     def count(self) -> int:
         return self._n
 
-    @property
+    @cached_property
     def ids(self) -> Ints:
         """Every live chunk's row id, ascending."""
-        if self._ids is None:
-            self._ids = np.sort(np.concatenate(
-                [p.rows if live is None else p.rows[live] for p, live in self._parts]
-                or [np.zeros(0, np.int64)]))
-        return self._ids
+        live: Ints = self._rows[self._live]
+        return live
 
-    def _lists(self, term: str) -> list[tuple[int, npt.NDArray[np.int32], npt.NDArray[np.int32]]]:
-        out = []
-        for n, (p, live) in enumerate(self._parts):
+    def _postings(self, term: str) -> tuple[Ints, npt.NDArray[np.int32]]:
+        """The live chunks holding ``term`` (positions) and its frequency in each."""
+        docs, tfs = [], []
+        for p, position in zip(self._parts, self._position, strict=True):
             t = p.vocab.get(term)
             if t is not None:
-                docs = p.docs[p.indptr[t]:p.indptr[t + 1]]
-                tf = p.tf[p.indptr[t]:p.indptr[t + 1]]
-                if live is not None:
-                    docs, tf = docs[live[docs]], tf[live[docs]]
-                out.append((n, docs, tf))
-        return out
+                docs.append(position[p.docs[p.indptr[t]:p.indptr[t + 1]]])
+                tfs.append(p.tf[p.indptr[t]:p.indptr[t + 1]])
+        if not docs:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+        doc, tf = np.concatenate(docs), np.concatenate(tfs)
+        live = self._live[doc]
+        return doc[live], tf[live]
 
     def df(self, term: str) -> int:
-        return sum(len(docs) for _, docs, _ in self._lists(term))
+        return len(self._postings(term)[0])
 
     def matches(self, query: str) -> tuple[Ints, Scores]:
-        acc: dict[int, Scores] = {}
+        acc = None
         for term in query_tokens(query):  # repeated terms count again, as in bm25s
-            lists = self._lists(term)
-            df = sum(len(docs) for _, docs, _ in lists)
-            if df == 0:
+            docs, tf = self._postings(term)
+            if not len(docs):
                 continue
-            idf = np.float64(np.float32(_idf(self._n, df)))  # bm25s keeps IDF in float32
-            for n, docs, tf in lists:
-                p = self._parts[n][0]
-                norm = K1 * ((1 - B) + B * p.lengths[docs] / self._avgdl)
-                tf64 = tf.astype(np.float64)
-                if n not in acc:
-                    acc[n] = np.zeros(p.count(), dtype=np.float32)
-                acc[n][docs] += (idf * (tf64 / (norm + tf64))).astype(np.float32)
-        rows = [self._parts[n][0].rows[np.flatnonzero(a)] for n, a in acc.items()]
-        scores = [a[a != 0] for a in acc.values()]
-        if not rows:
+            idf = np.float64(np.float32(_idf(self._n, len(docs))))  # bm25s keeps it in float32
+            norm = K1 * ((1 - B) + B * self._lengths[docs] / self._avgdl)
+            tf64 = tf.astype(np.float64)
+            if acc is None:
+                acc = np.zeros(len(self._rows), dtype=np.float32)
+            acc[docs] += (idf * (tf64 / (norm + tf64))).astype(np.float32)
+        if acc is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        all_rows, all_scores = np.concatenate(rows), np.concatenate(scores)
-        order = np.argsort(all_rows, kind="stable") if len(rows) > 1 else slice(None)
-        return all_rows[order], all_scores[order]
+        hit = np.flatnonzero(acc)
+        return self._rows[hit], acc[hit]
 
 
 class Bm25sLexical(Lexical):

@@ -1,14 +1,15 @@
 """Writes that cost what they change: commits, checkpointed ingest, segments, merges.
 
     python -m eval.bench.commit --dataset ../shared/datasets/scifact [--synthetic 1000000]
-        [--repeat 5] [--ingest-profile fast|default|none] [--json out.json]
+        [--repeat 11] [--ingest-profile fast|default|none] [--json out.json]
     rag bench --commit --dataset ../shared/datasets/scifact    (the same, with the defaults)
 
 - one-document commit: `rag ingest FILE` of a new three-line .txt, in-process with the model
   loaded (what the command costs after its start-up), into indexes of 15 chunks (the seeds),
   of SciFact (~12k chunks; the `rag eval` index, .cache/eval) and of a synthetic index
   (random unit vectors, generated text; built once under the cache). Each is timed on a copy
-  whose segment files are hard links (a segment never changes), so the cache stays as it is;
+  whose segment files are hard links (a segment never changes), so the cache stays as it is,
+  the three taking turns commit by commit;
 - SciFact ingest wall time with a checkpoint every RAG_INGEST_CHECKPOINT_DOCS (500)
   documents and with none, merges included, in the fast-ingest profile (int8 model, sentence
   vectors in context; --ingest-profile default for the other), where the model costs least
@@ -61,29 +62,35 @@ def _note(i: int) -> str:
             f"morning of day {i}.\nRain fell after noon; the river rose by {i % 7 + 2} cm.\n")
 
 
-def time_commits(index: Path, pipeline_for: Callable[[Path], Pipeline], work: Path,
-                 repeat: int, then: Callable[[Pipeline], dict[str, Any]] | None = None
-                 ) -> dict[str, Any]:
-    """``repeat`` one-document ingests into a linked copy of ``index``, one after another."""
+def time_commits(indexes: dict[str, Path], pipeline_for: Callable[[Path], Pipeline],
+                 work: Path, repeat: int) -> dict[str, dict[str, Any]]:
+    """``repeat`` one-document ingests into a linked copy of each index, taking turns (one
+    into each, then the next round), so that this machine's drift falls on all alike."""
     with tempfile.TemporaryDirectory(dir=work) as tmp:
-        root = Path(tmp) / "index"
-        linked_copy(index, root)
-        pipeline = pipeline_for(root)
-        chunks = int(read_snapshot(root).manifest["chunks"])  # type: ignore[union-attr]
+        pipelines = {}
+        for name, index in indexes.items():
+            linked_copy(index, Path(tmp) / name / "index")
+            pipelines[name] = pipeline_for(Path(tmp) / name / "index")
         warm = Path(tmp) / "warm" / "index"  # first calls load tokenizers and parsers
         pipeline_for(warm).ingest([SEEDS / next(p.name for p in SEEDS.iterdir())])
-        seconds = []
+        seconds: dict[str, list[float]] = {name: [] for name in indexes}
         for i in range(repeat):
-            path = Path(tmp) / f"note_{i}.txt"
-            path.write_text(_note(i))
-            t0 = time.perf_counter()
-            report = pipeline.ingest([path])
-            seconds.append(time.perf_counter() - t0)
-            assert report.added == [f"note_{i}"], report.as_dict()
-        out = {"chunks": chunks, "commit_s_median": round(statistics.median(seconds), 3),
-               "commit_s": [round(s, 3) for s in seconds]}
-        if then is not None:
-            out.update(then(pipeline))
+            for name, pipeline in pipelines.items():
+                path = Path(tmp) / name / f"note_{i}.txt"
+                path.write_text(_note(i))
+                t0 = time.perf_counter()
+                report = pipeline.ingest([path])
+                seconds[name].append(time.perf_counter() - t0)
+                assert report.added == [f"note_{i}"], report.as_dict()
+        out = {name: {"chunks": int(read_snapshot(index).manifest["chunks"]),  # type: ignore[union-attr]
+                      "segments": len(read_snapshot(index).segments),  # type: ignore[union-attr]
+                      "commit_s_median": round(statistics.median(seconds[name]), 3),
+                      "commit_s": [round(s, 3) for s in seconds[name]]}
+               for name, index in indexes.items()}
+        # The one-document segments just written, merged as the policy would (they are the
+        # smallest): what a merge of small segments costs inside a big index.
+        big = pipelines[list(indexes)[-1]]
+        out[list(indexes)[-1]]["merge_small"] = _compact(big, len(big.segments()) - repeat + 1)
         return out
 
 
@@ -206,12 +213,9 @@ def run(dataset: Path, settings: Settings, cache: Path, eval_cache: Path, synthe
         Pipeline(quiet.model_copy(update={"index_dir": seeds}), embedder=embedder).ingest([SEEDS])
     scifact, _ = cached_index(ds, settings, eval_cache)
     big = synthetic(cache / f"synthetic-{synthetic_chunks}", synthetic_chunks, log=log)
-    report: dict[str, Any] = {"commit": {}}
-    for name, index in (("seeds", seeds), (ds.name, scifact), ("synthetic", big)):
-        extra = (lambda p: {"merge_small": _compact(p, len(p.segments()) - repeat + 1)}) \
-            if name == "synthetic" else None
-        report["commit"][name] = time_commits(index, pipeline_for, cache, repeat, extra)
-        log(f"one-document commit into {name}: {json.dumps(report['commit'][name])}")
+    report: dict[str, Any] = {"commit": time_commits(
+        {"seeds": seeds, ds.name: scifact, "synthetic": big}, pipeline_for, cache, repeat)}
+    log(f"one-document commits: {json.dumps(report['commit'])}")
     report["search"] = search_shapes(scifact, ds, quiet, embedder, cache)
     log(f"search by segments: {json.dumps(report['search'])}")
     report["merge_32_to_1"] = compact_time(cache / f"{ds.name}-32-segments" , cache, quiet, 1)
@@ -257,7 +261,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, required=True)
     parser.add_argument("--synthetic", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=11)
     parser.add_argument("--ingest-profile", choices=["fast", "default", "none"], default="fast")
     parser.add_argument("--cache", type=Path, default=Path(".cache/bench/commit"))
     parser.add_argument("--json", type=Path, default=None)
