@@ -55,7 +55,7 @@ def route(parts: Sequence[Live], ids: Iterable[int]) -> list[tuple[Live, list[in
     for part in parts:
         mine = part.segment.held(wanted) if len(wanted) else wanted
         if len(mine):
-            out.append((part, list(mine)))
+            out.append((part, mine.tolist()))
     return out
 
 
@@ -184,7 +184,7 @@ class SegmentVectors:
     def search(self, queries: Vectors, k: int) -> tuple[Vectors, Ints]:
         """Top-k (scores, ids) per query row; missing slots have id -1."""
         found = [self._of(p).search(queries, k, exclude)
-                 for p, exclude in zip(self.parts, self._exclude, strict=True) if len(p.rows)]
+                 for p, exclude in zip(self.parts, self._exclude, strict=True) if p.live_chunks]
         n = len(queries)
         if not found:
             return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
