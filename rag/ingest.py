@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,12 +97,23 @@ class IndexCatalog(Catalog):
         self.stores.close()
 
 
-def indexed(root: Path) -> Catalog | None:
-    """What the current snapshot holds (close it when done); None when there is no index."""
+@contextmanager
+def indexed(root: Path) -> Iterator[Catalog | None]:
+    """What the current snapshot holds, while in the block; None when there is no index."""
     snapshot = read_snapshot(root)
     if snapshot is None:
-        return None
-    return IndexCatalog(Stores(live_parts(root, snapshot, Segment)))
+        yield None
+        return
+    catalog = IndexCatalog(Stores(live_parts(root, snapshot, Segment)))
+    try:
+        yield catalog
+    finally:
+        catalog.close()
+
+
+def known(catalog: Catalog | None) -> Callable[[str], str | None]:
+    """doc_id -> the sha256 the index holds for it (what ``plan`` asks)."""
+    return catalog.sha256 if catalog is not None else lambda _: None
 
 
 class _Taken:

@@ -98,9 +98,8 @@ class Pipeline:
         """
         t0 = time.perf_counter()
         paths = [Path(p) for p in paths]
-        catalog = ingest.indexed(self.root)
-        try:
-            failed: list[tuple[str, str]] = []
+        failed: list[tuple[str, str]] = []
+        with ingest.indexed(self.root) as catalog:
             docs = ingest.read_paths(paths, catalog or ingest.Catalog(),
                                      self.settings.max_document_chars, failed, progress)
             if strict:
@@ -108,24 +107,17 @@ class Pipeline:
             deleted = ingest.gone(paths, docs, catalog.sources() if catalog else {},
                                   failed) if prune else []
             report = self._upsert(docs, catalog, progress, t0, deleted)
-        finally:
-            if catalog is not None:
-                catalog.close()
         report.failed = failed
         return report
 
     def ingest_documents(self, docs: Sequence[Document], progress: bool = False) -> IngestReport:
         """Index documents made in code (eval, other sources): upsert by doc_id and sha256."""
-        catalog = ingest.indexed(self.root)
-        try:
+        with ingest.indexed(self.root) as catalog:
             return self._upsert(docs, catalog, progress, time.perf_counter())
-        finally:
-            if catalog is not None:
-                catalog.close()
 
     def _upsert(self, docs: Sequence[Document], catalog: Catalog | None,
                 progress: bool, t0: float, deleted: Sequence[str] = ()) -> IngestReport:
-        todo, report = ingest.plan(catalog.sha256 if catalog else lambda _: None, docs)
+        todo, report = ingest.plan(ingest.known(catalog), docs)
         report.deleted = list(deleted)
         # A checkpoint every RAG_INGEST_CHECKPOINT_DOCS documents: an ingest interrupted
         # midway keeps what it committed, and running it again skips those (same sha256).
@@ -142,13 +134,8 @@ class Pipeline:
         """Index one uploaded file; the same file uploaded again is written again."""
         s = self.settings
         doc = ingest.read_upload(filename, data, s.max_upload_bytes, s.max_document_chars)
-        catalog = ingest.indexed(self.root)
-        try:
-            todo, report = ingest.plan(catalog.sha256 if catalog else lambda _: None, [doc],
-                                       rewrite_unchanged=True)
-        finally:
-            if catalog is not None:
-                catalog.close()
+        with ingest.indexed(self.root) as catalog:
+            todo, report = ingest.plan(ingest.known(catalog), [doc], rewrite_unchanged=True)
         self._write(todo, report, progress=False, wait_s=s.request_lock_wait_s)
         return doc.doc_id, report
 
