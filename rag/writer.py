@@ -20,7 +20,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -145,15 +145,10 @@ def collect_garbage(root: Path, keep: set[str], merging: bool = False) -> None:
                        .get("segments", [])}
     if not (root / SEGMENTS).is_dir():
         return
-    with merge_lock(root) if not merging else _held() as no_merger:
+    with merge_lock(root) if not merging else nullcontext(True) as no_merger:
         for path in (root / SEGMENTS).iterdir():
             if path.name not in listed and (no_merger or not path.name.startswith(".merge-")):
                 shutil.rmtree(path, ignore_errors=True)
-
-
-@contextmanager
-def _held() -> Iterator[bool]:
-    yield True
 
 
 class IndexWriter:
