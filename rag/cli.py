@@ -81,8 +81,9 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address
            strict: bool, as_json: bool) -> None:
     """Index files and folders (see README for the formats); unchanged files are skipped."""
     _use_ray(ctx, ray_address, None)
-    report = _pipeline(ctx).ingest(paths, prune=prune, progress=sys.stderr.isatty(),
-                                   strict=strict)
+    pipeline = _pipeline(ctx)
+    report = pipeline.ingest(paths, prune=prune, progress=sys.stderr.isatty(), strict=strict)
+    pipeline.wait_for_merges()
     if as_json:
         _emit(report.as_dict())
         return
@@ -95,6 +96,29 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address
     reused = f" ({report.reused} kept their vectors)" if report.reused else ""
     click.echo(f"   chunks: {report.chunks} written{reused} in {report.seconds:.2f}s"
                + (f", snapshot {report.snapshot}" if report.snapshot else ", index unchanged"))
+
+
+@main.command()
+@click.option("--max-segments", type=click.IntRange(1), default=None,
+              help="Merge until at most this many segments remain, none holding deleted "
+                   "documents (default: only the merges the tiered policy asks for).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_errors
+def compact(ctx: click.Context, max_segments: int | None, as_json: bool) -> None:
+    """Merge the index's segments now (writes and searches go on meanwhile)."""
+    pipeline = _pipeline(ctx)
+    reports = pipeline.compact(max_segments)
+    segments = len(pipeline.segments())
+    if as_json:
+        _emit({"merges": [{"merged": list(r.merged), "into": r.into, "chunks": r.chunks,
+                           "seconds": round(r.seconds, 3), "snapshot": r.snapshot}
+                          for r in reports], "segments": segments})
+        return
+    for r in reports:
+        click.echo(f"merged {len(r.merged)} segments into {r.into} ({r.chunks} chunks) in "
+                   f"{r.seconds:.2f}s")
+    click.echo(f"{segments} segment(s)" + ("" if reports else ", nothing to merge"))
 
 
 @main.command()
@@ -304,21 +328,32 @@ def evaluate(ctx: click.Context, task: str, dataset_dir: Path, rationales_file: 
               show_default=True, help="Work folder: txtai's virtualenv, indexes, raw results.")
 @click.option("--no-http", is_flag=True, help="Skip the HTTP timings.")
 @click.option("--no-txtai-default", is_flag=True, help="Skip txtai in its default configuration.")
+@click.option("--commit", is_flag=True,
+              help="Time writes instead: one-document commits into indexes of 15 chunks, the "
+                   "dataset and a synthetic 1M, ingest with and without checkpoints, search "
+                   "over 1, 8 and 32 segments, merges (eval/bench/commit.py).")
 @click.pass_context
 @_errors
 def bench(ctx: click.Context, dataset_dir: Path, json_out: Path | None, cache: Path,
-          no_http: bool, no_txtai_default: bool) -> None:
+          no_http: bool, no_txtai_default: bool, commit: bool) -> None:
     """Race this project against txtai: ingest, search latency, nDCG@10, memory."""
-    from eval.extras import require
+    if commit:
+        from eval.bench import commit as writes
 
-    require("httpx", "bench", "rag bench")  # the race times both servers over HTTP
-    from eval.bench import txtai_race as runner
-    from eval.quality import beir
+        report = writes.run(dataset_dir, ctx.obj, cache.resolve() / "commit",
+                            Path(".cache/eval"), 1_000_000, 11, "fast", log=click.echo)
+        click.echo(writes.table(report))
+    else:
+        from eval.extras import require
 
-    dataset = beir.load(dataset_dir, "test")
-    report = runner.run(dataset, ctx.obj, cache.resolve(), http=not no_http,
-                        txtai_default=not no_txtai_default)
-    click.echo(runner.table(report))
+        require("httpx", "bench", "rag bench")  # the race times both servers over HTTP
+        from eval.bench import txtai_race as runner
+        from eval.quality import beir
+
+        dataset = beir.load(dataset_dir, "test")
+        report = runner.run(dataset, ctx.obj, cache.resolve(), http=not no_http,
+                            txtai_default=not no_txtai_default)
+        click.echo(runner.table(report))
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2))
         click.echo(f"report: {json_out}")

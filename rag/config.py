@@ -145,6 +145,13 @@ class Settings(BaseSettings):
     # A folder ingest commits a snapshot every this many new or changed documents, so an
     # interrupted ingest keeps what it wrote and a rerun embeds only the rest.
     ingest_checkpoint_docs: int = Field(default=500, ge=1)
+    # Every write adds a segment (rag/segment.py); a tiered policy (rag/merge.py, after
+    # Lucene's) merges segments of about the same size once more than this many pile up.
+    # Fewer: fewer segments for each search to read, more rewriting of chunks.
+    segments_per_tier: int = Field(default=10, ge=2, le=100)
+    # Merge as the policy asks, in the background, after each write (`rag ingest` waits
+    # for it before it exits); false leaves merging to `rag compact`.
+    auto_merge: bool = True
     ingest_lock_wait_s: float = Field(default=600.0, ge=0)
     request_lock_wait_s: float = Field(default=30.0, ge=0)
     # Text extracted from one file (a 10 MB PDF can hold far more once decompressed).

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Container
 from pathlib import Path, PurePosixPath
 
 MAX_CHARS = 120
@@ -40,7 +40,7 @@ def _hashed(base: str, key: str) -> str:
     return f"{base[:room].rstrip('/._-')}-{digest}" if base else digest
 
 
-def _from_parts(parts: tuple[str, ...], key: str, taken: Collection[str]) -> str:
+def _from_parts(parts: tuple[str, ...], key: str, taken: Container[str]) -> str:
     slugs = [_slug(p) for p in parts]
     base = "/".join(s for s in slugs if s)
     exact = slugs == [unicodedata.normalize("NFC", p) for p in parts] and all(parts) \
@@ -55,7 +55,7 @@ def _from_parts(parts: tuple[str, ...], key: str, taken: Collection[str]) -> str
     return candidate
 
 
-def for_file(file: Path, root: Path, taken: Collection[str] = ()) -> str:
+def for_file(file: Path, root: Path, taken: Container[str] = ()) -> str:
     """The id of ``file``, ingested from the folder ``root``: its relative path without the
     extension, hashed when not exact or when ``taken`` holds it."""
     relative = PurePosixPath(file.relative_to(root).as_posix())

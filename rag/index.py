@@ -1,74 +1,111 @@
-"""The on-disk index: a folder of immutable snapshots and a pointer to the current one.
+"""The on-disk index: snapshots that list immutable segments, and a pointer to the current one.
 
     index/
       CURRENT                 name of the live snapshot (replaced atomically)
-      .lock                   held by the one writer
-      snapshots/<id>/         manifest.json, vectors.faiss, store.sqlite, bm25/,
-                              sentences.npz
-      snapshots/.tmp-<id>/    a snapshot being written; never read
+      .lock, .merge.lock      held by the one writer, and by the one merger
+      snapshots/<id>/         manifest.json: the segments, and the documents deleted from each
+      segments/<name>/        one segment (rag/segment.py), shared by every snapshot listing it
 
-A writer copies the current snapshot into a temporary folder, changes it,
-fsyncs it, renames it into place and only then repoints CURRENT. A crash at any
-moment leaves CURRENT naming a complete snapshot, so readers see the old index
-or the new one, never a mix.
+A write adds one segment and a manifest, a merge replaces several segments by one
+(rag/writer.py, rag/merge.py); neither changes a file a snapshot already lists, and
+CURRENT moves only once everything it will name is on disk, so readers see the old index
+or the new one, never a mix. ``Index`` reads one snapshot; ``IndexHandle`` keeps the live one
+for a serving process and, when CURRENT moves, opens only the segments it has not open yet.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import shutil
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from rag.errors import IndexMismatchError, NoIndexError, RagError
+from rag.lexical import Lexical, LexicalIndex
+from rag.segment import Segment
+from rag.segments import Live, SegmentSentences, SegmentVectors, Stores
 
-from rag.arrays import Vectors
-from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError, RagError
-from rag.lexical import LexicalIndex, parameters
-from rag.sentence_index import SentenceIndex
-from rag.store import Store
-from rag.types import Chunk, Document
-from rag.vector_index import VectorIndex
-
-# Format 3 added the store's marks (where each part of a document was: page, slide, sheet
-# and row, heading path). A format-2 snapshot is read as it is (every locator None); a writer
-# adds the marks table to its copy, and the snapshot it commits is format 3, its older
-# documents still without marks until they are re-ingested into a new --index folder.
-# Format 4 keeps a file's absolute path apart from its public source (rag.store): an older
-# snapshot is read with its sources cut to their relative part, and a writer moves its paths.
-FORMAT = 4
-READABLE_FORMATS = (2, 3, 4)
+# Formats, oldest first. 2: the whole index in one snapshot folder. 3: the store gains its
+# marks (page, slide, sheet and row, heading path). 4 was given twice, by two lines of work
+# written side by side: one snapshot folder whose store gains a ``path`` column and keeps
+# only relative sources (rag.store), and a manifest over segments whose stores lack that
+# column; the manifest tells them apart (``Snapshot.legacy``). 5: both, a manifest over
+# segments whose stores have the ``path`` column. An index without segments (2, 3, or 4 of
+# one folder) is read as one segment, and its next write turns it into a segment of format 5
+# (rag/writer.py). Format 4 of segments is read as it is: a store without the column shows
+# its absolute sources cut to their relative part (rag.store.public_source), and a merge
+# that rewrites it moves its paths to the column.
+FORMAT = 5
+READABLE_FORMATS = (2, 3, 4, 5)
 MANIFEST = "manifest.json"
-VECTORS = "vectors.faiss"
-STORE = "store.sqlite"
-LEXICAL = "bm25"
-SENTENCES = "sentences.npz"
+SNAPSHOTS = "snapshots"
+SEGMENTS = "segments"
 KEEP_SNAPSHOTS = 2
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+@dataclass(frozen=True)
+class SegmentInfo:
+    """A segment as a manifest lists it: its counts, and the documents deleted from it
+    since it was written (doc_id -> its chunks and sentences)."""
+
+    name: str
+    documents: int
+    chunks: int
+    sentences: int
+    vectors: str
+    deleted: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def live_chunks(self) -> int:
+        return self.chunks - sum(c for c, _ in self.deleted.values())
+
+    @property
+    def live_documents(self) -> int:
+        return self.documents - len(self.deleted)
+
+    @property
+    def live_sentences(self) -> int:
+        return self.sentences - sum(s for _, s in self.deleted.values())
+
+    def without(self, deleted: Mapping[str, tuple[int, int]]) -> SegmentInfo:
+        return replace(self, deleted={**self.deleted, **deleted})
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "documents": self.documents, "chunks": self.chunks,
+                "sentences": self.sentences, "vectors": self.vectors,
+                "deleted": {d: list(n) for d, n in sorted(self.deleted.items())}}
+
+    @classmethod
+    def of_json(cls, data: Mapping[str, Any]) -> SegmentInfo:
+        return cls(data["name"], data["documents"], data["chunks"], data["sentences"],
+                   data["vectors"], {d: (int(c), int(s)) for d, (c, s) in data["deleted"].items()})
 
 
-def _fsync_tree(path: Path) -> None:
-    for file in path.rglob("*"):
-        if file.is_file():
-            with open(file, "rb") as f:
-                os.fsync(f.fileno())
-    for folder in [path, *[p for p in path.rglob("*") if p.is_dir()]]:
-        _fsync_dir(folder)
+@dataclass(frozen=True)
+class Snapshot:
+    """The snapshot CURRENT names: its folder and manifest."""
+
+    path: Path
+    manifest: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["snapshot"])
+
+    @property
+    def legacy(self) -> bool:
+        """Written without segments (format 2, 3, or 4 of one folder): the snapshot folder
+        holds the whole index."""
+        return "segments" not in self.manifest
+
+    @property
+    def segments(self) -> list[SegmentInfo]:
+        return [SegmentInfo.of_json(s) for s in self.manifest.get("segments", [])]
 
 
 def current_snapshot(root: Path) -> Path | None:
@@ -76,8 +113,30 @@ def current_snapshot(root: Path) -> Path | None:
         name = (root / "CURRENT").read_text().strip()
     except FileNotFoundError:
         return None
-    path = root / "snapshots" / name
+    path = root / SNAPSHOTS / name
     return path if (path / MANIFEST).is_file() else None
+
+
+def read_snapshot(root: Path) -> Snapshot | None:
+    path = current_snapshot(root)
+    if path is None:
+        return None
+    return Snapshot(path, json.loads((path / MANIFEST).read_text()))
+
+
+def manifest(name: str, previous: str | None, settings: Mapping[str, Any],
+             segments: Sequence[SegmentInfo], next_row: int, operation: str) -> dict[str, Any]:
+    """A manifest of the current format; ``settings`` holds the index's model, dimension,
+    chunker and BM25 parameters (they never change over an index's life)."""
+    kinds = sorted({s.vectors for s in segments})
+    return {"format": FORMAT, "snapshot": name, "previous": previous, "operation": operation,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **{k: settings[k] for k in ("model", "dimension", "metric", "chunker", "lexical")},
+            "vectors": ", ".join(kinds) or "flat",
+            "documents": sum(s.live_documents for s in segments),
+            "chunks": sum(s.live_chunks for s in segments),
+            "sentences": sum(s.live_sentences for s in segments),
+            "next_row": next_row, "segments": [s.as_json() for s in segments]}
 
 
 def check_manifest(manifest: Mapping[str, Any], root: Path, model: str | None,
@@ -99,24 +158,55 @@ def check_manifest(manifest: Mapping[str, Any], root: Path, model: str | None,
             f"gives {dimension}: ingest into a new --index folder")
 
 
+def live_parts(root: Path, snapshot: Snapshot,
+               open_segment: Callable[[Path, bool], Segment]) -> list[Live]:
+    """The snapshot's segments, each without the documents deleted from it."""
+    if snapshot.legacy:
+        return [Live(open_segment(snapshot.path, True))]
+    return [Live(open_segment(root / SEGMENTS / s.name, False), s.deleted)
+            for s in snapshot.segments]
+
+
 class Index:
-    """One loaded snapshot, read-only. Cheap to replace: load a new one and swap."""
+    """One loaded snapshot, read-only. Cheap to replace: load a new one and swap.
+
+    ``reuse``: segments already open (by name) to share rather than open again; an
+    Index given some must not be closed (other snapshots read them). ``lazy``: read each
+    segment's parts when first needed, not at once (a writer looking up a few documents;
+    a serving process loads everything, so that no file is opened after it may be deleted).
+    """
 
     def __init__(self, root: Path, model: str | None = None, dimension: int | None = None,
-                 search_threads: int | None = None, nprobe: int = 128):
-        snapshot = current_snapshot(root)
+                 search_threads: int | None = None, nprobe: int = 128,
+                 reuse: Mapping[str, Segment] | None = None, lazy: bool = False) -> None:
+        snapshot = read_snapshot(root)
         if snapshot is None:
             raise NoIndexError(root)
         self.root = root
-        self.path = snapshot
-        self.manifest: dict[str, Any] = json.loads((snapshot / MANIFEST).read_text())
+        self.path = snapshot.path
+        self.manifest: dict[str, Any] = dict(snapshot.manifest)
         check_manifest(self.manifest, root, model, dimension)
-        self.store = Store(snapshot / STORE, readonly=True)
-        self.vectors = VectorIndex.load(snapshot / VECTORS)
-        self.vectors.threads = search_threads
-        self.vectors.nprobe = nprobe
-        self.lexical = LexicalIndex.load(snapshot / LEXICAL)
-        self.sentences = SentenceIndex.load(snapshot / SENTENCES)
+        shared = reuse or {}
+
+        def opened(path: Path, legacy: bool) -> Segment:
+            segment = shared.get(path.name) or Segment(path, legacy)
+            return segment if lazy else segment.load()
+
+        self._parts = live_parts(root, snapshot, opened)
+        self.legacy = snapshot.legacy
+        self.segments = {p.segment.name: p.segment for p in self._parts}
+        dim = int(self.manifest["dimension"])
+        self.store = Stores(self._parts)
+        self.vectors = SegmentVectors(self._parts, dim, search_threads, nprobe)
+        self.sentences = SegmentSentences(self._parts, dim)
+        if not lazy:
+            _ = self.lexical
+
+    @cached_property
+    def lexical(self) -> Lexical:
+        if self.legacy:
+            return self._parts[0].segment.bm25s
+        return LexicalIndex([(p.segment.postings, p.mask) for p in self._parts])
 
     @property
     def snapshot(self) -> str:
@@ -131,7 +221,8 @@ class IndexHandle:
 
     Loaded on first use, and again once another process (a `rag ingest` beside
     `rag serve`) has moved CURRENT, which is checked at most every ``poll_s``
-    seconds by the pointer's inode and mtime: a stat, not a read.
+    seconds by the pointer's inode and mtime: a stat, not a read. A reload opens only
+    the segments the held snapshot lacks; while one runs, readers keep the held snapshot.
     """
 
     def __init__(self, root: Path, model: str | None,
@@ -140,8 +231,8 @@ class IndexHandle:
                  on_load: Callable[[Index], Index] | None = None, poll_s: float = 0.5,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.root = root
-        self._open: Callable[[], Index] = lambda: Index(root, model, dimension(),
-                                                        search_threads, nprobe)
+        self._open: Callable[[Mapping[str, Segment]], Index] = lambda reuse: Index(
+            root, model, dimension(), search_threads, nprobe, reuse)
         self._on_load = on_load
         self._poll_s = poll_s
         self._clock = clock
@@ -154,9 +245,12 @@ class IndexHandle:
         """The newest snapshot (one object per snapshot: hold it to read one consistently)."""
         index = self._index
         if index is None or self._moved():
-            with self._lock:
-                if self._index is None or self._index is index:
-                    return self.reload()
+            if self._lock.acquire(blocking=index is None):
+                try:
+                    if self._index is None or self._index is index:
+                        return self._reload()
+                finally:
+                    self._lock.release()
             index = self._index
         assert index is not None
         return index
@@ -178,10 +272,25 @@ class IndexHandle:
 
     def reload(self) -> Index:
         """Load the snapshot CURRENT names now (after this process wrote one, at once)."""
+        with self._lock:
+            return self._reload()
+
+    def refresh(self) -> None:
+        """After a write: reload if a snapshot is held, else leave it to the first read."""
+        if self._index is not None:
+            self.reload()
+
+    def held(self) -> Index | None:
+        """The snapshot held now, if one was loaded (nothing is loaded here)."""
+        return self._index
+
+    def _reload(self) -> Index:
+        held = self._index
+        reuse = held.segments if held is not None else {}
         for attempt in range(3):
             pointer = self._pointer_id()  # before loading: a move during it is seen next time
             try:
-                index = self._open()
+                index = self._open(reuse)
                 break
             except RagError:
                 raise
@@ -191,160 +300,5 @@ class IndexHandle:
                     raise
         if self._on_load is not None:
             index = self._on_load(index)
-        self._index, self._pointer = index, pointer
+        self._index, self._pointer, self._checked = index, pointer, self._clock()
         return index
-
-
-@contextmanager
-def writer_lock(root: Path, wait_s: float = 0.0) -> Iterator[None]:
-    """One writer at a time; a second one waits up to ``wait_s`` then fails clearly."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "a+") as handle:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise IndexBusyError(
-                        f"index at {root} is being written by another process: "
-                        "retry when that ingest finishes") from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class IndexWriter:
-    """Builds the next snapshot from the current one. Use as a context manager."""
-
-    def __init__(self, root: Path, model: str, dimension: int, chunker: Mapping[str, Any],
-                 wait_s: float = 0.0, ann_threshold: int = 200_000) -> None:
-        self.root = root
-        self.ann_threshold = ann_threshold
-        self.model = model
-        self.dimension = dimension
-        self.chunker = dict(chunker)
-        self._wait_s = wait_s
-        self._lock: Any = None
-        self.snapshot = ""
-        self.tmp = root / "snapshots" / ".tmp-unopened"
-        self.previous: str | None = None
-        self.committed = False
-        self._pending: list[tuple[list[int], list[int], list[int], Vectors]] = []
-
-    def __enter__(self) -> IndexWriter:
-        self._lock = writer_lock(self.root, self._wait_s)
-        self._lock.__enter__()
-        # Named under the lock, so snapshot names sort in the order they become current.
-        self.snapshot = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ-") + uuid.uuid4().hex[:8]
-        self.tmp = self.root / "snapshots" / f".tmp-{self.snapshot}"
-        try:
-            self._open()
-        except BaseException:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            self._lock.__exit__(None, None, None)
-            raise
-        return self
-
-    def _open(self) -> None:
-        (self.root / "snapshots").mkdir(parents=True, exist_ok=True)
-        base = current_snapshot(self.root)
-        self.tmp.mkdir()
-        if base is not None:
-            manifest = json.loads((base / MANIFEST).read_text())
-            check_manifest(manifest, self.root, self.model, self.dimension)
-            self.previous = manifest["snapshot"]
-            shutil.copy2(base / STORE, self.tmp / STORE)
-            self.vectors = VectorIndex.load(base / VECTORS)
-            self.sentences = SentenceIndex.load(base / SENTENCES)
-        else:
-            self.vectors = VectorIndex(self.dimension)
-            self.sentences = SentenceIndex.empty(self.dimension)
-        self.store = Store(self.tmp / STORE)
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if hasattr(self, "store"):
-                self.store.close()
-            if exc_type is not None or not self.committed:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-        finally:
-            self._lock.__exit__(None, None, None)
-
-    def add(self, doc: Document, chunks: Sequence[Chunk], vectors: Vectors,
-            sentences: Sequence[tuple[int, int, int]], sentence_vectors: Vectors) -> None:
-        """Add a document; ``sentences`` are (index into ``chunks``, start, end).
-
-        Sentences are gathered and joined to the index once, when needed: joining
-        per document made a 5,000-document ingest quadratic (minutes of copying).
-        """
-        ids = self.store.add_document(doc, chunks)
-        self.vectors.index(ids, vectors)
-        self._pending.append(([ids[i] for i, _, _ in sentences], [s for _, s, _ in sentences],
-                              [e for _, _, e in sentences], sentence_vectors))
-
-    def delete(self, doc_id: str) -> None:
-        ids = self.store.delete_document(doc_id)
-        if ids:
-            self.vectors.remove(ids)
-            self._join_pending()
-            self.sentences = self.sentences.without(ids)
-
-    def _join_pending(self) -> None:
-        if self._pending:
-            self.sentences = self.sentences.plus(
-                [i for p in self._pending for i in p[0]], [s for p in self._pending for s in p[1]],
-                [e for p in self._pending for e in p[2]],
-                np.concatenate([p[3] for p in self._pending]).reshape(-1, self.dimension))
-            self._pending = []
-
-    def commit(self) -> str:
-        """Write the snapshot completely, then make it current. Returns its id."""
-        self.store.commit()
-        self._join_pending()
-        ids, texts = self.store.all_chunks()
-        if sorted(ids) != sorted(self.vectors.ids().tolist()) \
-                or not self.sentences.chunk_ids() <= set(ids):
-            raise RuntimeError("store, vectors and sentences disagree; snapshot not written")
-        self.sentences.save(self.tmp / SENTENCES)
-        self.vectors.make_approximate(self.ann_threshold)
-        LexicalIndex.build(ids, texts).save(self.tmp / LEXICAL)
-        self.vectors.save(self.tmp / VECTORS)
-        docs, chunks = self.store.counts()
-        manifest = {"format": FORMAT, "snapshot": self.snapshot, "previous": self.previous,
-                    "created": datetime.now(UTC).isoformat(), "model": self.model,
-                    "dimension": self.dimension, "metric": "inner_product",
-                    "vectors": self.vectors.describe(),
-                    "chunker": self.chunker, "lexical": parameters(),
-                    "documents": docs, "chunks": chunks,
-                    "sentences": self.sentences.count()}
-        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        self.store.close()
-        _fsync_tree(self.tmp)
-        final = self.root / "snapshots" / self.snapshot
-        os.rename(self.tmp, final)
-        _fsync_dir(final.parent)
-        pointer = self.root / "CURRENT.tmp"
-        with open(pointer, "w") as f:
-            f.write(self.snapshot + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(pointer, self.root / "CURRENT")
-        _fsync_dir(self.root)
-        self.committed = True
-        self._collect_garbage()
-        return self.snapshot
-
-    def _collect_garbage(self) -> None:
-        """Keep the new snapshot and the one before it (KEEP_SNAPSHOTS); drop the rest.
-
-        That includes the leftovers of writers killed mid-way: temporary folders, and a
-        complete snapshot renamed into place whose CURRENT swap never happened.
-        """
-        keep = {self.snapshot, self.previous}
-        for path in (self.root / "snapshots").iterdir():
-            if path.name not in keep:
-                shutil.rmtree(path, ignore_errors=True)

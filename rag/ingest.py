@@ -1,4 +1,4 @@
-"""What an ingest changes, and writing those changes as one snapshot.
+"""What an ingest changes, and writing those changes as one snapshot (one new segment).
 
 Three ways in — files and folders, documents made in code, uploads — share one
 rule (``plan``): a document is added when its doc_id is new, replaced when its
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,13 @@ from rag.errors import (
     RagError,
     UnreadableFileError,
 )
-from rag.index import STORE, Index, IndexWriter, current_snapshot
+from rag.index import Index, live_parts, read_snapshot
 from rag.isolation import ParseLimits
 from rag.prepare import Preparer
-from rag.store import Store
+from rag.segment import Segment
+from rag.segments import Stores
 from rag.types import Document
+from rag.writer import IndexWriter
 
 # An index's files by path (uploads and documents made in code by source) -> (doc_id, sha256)
 Sources = Mapping[str, tuple[str, str]]
@@ -62,22 +65,81 @@ class IngestReport:
         return bool(self.added or self.replaced or self.deleted)
 
 
-def indexed(root: Path) -> dict[str, tuple[str, str]] | None:
-    """path -> (doc_id, sha256) in the current snapshot (``Sources``); None when there is
-    no index."""
-    snapshot = current_snapshot(root)
+class Catalog:
+    """What an index holds, asked one file or document at a time, so that a one-file ingest
+    into a million-chunk index reads a few rows, not every document's. This one answers
+    from a mapping (``Sources``); ``IndexCatalog`` asks the index."""
+
+    def __init__(self, sources: Sources | None = None) -> None:
+        self._sources = dict(sources or {})
+        self._sha = dict(self._sources.values())
+
+    def by_path(self, path: str) -> tuple[str, str] | None:
+        """(doc_id, sha256) of the document read from the file at ``path`` (absolute)."""
+        return self._sources.get(path)
+
+    def sha256(self, doc_id: str) -> str | None:
+        return self._sha.get(doc_id)
+
+    def sources(self) -> dict[str, tuple[str, str]]:
+        """Every document by path (only a prune needs them all)."""
+        return dict(self._sources)
+
+    def close(self) -> None:
+        pass
+
+
+class IndexCatalog(Catalog):
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+
+    def by_path(self, path: str) -> tuple[str, str] | None:
+        return self.stores.by_path(path)
+
+    def sha256(self, doc_id: str) -> str | None:
+        return self.stores.sha256(doc_id)
+
+    def sources(self) -> dict[str, tuple[str, str]]:
+        return self.stores.sources()
+
+    def close(self) -> None:
+        self.stores.close()
+
+
+@contextmanager
+def indexed(root: Path) -> Iterator[Catalog | None]:
+    """What the current snapshot holds, while in the block; None when there is no index."""
+    snapshot = read_snapshot(root)
     if snapshot is None:
-        return None
-    store = Store(snapshot / STORE, readonly=True)
+        yield None
+        return
+    catalog = IndexCatalog(Stores(live_parts(root, snapshot, Segment)))
     try:
-        return store.sources()
+        yield catalog
     finally:
-        store.close()
+        catalog.close()
 
 
-def plan(known: Mapping[str, str], docs: Sequence[Document],
+def known(catalog: Catalog | None) -> Callable[[str], str | None]:
+    """doc_id -> the sha256 the index holds for it (what ``plan`` asks)."""
+    return catalog.sha256 if catalog is not None else lambda _: None
+
+
+class _Taken:
+    """The doc_ids a new file may not get: the index's and those given out in this read."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.new: set[str] = set()
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self.new or (isinstance(doc_id, str)
+                                      and self.catalog.sha256(doc_id) is not None)
+
+
+def plan(known: Callable[[str], str | None], docs: Sequence[Document],
          rewrite_unchanged: bool = False) -> tuple[list[Document], IngestReport]:
-    """The documents to write, given what the index holds (doc_id -> sha256).
+    """The documents to write, given what the index holds (``known``: doc_id -> sha256).
 
     ``rewrite_unchanged`` writes an unchanged document again as a replacement
     (an upload always makes a snapshot, so its response names one).
@@ -85,9 +147,10 @@ def plan(known: Mapping[str, str], docs: Sequence[Document],
     report = IngestReport()
     todo = []
     for doc in docs:
-        if doc.doc_id not in known:
+        sha256 = known(doc.doc_id)
+        if sha256 is None:
             report.added.append(doc.doc_id)
-        elif known[doc.doc_id] != doc.sha256 or rewrite_unchanged:
+        elif sha256 != doc.sha256 or rewrite_unchanged:
             report.replaced.append(doc.doc_id)
         else:
             report.skipped.append(doc.doc_id)
@@ -96,7 +159,7 @@ def plan(known: Mapping[str, str], docs: Sequence[Document],
     return todo, report
 
 
-def read_paths(paths: Sequence[Path], sources: Sources, limits: ParseLimits,
+def read_paths(paths: Sequence[Path], catalog: Catalog, limits: ParseLimits,
                failed: list[tuple[str, str]] | None = None,
                progress: bool = False) -> list[Document]:
     """Every supported file under ``paths``, read once, each parsed under ``limits`` in a
@@ -111,11 +174,11 @@ def read_paths(paths: Sequence[Path], sources: Sources, limits: ParseLimits,
     for file, root in discover(paths):
         roots.setdefault(file, root)  # a file named twice is read once
     named = {p.resolve() for p in paths if p.is_file()}
-    taken = {doc_id for doc_id, _ in sources.values()}
+    taken = _Taken(catalog)
     docs = []
     for file, root in tqdm(roots.items(), desc="reading", unit="file", disable=not progress,
                            leave=False):
-        known = sources.get(str(file))
+        known = catalog.by_path(str(file))
         doc_id = known[0] if known is not None else doc_ids.for_file(file, root, taken)
         try:
             docs.append(read_file(file, root, doc_id, limits))
@@ -125,7 +188,7 @@ def read_paths(paths: Sequence[Path], sources: Sources, limits: ParseLimits,
             reason = _reason(exc).removeprefix(f"{file}: ").removeprefix(f"{file.name}: ")
             failed.append((str(file), reason))
             continue
-        taken.add(doc_id)
+        taken.new.add(doc_id)
     return docs
 
 
@@ -169,16 +232,17 @@ def gone(paths: Sequence[Path], docs: Sequence[Document],
 
 
 def read_upload(filename: str, data: bytes, max_bytes: int, limits: ParseLimits,
-                known: Collection[str] = (), replace_existing: bool = False,
+                known: Callable[[str], str | None] = lambda _: None,
+                replace_existing: bool = False,
                 cancelled: threading.Event | None = None) -> Document:
     """An uploaded file (its name is used for type and id only, never as a path), parsed
-    under ``limits`` in a worker of its own. An id among ``known`` is refused unless
-    ``replace_existing``, before anything is parsed."""
+    under ``limits`` in a worker of its own. An id the index holds (``known``, as ``plan``
+    asks it) is refused unless ``replace_existing``, before anything is parsed."""
     if len(data) > max_bytes:
         raise FileTooLargeError(f"{filename}: {len(data)} bytes is over the upload limit of "
                                 f"{max_bytes} bytes")
     doc_id = doc_ids.for_upload(filename)
-    if doc_id in known and not replace_existing:
+    if known(doc_id) is not None and not replace_existing:
         raise DocumentExistsError(doc_id)
     return isolation.parse(data, filename, doc_id, doc_ids.upload_source(filename), limits,
                            cancelled)
@@ -210,7 +274,7 @@ class Committer:
         report.reused += reused
         with self._writer(wait_s) as w:
             for doc_id in new_only:
-                if w.store.document(doc_id) is not None:
+                if w.has(doc_id):
                     raise DocumentExistsError(doc_id)
             for doc_id in deleted:
                 w.delete(doc_id)
@@ -225,13 +289,9 @@ class Committer:
         """A snapshot without ``doc_id``; an id the index lacks changes nothing."""
         report = IngestReport(deleted=[doc_id])
         with self._writer(wait_s) as w:
-            if w.store.document(doc_id) is None:
+            if not w.has(doc_id):
                 raise DocumentNotFoundError(doc_id)
             w.delete(doc_id)
             report.snapshot = w.commit()
         return report
-
-
-def sources_by_doc_id(sources: Sources | None) -> dict[str, str]:
-    return dict((sources or {}).values())
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rag import components, ingest
+from rag import components, ingest, merge
 from rag.answer import Composer
 from rag.arrays import Vectors
 from rag.chunking import Chunker
@@ -23,14 +23,16 @@ from rag.config import DEFAULT_K, AnswerMode, RetrieverName, Settings
 from rag.embedding import Embedder, model_id
 from rag.errors import DocumentNotFoundError, NoIndexError
 from rag.generate import Sentence, choose_mode, sentences_of
-from rag.index import Index, IndexHandle, current_snapshot
-from rag.ingest import Committer, IngestReport, Sources
+from rag.index import Index, IndexHandle, SegmentInfo, current_snapshot, read_snapshot
+from rag.ingest import Catalog, Committer, IngestReport
 from rag.isolation import ParseLimits
 from rag.llm import Writer
+from rag.merge import MergeReport
 from rag.rerank import Reranker
 from rag.retrieval import Retriever, check_query, make_retriever
 from rag.scorer import EvidenceScorer
 from rag.types import Answer, Document, Hit, Timings
+from rag.writer import upgrade
 
 
 class Pipeline:
@@ -57,6 +59,8 @@ class Pipeline:
             lambda: self.embedder.dimension if self._embedder.loaded else None,
             settings.faiss_threads, settings.ann_nprobe, components.on_load(settings),
             clock=clock)
+        self._merger = merge.Merger(lambda: self._merge(None, 0.0),
+                                    lambda _: self._index.refresh())
 
     @property
     def embedder(self) -> Embedder:
@@ -100,29 +104,32 @@ class Pipeline:
         """
         t0 = time.perf_counter()
         paths = [Path(p) for p in paths]
-        sources = ingest.indexed(self.root)
         failed: list[tuple[str, str]] = []
-        docs = ingest.read_paths(paths, sources or {}, self.parse_limits(), failed, progress)
-        if strict:
-            ingest.refuse_failures(failed)
-        deleted = ingest.gone(paths, docs, sources or {}, failed) if prune else []
-        report = self._upsert(docs, sources, progress, t0, deleted)
+        with ingest.indexed(self.root) as catalog:
+            docs = ingest.read_paths(paths, catalog or ingest.Catalog(), self.parse_limits(),
+                                     failed, progress)
+            if strict:
+                ingest.refuse_failures(failed)
+            deleted = ingest.gone(paths, docs, catalog.sources() if catalog else {},
+                                  failed) if prune else []
+            report = self._upsert(docs, catalog, progress, t0, deleted)
         report.failed = failed
         return report
 
     def ingest_documents(self, docs: Sequence[Document], progress: bool = False) -> IngestReport:
         """Index documents made in code (eval, other sources): upsert by doc_id and sha256."""
-        return self._upsert(docs, ingest.indexed(self.root), progress, time.perf_counter())
+        with ingest.indexed(self.root) as catalog:
+            return self._upsert(docs, catalog, progress, time.perf_counter())
 
-    def _upsert(self, docs: Sequence[Document], sources: Sources | None,
+    def _upsert(self, docs: Sequence[Document], catalog: Catalog | None,
                 progress: bool, t0: float, deleted: Sequence[str] = ()) -> IngestReport:
-        todo, report = ingest.plan(ingest.sources_by_doc_id(sources), docs)
+        todo, report = ingest.plan(ingest.known(catalog), docs)
         report.deleted = list(deleted)
         # A checkpoint every RAG_INGEST_CHECKPOINT_DOCS documents: an ingest interrupted
         # midway keeps what it committed, and running it again skips those (same sha256).
         step = self.settings.ingest_checkpoint_docs
         parts = [todo[i:i + step] for i in range(0, len(todo), step)] or [[]]
-        if report.changed or sources is None:
+        if report.changed or catalog is None:
             for n, part in enumerate(parts):
                 self._write(part, report, progress, self.settings.ingest_lock_wait_s,
                             report.deleted if n == len(parts) - 1 else ())
@@ -136,10 +143,11 @@ class Pipeline:
         meanwhile); the same file uploaded again is written again. ``cancelled`` stops the
         parse (the client went away)."""
         s = self.settings
-        known = ingest.sources_by_doc_id(ingest.indexed(self.root))
-        doc = ingest.read_upload(filename, data, s.max_upload_bytes, self.parse_limits(), known,
-                                 replace, cancelled)
-        todo, report = ingest.plan(known, [doc], rewrite_unchanged=True)
+        with ingest.indexed(self.root) as catalog:
+            known = ingest.known(catalog)
+            doc = ingest.read_upload(filename, data, s.max_upload_bytes, self.parse_limits(),
+                                     known, replace, cancelled)
+            todo, report = ingest.plan(known, [doc], rewrite_unchanged=True)
         self._write(todo, report, progress=False, wait_s=s.request_lock_wait_s,
                     new_only=() if replace else [doc.doc_id])
         return doc.doc_id, report
@@ -148,7 +156,7 @@ class Pipeline:
         if current_snapshot(self.root) is None:
             raise NoIndexError(self.root)
         report = self._committer().delete(doc_id, self.settings.request_lock_wait_s)
-        self.reload()
+        self._written()
         return report
 
     def _committer(self) -> Committer:
@@ -160,10 +168,56 @@ class Pipeline:
                wait_s: float, deleted: Sequence[str] | None = None,
                new_only: Collection[str] = ()) -> None:
         replaced = set(report.replaced)
-        reuse = self.index if any(d.doc_id in replaced for d in docs) else None
-        self._committer().write(docs, report, reuse, progress, wait_s,
-                                report.deleted if deleted is None else deleted, new_only)
-        self.reload()
+        held = self._index.held()
+        reuse = None
+        if any(d.doc_id in replaced for d in docs):  # their unchanged chunks keep their vectors
+            reuse = held or Index(self.root, lazy=True)  # lazy: only their segments are read
+        try:
+            self._committer().write(docs, report, reuse, progress, wait_s,
+                                    report.deleted if deleted is None else deleted, new_only)
+        finally:
+            if reuse is not None and reuse is not held:
+                reuse.close()
+        self._written()
+
+    def _written(self) -> None:
+        """After a commit: serve it (if serving), and merge segments if the policy asks."""
+        self._index.refresh()
+        if self.settings.auto_merge:
+            self._merger.kick()
+
+    # Merging
+
+    def _merge(self, max_segments: int | None, lock_wait_s: float) -> MergeReport | None:
+        s = self.settings
+        return merge.merge(self.root, merge.TieredPolicy(segments_per_tier=s.segments_per_tier),
+                           s.ann_threshold, s.ingest_lock_wait_s, max_segments, lock_wait_s)
+
+    def compact(self, max_segments: int | None = None) -> list[MergeReport]:
+        """Merge segments until the policy asks for no more (or, with ``max_segments``, until
+        at most that many remain, none holding deleted documents). An index without segments
+        (format 2, 3, or 4 of one folder) is turned into segments first."""
+        snapshot = read_snapshot(self.root)
+        if snapshot is None:
+            raise NoIndexError(self.root)
+        if snapshot.legacy:
+            upgrade(self.root, self.settings.ingest_lock_wait_s, self.settings.ann_threshold)
+        reports = []
+        while (r := self._merge(max_segments, self.settings.ingest_lock_wait_s)) is not None:
+            reports.append(r)
+        self._index.refresh()
+        return reports
+
+    def segments(self) -> list[SegmentInfo]:
+        """The current snapshot's segments, from its manifest (nothing is loaded)."""
+        snapshot = read_snapshot(self.root)
+        if snapshot is None:
+            raise NoIndexError(self.root)
+        return snapshot.segments
+
+    def wait_for_merges(self) -> None:
+        """Until the background merges started by this pipeline's writes are done."""
+        self._merger.wait()
 
     # Reading
 

@@ -13,6 +13,7 @@ from rag.config import RETRIEVER_NAMES, RetrieverName
 from rag.embedding import Embedder
 from rag.errors import InputError
 from rag.index import Index
+from rag.lexical import top_n
 from rag.types import Hit
 
 Scored = list[tuple[int, float, dict[str, float]]]
@@ -204,20 +205,19 @@ class HybridRetriever(Retriever):
         out: list[Scored] = []
         for qi, query in enumerate(queries):
             found = d_ids[qi] >= 0
-            all_bm25 = lexical.scores(query)
-            top = _top_n(all_bm25, n)
-            bm25_ids = lexical.ids[top[all_bm25[top] > 0]]
+            rows, scores = lexical.matches(query)  # rows ascending, every score > 0
+            bm25_ids = rows[top_n(scores, n)]
             missing = bm25_ids[~np.isin(bm25_ids, d_ids[qi])]
             ids = np.concatenate([d_ids[qi][found], missing])
             dense = np.concatenate([d_scores[qi][found].astype(np.float64),
                                     vectors.vectors(missing.tolist()) @ qvecs[qi]])
-            bm25 = all_bm25[np.searchsorted(lexical.ids, ids)].astype(np.float64)
+            bm25 = _lookup(rows, scores, ids)
             fused = fuse(self.method, ids, dense, bm25, self.weight)
             best = None
             if self.sentence_weight > 0 and self.index.sentences.count():
-                rows = ids.tolist()
-                by_row = self.index.sentences.best(rows, qvecs[qi])
-                best = np.array([by_row[r] for r in rows], dtype=np.float64)
+                candidates = ids.tolist()
+                by_row = self.index.sentences.best(candidates, qvecs[qi])
+                best = np.array([by_row[r] for r in candidates], dtype=np.float64)
                 fused = fused + self.sentence_weight * _zscore(best)
             ranked = []
             for j in np.lexsort((ids, -fused))[:k].tolist():
@@ -230,13 +230,13 @@ class HybridRetriever(Retriever):
         return out
 
 
-def _top_n(scores: np.ndarray, n: int) -> np.ndarray:
-    """The first n of a stable descending argsort, without sorting every chunk's score."""
-    if n >= len(scores):
-        return np.argsort(-scores, kind="stable")
-    nth = np.partition(scores, len(scores) - n)[len(scores) - n]
-    candidates = np.flatnonzero(scores >= nth)
-    return candidates[np.argsort(-scores[candidates], kind="stable")][:n]
+def _lookup(rows: npt.NDArray[np.int64], scores: npt.NDArray[np.float32],
+            ids: npt.NDArray[np.int64]) -> Floats:
+    """The score of each of ``ids`` among (ascending ``rows``, ``scores``); 0 if absent."""
+    if not len(rows):
+        return np.zeros(len(ids))
+    at = np.minimum(np.searchsorted(rows, ids), len(rows) - 1)
+    return np.where(rows[at] == ids, scores[at], 0.0).astype(np.float64)
 
 
 def make_retriever(name: RetrieverName, index: Index, embedder: Callable[[], Embedder],

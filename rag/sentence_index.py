@@ -1,4 +1,4 @@
-"""Sentence vectors, embedded once at ingest and kept in the snapshot.
+"""Sentence vectors, embedded once at ingest and kept in each segment.
 
 They serve two stages: hybrid retrieval adds each candidate chunk's best
 sentence similarity to its fused score (+0.8 nDCG@10 on SciFact test, chosen on
@@ -74,6 +74,13 @@ class SentenceIndex:
     def save(self, path: Path) -> None:
         with open(path, "wb") as f:
             np.savez(f, chunk=self.chunk, start=self.start, end=self.end, vectors=self.vectors)
+
+    @staticmethod
+    def chunk_column(path: Path) -> Ints:
+        """The chunk row of every sentence saved at ``path``, ascending, read alone."""
+        with np.load(path) as data:
+            chunk: Ints = data["chunk"]
+            return chunk
 
     @classmethod
     def load(cls, path: Path) -> SentenceIndex:

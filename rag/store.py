@@ -1,15 +1,18 @@
-"""SQLite store of documents and chunks, one file per snapshot.
+"""SQLite store of documents and chunks, one file per segment.
 
-A chunk's integer row id is also its id in FAISS and in the BM25 id map, so the
-three structures agree by construction. A document's marks (where its text was in the
+A chunk's integer row id is also its id in FAISS, in the BM25 postings and in the
+sentence index, so the structures agree by construction; ids are global across the
+segments of an index (each segment's store starts where the index's ids stand, and a
+merge copies rows under their ids). A document's marks (where its text was in the
 original file: page, slide, sheet and row, heading path) are rows of ``marks``; a store
-written before they existed (index format 2) has no such table, and gets it when a writer
-opens it.
+written before they existed (index format 2) has no such table, and a segment copied from
+it (an upgrade) gets an empty one.
 
 A document's ``source`` is what clients see (a path relative to the ingested folder); its
 ``path``, where the file was on the ingesting machine, is only read back by a re-ingest and
-`rag docs`. A store written before format 4 kept that absolute path in ``source``: its
-readers show its tail instead (``public_source``), and a writer moves it to ``path``.
+`rag docs`. A store without that column (index formats 2 and 3, and format 4 of segments)
+kept the absolute path in ``source``: its readers show its tail instead (``public_source``),
+and copying it into a new segment (an upgrade, a merge: ``copy_from``) moves it to ``path``.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
-CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
+CREATE INDEX IF NOT EXISTS documents_path ON documents(path);
 CREATE TABLE IF NOT EXISTS marks (
     doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
     start INTEGER NOT NULL,
@@ -69,9 +72,9 @@ def is_absolute(source: str) -> bool:
 
 
 def public_source(source: str, doc_id: str) -> str:
-    """``source`` as clients may see it. An absolute path (what indexes before format 4
-    stored) is cut to the parts its doc_id was made from: the file name, and one folder more
-    for each "/" in the doc_id (the file's path relative to the ingested folder)."""
+    """``source`` as clients may see it. An absolute path (what a store without the ``path``
+    column holds) is cut to the parts its doc_id was made from: the file name, and one folder
+    more for each "/" in the doc_id (the file's path relative to the ingested folder)."""
     if not is_absolute(source):
         return source
     pure = PureWindowsPath(source) if PureWindowsPath(source).drive else PurePosixPath(source)
@@ -94,24 +97,16 @@ class Store:
         self._lock = threading.Lock()
         self._db.execute("PRAGMA foreign_keys = ON")
         if not readonly:
+            # Only a segment being built is opened for writing: a crash leaves a temporary
+            # folder that is thrown away, and the finished one is fsynced whole before it
+            # is renamed into place, so SQLite's own journal and syncs would buy nothing.
+            self._db.execute("PRAGMA journal_mode = OFF")
+            self._db.execute("PRAGMA synchronous = OFF")
             self._db.executescript(SCHEMA)
-            self._move_paths()
         self.has_marks = bool(self._rows(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'marks'"))
         self.has_paths = any(r["name"] == "path" for r in self._rows(
             "PRAGMA table_info(documents)"))
-
-    def _move_paths(self) -> None:
-        """A store of format 2 or 3: add the ``path`` column, and move each absolute
-        ``source`` there, leaving its public form (committed with the writer's changes)."""
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(documents)")}
-        if "path" not in columns:
-            self._db.execute("ALTER TABLE documents ADD COLUMN path TEXT")
-            rows = self._db.execute("SELECT doc_id, source FROM documents").fetchall()
-            self._db.executemany(
-                "UPDATE documents SET path = ?, source = ? WHERE doc_id = ?",
-                [(source, public_source(source, doc_id), doc_id)
-                 for doc_id, source in rows if is_absolute(source)])
 
     def close(self) -> None:
         self._db.close()
@@ -123,6 +118,52 @@ class Store:
 
     def commit(self) -> None:
         self._db.commit()
+
+    def start_rows_at(self, first: int) -> None:
+        """Number this (empty) store's chunks from ``first`` on."""
+        self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('chunks', ?)",
+                         (first - 1,))
+
+    def last_row(self) -> int:
+        """The highest chunk row id this store ever gave out (0 for none)."""
+        rows = self._rows("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'")
+        return int(rows[0][0]) if rows else 0
+
+    def copy_from(self, path: Path, dropped: Iterable[str]) -> None:
+        """Copy another store's documents, chunks (under their row ids) and marks, except
+        those of the ``dropped`` documents (a merge of segments). A store without the
+        ``path`` column has each absolute source moved there, its public form left."""
+        self._db.commit()
+        self._db.execute("ATTACH DATABASE ? AS src", (f"file:{path}?mode=ro",))
+        try:
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS dropped (doc_id TEXT PRIMARY KEY)")
+            self._db.execute("DELETE FROM temp.dropped")
+            self._db.executemany("INSERT OR IGNORE INTO temp.dropped VALUES (?)",
+                                 [(d,) for d in dropped])
+            keep = "WHERE doc_id NOT IN (SELECT doc_id FROM temp.dropped)"
+            columns = "doc_id, title, source, sha256, text, path"
+            select = columns
+            if not any(r[1] == "path" for r in self._db.execute(
+                    "PRAGMA src.table_info(documents)")):
+                self._db.create_function("public_source", 2, public_source, deterministic=True)
+                self._db.create_function("is_absolute", 1, is_absolute, deterministic=True)
+                select = ("doc_id, title, public_source(source, doc_id), sha256, text, "
+                          "CASE WHEN is_absolute(source) THEN source END")
+            self._db.execute(f"INSERT INTO documents ({columns}) SELECT {select} "
+                             f"FROM src.documents {keep}")
+            self._db.execute(f"INSERT INTO chunks ({_CHUNK_COLUMNS}) SELECT {_CHUNK_COLUMNS} "
+                             f"FROM src.chunks {keep}")
+            if self._db.execute("SELECT 1 FROM src.sqlite_master WHERE type = 'table' AND "
+                                "name = 'marks'").fetchone():
+                columns = f"doc_id, start, {_LOCATOR_COLUMNS}"
+                self._db.execute(f"INSERT INTO marks ({columns}) SELECT {columns} "
+                                 f"FROM src.marks {keep}")
+            self._db.commit()
+        except BaseException:
+            self._db.rollback()
+            raise
+        finally:
+            self._db.execute("DETACH DATABASE src")
 
     def add_document(self, doc: Document, chunks: Sequence[Chunk]) -> list[int]:
         """Insert a document and its chunks; return the chunks' row ids in order."""
@@ -185,6 +226,33 @@ class Store:
     def locator(self, doc_id: str, start: int) -> Locator | None:
         return self.locators([(doc_id, start)]).get((doc_id, start))
 
+    def sha256(self, doc_id: str) -> str | None:
+        rows = self._rows("SELECT sha256 FROM documents WHERE doc_id = ?", (doc_id,))
+        return str(rows[0][0]) if rows else None
+
+    def by_path(self, path: str) -> list[tuple[str, str]]:
+        """(doc_id, sha256) of the documents read from the file at ``path`` (absolute): its
+        ``path`` column, or in a store without one its ``source``."""
+        column = "path" if self.has_paths else "source"
+        return [(r[0], r[1]) for r in self._rows(
+            f"SELECT doc_id, sha256 FROM documents WHERE {column} = ?", (path,))]
+
+    def has_document(self, doc_id: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)))
+
+    def doc_ids(self) -> list[str]:
+        return [r[0] for r in self._rows("SELECT doc_id FROM documents")]
+
+    def rows_of(self, doc_ids: Iterable[str]) -> list[int]:
+        """The chunk row ids of these documents."""
+        wanted = list(dict.fromkeys(doc_ids))
+        found: list[int] = []
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            found += [int(r[0]) for r in self._rows(
+                f"SELECT id FROM chunks WHERE doc_id IN ({','.join('?' * len(part))})", part)]
+        return found
+
     def documents(self, with_paths: bool = False) -> list[dict[str, Any]]:
         """Metadata of every document (no text), ordered by doc_id; ``path`` (where the file
         was on the ingesting machine) only when asked."""
@@ -206,7 +274,7 @@ class Store:
     @property
     def _path(self) -> str:
         """Where a document's file was: its path column, else (uploads, documents made in
-        code, stores before format 4) its source."""
+        code, stores without the column) its source."""
         return "coalesce(d.path, d.source)" if self.has_paths else "d.source"
 
     def sources(self) -> dict[str, tuple[str, str]]:

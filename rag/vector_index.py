@@ -19,6 +19,15 @@ import numpy as np
 from rag.arrays import Ints, Vectors
 
 
+def excluding(rows: Ints) -> tuple[Any, Any] | None:
+    """A FAISS selector of every id but ``rows`` (with the object it points into, which
+    must live as long as it), or None when there is nothing to leave out."""
+    if not len(rows):
+        return None
+    batch = faiss.IDSelectorBatch(np.ascontiguousarray(rows, dtype=np.int64))
+    return faiss.IDSelectorNot(batch), batch
+
+
 class VectorIndex:
     """The ANN surface (index/search/save/load/count) over ``IndexIDMap2(IndexFlatIP)``."""
 
@@ -46,17 +55,27 @@ class VectorIndex:
             return 0
         return int(self._index.remove_ids(np.asarray(ids, dtype=np.int64)))
 
-    def search(self, queries: Vectors, k: int) -> tuple[Vectors, Ints]:
-        """Top-k (scores, ids) per query row; missing slots have id -1."""
+    def search(self, queries: Vectors, k: int, exclude: Any = None) -> tuple[Vectors, Ints]:
+        """Top-k (scores, ids) per query row; missing slots have id -1.
+
+        ``exclude``: a selector from ``excluding`` (the rows a snapshot deleted).
+        """
         k = max(1, min(k, self.count()))
         if self.count() == 0:
             n = len(queries)
             return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
         if self.threads is not None:
             faiss.omp_set_num_threads(self.threads)
+        params: Any = None
         if self.approximate:
-            self._index.nprobe = self.nprobe
-        scores, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+            params = faiss.SearchParametersIVF()
+            params.nprobe = self.nprobe
+        elif exclude is not None:
+            params = faiss.SearchParameters()
+        if exclude is not None:
+            params.sel = exclude[0]
+        scores, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k,
+                                         params=params)
         return scores, ids
 
     def vectors(self, ids: Sequence[int]) -> Vectors:

@@ -4,7 +4,6 @@ planning ones are in the unit tier."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
@@ -14,13 +13,15 @@ from eval.bench.hostile import paragraph_bomb_docx
 from rag.config import Settings
 from rag.documents import parse_bytes
 from rag.errors import DocumentExistsError, FileTooLargeError, UnsupportedFileError
-from rag.index import MANIFEST, STORE, Index, current_snapshot
-from rag.ingest import gone, plan, read_paths, read_upload
+from rag.index import SEGMENTS, Index, read_snapshot
+from rag.ingest import Catalog, gone, plan, read_paths, read_upload
 from rag.isolation import ParseLimits
 from rag.pipeline import Pipeline
+from rag.segment import STORE
 from rag.store import Store
 from rag.types import Document
 from tests.formats_corpus import slow_html
+from tests.legacy import write_legacy, write_unpathed_segments
 from tests.standin import HashingEmbedder
 
 LIMITS = ParseLimits(max_chars=10_000, timeout_s=60, memory_mb=2048)
@@ -34,7 +35,7 @@ def _doc(doc_id: str, text: str) -> Document:
 def test_plan_adds_new_replaces_changed_and_skips_unchanged() -> None:
     same, edited, new = _doc("a", "Tea is a drink."), _doc("b", "Now longer."), _doc("c", "New.")
     known = {"a": same.sha256, "b": _doc("b", "Old text.").sha256, "gone": "x"}
-    todo, report = plan(known, [same, edited, new])
+    todo, report = plan(known.get, [same, edited, new])
     assert [d.doc_id for d in todo] == ["b", "c"]
     assert (report.added, report.replaced, report.skipped) == (["c"], ["b"], ["a"])
     assert report.changed and not report.deleted  # deletions are decided by the caller
@@ -43,14 +44,14 @@ def test_plan_adds_new_replaces_changed_and_skips_unchanged() -> None:
 @pytest.mark.unit
 def test_an_unchanged_upload_is_written_again_as_a_replacement() -> None:
     doc = _doc("a", "Tea is a drink.")
-    todo, report = plan({"a": doc.sha256}, [doc], rewrite_unchanged=True)
+    todo, report = plan({"a": doc.sha256}.get, [doc], rewrite_unchanged=True)
     assert todo == [doc] and report.replaced == ["a"] and not report.skipped
 
 
 @pytest.mark.unit
 def test_nothing_to_do_is_no_change() -> None:
     doc = _doc("a", "Tea is a drink.")
-    todo, report = plan({"a": doc.sha256}, [doc])
+    todo, report = plan({"a": doc.sha256}.get, [doc])
     assert todo == [] and not report.changed
 
 
@@ -59,7 +60,8 @@ def test_read_paths_keeps_indexed_ids_and_reads_a_file_named_twice_once(tmp_path
     (tmp_path / "tea.md").write_text("# Tea\n\nOolong.")
     (tmp_path / "x" / "tea.md").write_text("# Tea too\n\nGreen.")
     first = str((tmp_path / "tea.md").resolve())
-    docs = read_paths([tmp_path, tmp_path / "tea.md"], {first: ("kept-id", "old")}, LIMITS)
+    docs = read_paths([tmp_path, tmp_path / "tea.md"], Catalog({first: ("kept-id", "old")}),
+                      LIMITS)
     assert sorted(d.doc_id for d in docs) == ["kept-id", "x/tea"]
     assert sorted((d.source, d.path) for d in docs) == [
         ("tea.md", first), ("x/tea.md", str((tmp_path / "x" / "tea.md").resolve()))]
@@ -70,14 +72,14 @@ def test_read_paths_lists_a_folder_file_it_cannot_read_and_raises_for_a_named_on
     (tmp_path / "a.txt").write_text("Alpha.")
     (tmp_path / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     failed: list[tuple[str, str]] = []
-    docs = read_paths([tmp_path], {}, LIMITS, failed)
+    docs = read_paths([tmp_path], Catalog(), LIMITS, failed)
     assert [d.doc_id for d in docs] == ["a"]
     assert failed == [(str((tmp_path / "photo.txt").resolve()),
                        "the content is a PNG image, not a document")]
     with pytest.raises(UnsupportedFileError, match="PNG"):
-        read_paths([tmp_path], {}, LIMITS)  # no list: the first failure raises
+        read_paths([tmp_path], Catalog(), LIMITS)  # no list: the first failure raises
     with pytest.raises(UnsupportedFileError, match="PNG"):
-        read_paths([tmp_path / "photo.txt"], {}, LIMITS, [])  # named directly
+        read_paths([tmp_path / "photo.txt"], Catalog(), LIMITS, [])  # named directly
     sources = {str((tmp_path / "photo.txt").resolve()): ("photo", "s")}
     assert gone([tmp_path], docs, sources, failed) == []  # still there, only unreadable
 
@@ -89,7 +91,7 @@ def test_a_folder_file_over_a_parse_limit_is_skipped_and_reported(tmp_path: Path
     (tmp_path / "bomb.docx").write_bytes(paragraph_bomb_docx())
     (tmp_path / "slow.html").write_bytes(slow_html())
     failed: list[tuple[str, str]] = []
-    docs = read_paths([tmp_path], {}, ParseLimits(10_000, 1.0, 2048), failed)
+    docs = read_paths([tmp_path], Catalog(), ParseLimits(10_000, 1.0, 2048), failed)
     assert [d.doc_id for d in docs] == ["a"]
     reasons = dict(failed)
     assert "more than 4000000 XML elements" in reasons[str(tmp_path / "bomb.docx")]
@@ -98,7 +100,7 @@ def test_a_folder_file_over_a_parse_limit_is_skipped_and_reported(tmp_path: Path
 
 def test_gone_names_only_files_missing_from_the_folders_read(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("Alpha.")
-    docs = read_paths([tmp_path], {}, LIMITS)
+    docs = read_paths([tmp_path], Catalog(), LIMITS)
     inside = str((tmp_path / "b.txt").resolve())
     elsewhere = "/elsewhere/c.txt"
     assert docs[0].path is not None
@@ -112,8 +114,9 @@ def test_an_upload_over_the_limit_or_of_an_existing_id_is_refused_before_it_is_r
     doc = read_upload("../a b.txt", b"hello", 5, LIMITS)
     assert doc.doc_id.startswith("a_b-") and (doc.source, doc.path) == ("upload:a b.txt", None)
     with pytest.raises(DocumentExistsError, match="replace=true"):
-        read_upload("a b.txt", b"%PDF- never parsed", 100, LIMITS, known={doc.doc_id})
-    assert read_upload("a b.txt", b"again", 100, LIMITS, {doc.doc_id}, True).text == "again"
+        read_upload("a b.txt", b"%PDF- never parsed", 100, LIMITS, known={doc.doc_id: "s"}.get)
+    assert read_upload("a b.txt", b"again", 100, LIMITS, {doc.doc_id: "s"}.get, True).text \
+        == "again"
 
 
 def _agree(root: Path) -> set[str]:
@@ -178,41 +181,60 @@ def test_an_interrupted_folder_ingest_resumes_without_embedding_again(tmp_path: 
     assert _agree(settings.index_dir) == {f"note{i}" for i in range(6)}
 
 
-def test_an_index_from_before_format_4_keeps_its_ids_and_shows_no_absolute_path(
-        tmp_path: Path) -> None:
-    """What an older version wrote: the absolute path as source, ids by the older rule (the
-    file name alone for a nested file). Read as it is, sources show their relative part; a
-    re-ingest finds every file by its path (nothing added twice) and moves the paths. (The
-    folder a file was ingested from is not recorded there: a source shows the file's name and
-    as many folders as its doc_id has.)"""
+def _stores(root: Path) -> list[Path]:
+    """The store files the current snapshot reads."""
+    snapshot = read_snapshot(root)
+    assert snapshot is not None
+    if snapshot.legacy:
+        return [snapshot.path / STORE]
+    return [root / SEGMENTS / s.name / STORE for s in snapshot.segments]
+
+
+@pytest.mark.parametrize("layout", ["format 3", "issue 26's format 4", "issue 27's format 4"])
+def test_an_older_index_keeps_its_ids_and_shows_no_absolute_path(
+        tmp_path: Path, layout: str) -> None:
+    """What an older version wrote. Format 3 and issue 27's format 4 (segments, before the
+    store's ``path`` column) kept the absolute path as source and made ids by the older rule
+    (the file name alone for a nested file); issue 26's format 4 (before segments) has the
+    column and today's ids. Read as it is, sources show their relative part; a re-ingest
+    finds every file by its path (nothing added twice), and once rewritten into segments
+    (the next write, then a merge) every store has the paths in their column. (The folder a
+    file was ingested from is not recorded in the older stores: a source shows the file's
+    name and as many folders as its doc_id has.)"""
     docs = tmp_path / "docs"
     (docs / "x").mkdir(parents=True)
     (docs / "x" / "tea.md").write_text("# Tea\n\nOolong is partly oxidised.\n")
     (docs / "rocks.txt").write_text("Rocks\n\nBasalt is volcanic.\n")
-    pipeline = Pipeline(Settings(index_dir=tmp_path / "index"), embedder=HashingEmbedder())
+    settings = Settings(index_dir=tmp_path / "index", auto_merge=False)
+    pipeline = Pipeline(settings, embedder=HashingEmbedder())
     pipeline.ingest([docs])
-    snapshot = current_snapshot(pipeline.root)
-    assert snapshot is not None
-    manifest = json.loads((snapshot / MANIFEST).read_text())
-    (snapshot / MANIFEST).write_text(json.dumps({**manifest, "format": 3}))
-    with sqlite3.connect(snapshot / STORE) as db:
-        db.execute("UPDATE documents SET doc_id = 'tea', source = path WHERE doc_id = 'x/tea'")
-        db.execute("UPDATE chunks SET doc_id = 'tea' WHERE doc_id = 'x/tea'")
-        db.execute("UPDATE marks SET doc_id = 'tea' WHERE doc_id = 'x/tea'")
-        db.execute("UPDATE documents SET source = path")
-        db.execute("ALTER TABLE documents DROP COLUMN path")
+    if layout == "issue 27's format 4":
+        write_unpathed_segments(pipeline.root)
+    else:
+        write_legacy(pipeline.root, fmt=3 if layout == "format 3" else 4)
+    tea = "x/tea"
+    if layout != "issue 26's format 4":  # the older id rule
+        tea = "tea"
+        for store in _stores(pipeline.root):
+            with sqlite3.connect(store) as db:
+                db.execute("UPDATE documents SET doc_id = 'tea' WHERE doc_id = 'x/tea'")
+                db.execute("UPDATE chunks SET doc_id = 'tea' WHERE doc_id = 'x/tea'")
+                db.execute("UPDATE marks SET doc_id = 'tea' WHERE doc_id = 'x/tea'")
+            db.close()
 
-    old = Pipeline(Settings(index_dir=tmp_path / "index"), embedder=HashingEmbedder())
+    old = Pipeline(settings, embedder=HashingEmbedder())
     listed = {d["doc_id"]: d["source"] for d in old.documents()}
-    assert listed == {"tea": "tea.md", "rocks": "rocks.txt"}
-    assert old.document("tea").source == "tea.md"
+    assert listed == {tea: f"{tea}.md", "rocks": "rocks.txt"}
+    assert old.document(tea).source == f"{tea}.md"
     assert {h.source for h in old.search("oolong basalt", 2, "bm25")} == set(listed.values())
     assert old.documents(with_paths=True)[1]["path"] == str((docs / "x" / "tea.md").resolve())
 
     (docs / "new.txt").write_text("New\n\nGranite is plutonic.\n")
     report = old.ingest([docs])
-    assert report.added == ["new"] and sorted(report.skipped) == ["rocks", "tea"]
-    store = Store(current_snapshot(pipeline.root) / STORE, readonly=True)  # type: ignore[operator]
+    assert report.added == ["new"] and sorted(report.skipped) == sorted(["rocks", tea])
+    old.compact(max_segments=1)
+    [path] = _stores(pipeline.root)
+    store = Store(path, readonly=True)
     try:
         rows = store._rows("SELECT doc_id, source, path FROM documents ORDER BY doc_id")
     finally:
@@ -220,4 +242,4 @@ def test_an_index_from_before_format_4_keeps_its_ids_and_shows_no_absolute_path(
     assert [tuple(r) for r in rows] == [
         ("new", "new.txt", str((docs / "new.txt").resolve())),
         ("rocks", "rocks.txt", str((docs / "rocks.txt").resolve())),
-        ("tea", "tea.md", str((docs / "x" / "tea.md").resolve()))]
+        (tea, f"{tea}.md", str((docs / "x" / "tea.md").resolve()))]

@@ -19,11 +19,13 @@ from rag.config import Settings
 from rag.documents import clean_marked, clean_text, extract, parse_bytes
 from rag.embedding import SentenceTransformerEmbedder
 from rag.errors import IndexMismatchError
-from rag.index import FORMAT, MANIFEST, STORE, check_manifest, current_snapshot
+from rag.index import FORMAT, MANIFEST, check_manifest, current_snapshot
 from rag.pipeline import Pipeline
 from rag.scorer import EvidenceScorer
+from rag.segment import STORE
 from rag.types import Document, Locator, Mark, locate
 from tests import formats_corpus as fc
+from tests.legacy import write_legacy
 
 unit = pytest.mark.unit
 
@@ -218,13 +220,9 @@ def test_an_index_of_format_2_loads_searches_and_takes_writes(
     folder = _folder(tmp_path / "docs")
     (folder / "deck.pptx").rename(tmp_path / "deck.pptx")
     Pipeline(settings, embedder=embedder).ingest([folder])
-    snapshot = current_snapshot(settings.index_dir)
-    assert snapshot is not None
-    manifest = json.loads((snapshot / MANIFEST).read_text())
-    assert manifest["format"] == FORMAT == 4
-    (snapshot / MANIFEST).write_text(json.dumps({**manifest, "format": 2}))
+    snapshot = write_legacy(settings.index_dir, fmt=2)
     with sqlite3.connect(snapshot / STORE) as db:  # what format 2 wrote: no marks
-        db.execute("DROP TABLE marks")
+        assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'marks'").fetchall()
 
     old = Pipeline(settings, embedder=embedder, scorer=scorer)
     question, fact, _ = fc.REPORT_FACT
@@ -235,7 +233,7 @@ def test_an_index_of_format_2_loads_searches_and_takes_writes(
     assert any(fact in c.quote for c in answer.citations)
     assert all(c.locator is None and c.verified for c in answer.citations)
 
-    old.ingest([tmp_path / "deck.pptx"])  # a writer adds the marks table to its copy
+    old.ingest([tmp_path / "deck.pptx"])  # a writer makes segments, with the marks table
     snapshot = current_snapshot(settings.index_dir)
     assert snapshot is not None
     assert json.loads((snapshot / MANIFEST).read_text())["format"] == FORMAT
@@ -244,6 +242,6 @@ def test_an_index_of_format_2_loads_searches_and_takes_writes(
     assert slides and slides[0].locator == Locator(slide=1)
     assert all(h.locator is None for h in new.search(question) if h.chunk.doc_id == "report")
 
-    for unknown in (1, 5, None):
-        with pytest.raises(IndexMismatchError, match="this version reads 2, 3 and 4: re-ingest"):
+    for unknown in (1, FORMAT + 1, None):
+        with pytest.raises(IndexMismatchError, match="this version reads 2, 3, 4 and 5: re-ingest"):
             check_manifest({"format": unknown}, settings.index_dir, None, None)

@@ -181,10 +181,16 @@ def test_leftovers_of_killed_writers_are_collected(pipeline: Pipeline, corpus: P
     snapshots = pipeline.root / "snapshots"
     (snapshots / ".tmp-20000101T000000000000Z-dead").mkdir()
     (snapshots / "29991231T000000000000Z-orphan").mkdir()  # renamed, never made current
+    segments = pipeline.root / "segments"
+    for name in (".tmp-20000101T000000000000Z-dead", ".merge-20000101T000000000000Z-dead",
+                 "29991231T000000000000Z-orphan"):  # a writer's, a merger's, never listed
+        (segments / name).mkdir()
     pipeline.upload("tea.md", b"# Tea\n\nOolong is partly oxidised.")
     names = sorted(p.name for p in snapshots.iterdir())
     assert len(names) == 2 and current_snapshot(pipeline.root).name in names  # type: ignore[union-attr]
     assert not any("dead" in n or "orphan" in n for n in names)
+    assert sorted(p.name for p in segments.iterdir()) == sorted(s.name for s in
+                                                                pipeline.segments())
 
 
 def test_a_folder_of_every_format_is_searchable_and_its_quotes_verify(

@@ -1,5 +1,6 @@
-"""The quick parts of `make check-reliability`: a few crash points, a short fuzz, and
-queries while the index changes. All against real processes on 127.0.0.1."""
+"""The quick parts of `make check-reliability`: a few crash points (a merge's among them), a
+short fuzz, and queries while the index changes and merges. All against real processes on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from eval.reliability import concurrency, crash, fuzz
 
 pytestmark = pytest.mark.slow
 
-def test_sigkill_at_three_points_leaves_a_whole_snapshot() -> None:
+def test_sigkill_at_four_points_leaves_a_whole_snapshot() -> None:
     report = crash.run(quick=True, log=lambda _: None)
     s = report["summary"]
-    assert s["trials"] == s["killed"] == 3, report["trials"]
+    assert s["trials"] == s["killed"] == 4, report["trials"]
     assert s["failed"] == 0, report["trials"]
-    assert set(s["phases"]) == {"writing", "swap", "commit"}
+    assert set(s["phases"]) == {"writing", "swap", "commit", "merging"}
 
 
 def test_short_schemathesis_run_finds_no_5xx_and_no_schema_violation() -> None:
@@ -28,6 +29,8 @@ def test_short_schemathesis_run_finds_no_5xx_and_no_schema_violation() -> None:
 def test_queries_never_fail_while_the_index_changes() -> None:
     report = concurrency.run()
     assert report["ok"], report
+    assert report["merges"] >= 2  # in the server's background, and by `rag compact`
+    assert "rag compact exit 0" in report["phases"][4]["detail"]
     assert report["total"]["errors"] == 0 and report["database_locked"] == 0
     second = report["phases"][-1]["detail"]
     assert "exit 1, 'Error: index at" in second and "being written by another process" in second

@@ -6,7 +6,6 @@ import pytest
 from rag.errors import InputError
 from rag.pipeline import Pipeline
 from rag.retrieval import (
-    _top_n,
     convex_fusion,
     fuse,
     minmax,
@@ -105,12 +104,3 @@ def test_fuse_on_arrays_agrees_with_the_mapping_functions(method: str) -> None:
         expected = (zscore_fusion if method == "zscore" else convex_fusion)(d, b, 0.6)
     assert dict(zip(ids.tolist(), fused.tolist(), strict=True)) == pytest.approx(expected,
                                                                                   abs=1e-12)
-
-
-@pytest.mark.unit
-def test_top_n_is_the_head_of_a_stable_descending_sort() -> None:
-    rng = np.random.default_rng(3)
-    for _ in range(300):
-        scores = rng.integers(0, 4, rng.integers(0, 80)).astype(np.float32)  # many ties
-        n = int(rng.integers(1, 90))
-        assert _top_n(scores, n).tolist() == np.argsort(-scores, kind="stable")[:n].tolist()

@@ -56,6 +56,7 @@ def cached_index(ds: Dataset, settings: Settings, cache: Path,
     pipeline = Pipeline(settings.model_copy(update={"index_dir": folder / "index"}))
     t0 = time.perf_counter()
     report = pipeline.ingest_documents(documents(ds), progress=progress)
+    pipeline.wait_for_merges()  # the index as it will be served: its segments merged
     build_s = time.perf_counter() - t0
     meta.write_text(json.dumps({"build_s": build_s, "chunks": report.chunks, "key": key}))
     return folder / "index", build_s

@@ -1,14 +1,19 @@
-"""Queries while the index changes, and two writers at once, against a real `rag serve`.
+"""Queries while the index changes and its segments merge, and two writers at once,
+against a real `rag serve`.
 
     python -m eval.reliability.concurrency [--json out.json]
 
 Four threads send /v1/search and /v1/ask without pause the whole time. Meanwhile,
 one after the other: a `rag ingest` of 30 files in another process (the server
-must pick up its snapshot), 10 uploads, 10 deletes through the API. Each phase
-reports its query error count and p99. Then two writers at once: while the index
-lock is held (as by a long ingest's commit), `rag ingest` fails at once with a
-message saying why, and an upload waits for the lock and succeeds when it is free.
-The server's log must hold no traceback and no "database is locked".
+must pick up its snapshot), 10 uploads, 10 deletes through the API, and `rag compact`
+merging every segment into one from another process. The index runs with two segments a
+tier (RAG_SEGMENTS_PER_TIER=2), so the server also merges in the background after the
+uploads and deletes while the queries go on; a watcher records every snapshot CURRENT
+names and whether a write or a merge made it. Each phase reports its query error count
+and p99. Then two writers at once: while the index lock is held (as by a long ingest's
+commit), `rag ingest` fails at once with a message saying why, and an upload waits for
+the lock and succeeds when it is free. The server's log must hold no traceback and no
+"database is locked".
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,10 @@ from eval import SEEDS
 from eval.harness import RAG, Server, serve_rag
 from eval.reliability.crash import survey
 from eval.reliability.loadmix import MixedLoad, note, summary
-from rag.index import current_snapshot, writer_lock
+from rag.index import current_snapshot, read_snapshot
+from rag.writer import writer_lock
+
+TIER = {"RAG_SEGMENTS_PER_TIER": "2"}  # merges after a few writes, while queries run
 
 
 def _folder(path: Path, first: int, n: int) -> Path:
@@ -52,24 +60,48 @@ def _phase(load: MixedLoad, name: str, action: Callable[[], str]) -> dict[str, A
     return out
 
 
-def serve_seeded(work: Path, **env: str) -> tuple[Path, Server]:
+def serve_seeded(work: Path, env: Mapping[str, str] | None = None) -> tuple[Path, Server]:
     """`rag serve` over a fresh index of the seeds and 20 survey files in ``work``, with
-    ``env`` added to its settings; its output goes to work/server.log."""
+    ``env`` added to its settings (and the ingest's); its output goes to work/server.log."""
     index = work / "index"
+    env = {"RAG_INDEX_DIR": str(index), **(env or {})}
     subprocess.run([RAG, "ingest", str(SEEDS), str(_folder(work / "a", 0, 20))],
-                   env={**os.environ, "RAG_INDEX_DIR": str(index)}, check=True,
-                   capture_output=True)
-    server = serve_rag({"RAG_INDEX_DIR": str(index), **env}, log=work / "server.log",
-                       timeout=120)
+                   env={**os.environ, **env}, check=True, capture_output=True)
+    server = serve_rag(env, log=work / "server.log", timeout=120)
     return index, server
+
+
+class Watcher(threading.Thread):
+    """Every snapshot CURRENT names while it runs: what made it, how many segments it has."""
+
+    def __init__(self, index: Path) -> None:
+        super().__init__(daemon=True)
+        self.index = index
+        self.seen: dict[str, tuple[str, int]] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            try:
+                snapshot = read_snapshot(self.index)
+            except (OSError, ValueError):
+                continue  # collected while being read
+            if snapshot is not None and snapshot.name not in self.seen:
+                self.seen[snapshot.name] = (str(snapshot.manifest.get("operation")),
+                                            len(snapshot.segments))
+
+    def merges(self) -> int:
+        return sum(op == "merge" for op, _ in self.seen.values())
 
 
 def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        index, server = serve_seeded(work)
+        index, server = serve_seeded(work, TIER)
         http = server.http
-        env = {**os.environ, "RAG_INDEX_DIR": str(index)}
+        env = {**os.environ, "RAG_INDEX_DIR": str(index), **TIER}
+        watcher = Watcher(index)
+        watcher.start()
         log = server.log
         load = MixedLoad(server.base_url, {"search": 0.7, "ask": 0.3}, workers=4).start()
         phases = []
@@ -102,6 +134,19 @@ def run() -> dict[str, Any]:
                 codes = [http.delete(f"/v1/documents/n{i}").status_code for i in range(10)]
                 return f"delete statuses {sorted(set(codes))}"
             phases.append(_phase(load, "10 deletes", deletes))
+
+            def compact() -> str:
+                before = watcher.merges()
+                done = subprocess.run([RAG, "compact", "--max-segments", "1"], env=env,
+                                      capture_output=True, text=True)
+                deadline = time.monotonic() + 5
+                while http.get("/readyz").json()["snapshot"] != current_snapshot(index).name:  # type: ignore[union-attr]
+                    if time.monotonic() > deadline:
+                        return "server still on the old snapshot after 5 s"
+                    time.sleep(0.05)
+                return (f"rag compact exit {done.returncode}; {watcher.merges() - before} "
+                        f"merge(s); server on the new snapshot")
+            phases.append(_phase(load, "rag compact (to 1 segment)", compact))
 
             def two_writers() -> str:
                 result: dict[str, Any] = {}
@@ -136,9 +181,12 @@ def run() -> dict[str, Any]:
         finally:
             load.stop()
             server.stop()
+            watcher.done.set()
         text = log.read_text()
         total = summary(load.samples)
-    report = {"phases": phases, "total": total,
+    report = {"phases": phases, "total": total, "snapshots": len(watcher.seen),
+              "merges": watcher.merges(),
+              "most_segments": max((n for _, n in watcher.seen.values()), default=0),
               "server_tracebacks": text.count("Traceback"),
               "database_locked": text.count("database is locked"),
               # /readyz answers 503 while the server loads, before the test starts
@@ -157,7 +205,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     report = run()
-    print(json.dumps({k: report[k] for k in ("total", "server_tracebacks", "database_locked",
+    print(json.dumps({k: report[k] for k in ("total", "snapshots", "merges", "most_segments",
+                                             "server_tracebacks", "database_locked",
                                              "server_5xx", "ok")}))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -1,90 +1,98 @@
-"""Crash safety: SIGKILL a real ingest, upload and delete, then check what is left.
+"""Crash safety: SIGKILL a real ingest, upload, delete and merge, then check what is left.
 
     python -m eval.reliability.crash [--random 8] [--seed 7] [--quick] [--json out.json]
 
-Every trial starts from a copy of the same index (the seeds, six survey files and
-an upload, so two snapshots), runs one change in a separate process — `rag ingest --prune` that adds
-14 files, edits one and drops one; an upload through a real `rag serve`; a
-delete through it — and kills that process with SIGKILL, either inside a named
-function (eval/reliability/killpoint.py) or from outside at a random moment. Then:
+Every trial starts from a copy of the same index (the seeds, six survey files and an
+upload: two segments, two snapshots), runs one change in a separate process — `rag ingest
+--prune` that adds 14 files, edits one and drops one (a new segment, two documents deleted
+from the first); an upload through a real `rag serve`; a delete through it; `rag compact
+--max-segments 1`, which merges the two segments — and kills that process with SIGKILL,
+either inside a named function (eval/reliability/killpoint.py) or from outside at a
+random moment. Then (eval/reliability/states.py):
 
 - the index loads, and its content is exactly the state before the change or
   exactly the state after it (documents, chunk texts and offsets, and every
-  chunk's vector within 1e-4 of the uninterrupted run's), never a mix;
+  chunk's vector within 1e-4 of the uninterrupted run's), never a mix; a merge changes
+  no content, so there CURRENT tells which side it is on;
 - store, FAISS and BM25 hold the same chunk ids, every sentence vector belongs to
-  a stored chunk, no chunk lacks its document, the manifest counts match;
+  a stored chunk, no chunk lacks its document in any segment, the manifest counts match;
 - it answers a search;
-- the same change run again (in-process, no kill) ends in the after state and
-  removes the dead writer's temporary folder.
+- the same change run again (in-process, no kill) ends in the after state and leaves no
+  folder that no kept snapshot needs (the dead process's temporary or orphaned segment).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 from eval import SEEDS
 from eval.harness import Server, serve_rag
+from eval.reliability.states import Broken, State, inspect, leftovers, side
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
-from rag.index import STORE, Index, current_snapshot
+from rag.index import current_snapshot
 from rag.pipeline import Pipeline
 
 TOPICS = ["rivers", "glaciers", "volcanoes", "deserts", "forests", "reefs", "tundra"]
 UPLOAD_NAME = "harbour_survey.txt"
 DELETED = "000_4b5d5bcc7add4bfe"
 
+# Each step of a write: reading, chunking, embedding; the new segment (its store, its
+# parts, fsync, its rename into place); the deletions recorded against older segments; the
+# manifest (fsync, rename), the CURRENT swap, and the collection of what is no longer needed.
 INGEST_POINTS = [
     ("rag.isolation.parse", 3), ("rag.chunking.Chunker.chunk", 1),
     ("rag.chunking.Chunker.chunk", 12), ("rag.onnx_encoder.OnnxEncoder._run", 1),
-    ("onnxruntime.InferenceSession.run", 3), ("rag.index.IndexWriter._open", 1),
-    ("shutil.copy2", 1), ("rag.store.Store.delete_document", 1),
+    ("onnxruntime.InferenceSession.run", 3), ("rag.writer.IndexWriter._open", 1),
+    ("rag.store.Store.start_rows_at", 1), ("rag.writer.IndexWriter.delete", 1),
+    ("rag.store.Store.rows_of", 1),
     ("rag.store.Store.add_document", 1), ("rag.store.Store.add_document", 10),
-    ("rag.index.IndexWriter.commit", 1), ("rag.sentence_index.SentenceIndex.save", 1),
-    ("rag.lexical.LexicalIndex.save", 1), ("rag.vector_index.VectorIndex.save", 1),
-    ("rag.index._fsync_tree", 1), ("os.rename", 1), ("os.replace", 1),
-    ("rag.index.IndexWriter._collect_garbage", 1), ("shutil.rmtree", 1),
+    ("rag.writer.IndexWriter.commit", 1), ("rag.writer.IndexWriter._tombstoned", 1),
+    ("rag.segment.SegmentBuilder.finish", 1), ("rag.sentence_index.SentenceIndex.save", 1),
+    ("rag.lexical.Postings.build", 1), ("rag.lexical.Postings.save", 1),
+    ("rag.vector_index.VectorIndex.save", 1), ("rag.writer.fsync_tree", 1),
+    ("os.rename", 1), ("rag.writer.publish", 1), ("rag.writer.fsync_tree", 2),
+    ("os.rename", 2), ("os.replace", 1), ("rag.writer.collect_garbage", 1),
+    ("shutil.rmtree", 1),
 ]
 UPLOAD_POINTS = [
     ("rag.pipeline.Pipeline.upload", 1), ("rag.isolation.parse", 1),
     ("rag.onnx_encoder.OnnxEncoder._run", 1), ("rag.store.Store.add_document", 1),
-    ("rag.index.IndexWriter.commit", 1), ("os.rename", 1), ("os.replace", 1),
-    ("rag.index.IndexWriter._collect_garbage", 1),
+    ("rag.writer.IndexWriter.commit", 1), ("rag.segment.SegmentBuilder.finish", 1),
+    ("os.rename", 1), ("os.rename", 2), ("os.replace", 1),
+    ("rag.writer.collect_garbage", 1),
 ]
 DELETE_POINTS = [
-    ("rag.store.Store.delete_document", 1), ("rag.index.IndexWriter.commit", 1),
-    ("os.replace", 1), ("rag.index.IndexWriter._collect_garbage", 1),
+    ("rag.writer.IndexWriter.delete", 1), ("rag.writer.IndexWriter.commit", 1),
+    ("rag.writer.IndexWriter._tombstoned", 1), ("os.rename", 1), ("os.replace", 1),
+    ("rag.writer.collect_garbage", 1),
 ]
-
-
-class Broken(Exception):
-    """The index after a kill is not a complete snapshot of either side."""
-
-
-@dataclass
-class State:
-    digest: str
-    vectors: dict[str, np.ndarray[Any, Any]]
-    documents: int
-    chunks: int
+# A merge: the merge lock, the sources read into a new segment (store rows, postings,
+# vectors), its parts written; then under the writer lock the swap: the segment renamed
+# into place, the manifest, CURRENT, and the collection of the merged-away segments.
+MERGE_POINTS = [
+    ("rag.merge.merge", 1), ("rag.segment.SegmentBuilder.merged", 1),
+    ("rag.store.Store.copy_from", 2), ("rag.lexical.Postings.merge", 1),
+    ("rag.segment.SegmentBuilder.finish", 1), ("rag.vector_index.VectorIndex.save", 1),
+    ("rag.merge._swap", 1), ("rag.writer.fsync_tree", 1), ("os.rename", 1),
+    ("rag.writer.publish", 1), ("os.rename", 2), ("os.replace", 1),
+    ("rag.writer.collect_garbage", 1), ("shutil.rmtree", 1),
+]
 
 
 def survey(i: int, edition: int = 1) -> str:
@@ -92,54 +100,6 @@ def survey(i: int, edition: int = 1) -> str:
     body = " ".join(f"Observation {j} of survey {i} (edition {edition}) describes {t} in "
                     f"region {j * i + edition}." for j in range(40))
     return f"Survey {i}\n\n{body}\n"
-
-
-def inspect(root: Path) -> State:
-    """Load the current snapshot and check that its parts agree; raise Broken if not."""
-    index = Index(root)
-    try:
-        ids, _ = index.store.all_chunks()
-        faiss_ids = sorted(index.vectors.ids().tolist())
-        if sorted(ids) != faiss_ids:
-            raise Broken(f"store has {len(ids)} chunks, FAISS {len(faiss_ids)}")
-        if sorted(ids) != sorted(index.lexical.ids.tolist()):
-            raise Broken("BM25 ids differ from the store's")
-        if not index.sentences.chunk_ids() <= set(ids):
-            raise Broken("sentence vectors of chunks that are not stored")
-        docs, n_chunks = index.store.counts()
-        if (index.manifest["documents"], index.manifest["chunks"]) != (docs, n_chunks):
-            raise Broken("manifest counts differ from the store")
-        with sqlite3.connect(f"file:{index.path / STORE}?mode=ro", uri=True) as db:
-            orphans = db.execute("SELECT count(*) FROM chunks WHERE doc_id NOT IN "
-                                 "(SELECT doc_id FROM documents)").fetchone()[0]
-            empty = db.execute("SELECT count(*) FROM documents WHERE doc_id NOT IN "
-                               "(SELECT doc_id FROM chunks)").fetchone()[0]
-        if orphans or empty:
-            raise Broken(f"{orphans} chunks without a document, {empty} documents without chunks")
-        chunks = index.store.chunks_by_ids(ids)
-        vectors = index.vectors.vectors(ids)
-        rows = sorted((c.doc_id, c.chunk_id, c.char_start, c.char_end, c.text)
-                      for c in chunks.values())
-        sha = sorted((d["doc_id"], d["sha256"]) for d in index.store.documents())
-        digest = hashlib.sha256(json.dumps([sha, rows, index.sentences.count()])
-                                .encode()).hexdigest()[:16]
-        by_chunk = {chunks[i].chunk_id: vectors[n] for n, i in enumerate(ids)}
-        return State(digest, by_chunk, docs, n_chunks)
-    finally:
-        index.close()
-
-
-def classify(state: State, before: State, after: State) -> str:
-    for name, side in (("previous", before), ("new", after)):
-        if state.digest == side.digest:
-            worst = max((float(np.abs(v - side.vectors[k]).max())
-                         for k, v in state.vectors.items()), default=0.0)
-            if worst > 1e-4:
-                raise Broken(f"content of the {name} snapshot, but vectors differ by {worst}")
-            return name
-    raise Broken(f"content is neither the previous snapshot ({before.documents} documents, "
-                 f"{before.chunks} chunks) nor the new one ({after.documents}, {after.chunks}): "
-                 f"{state.documents} documents, {state.chunks} chunks")
 
 
 class Lab:
@@ -165,13 +125,14 @@ class Lab:
         (self.corpus / "survey_02.txt").unlink()
         self.upload_data = survey(99).encode()
         self.after: dict[str, State] = {}
-        for kind in ("ingest", "upload", "delete"):
+        for kind in ("ingest", "upload", "delete", "merge"):
             root = self.fresh(f"expected-{kind}")
             self.redo(kind, root)
             self.after[kind] = inspect(root)
 
     def settings(self, root: Path) -> Settings:
-        return Settings(index_dir=root, onnx_dir=self.onnx)
+        # No background merges in this process: it copies and deletes these folders.
+        return Settings(index_dir=root, onnx_dir=self.onnx, auto_merge=False)
 
     def pipeline(self, root: Path) -> Pipeline:
         return Pipeline(self.settings(root), embedder=self.embedder)
@@ -191,6 +152,8 @@ class Lab:
         if kind == "upload":
             p.upload(UPLOAD_NAME, self.upload_data, replace=True)  # a retry replaces
             return True
+        if kind == "merge":
+            return bool(p.compact(max_segments=1))
         if any(d["doc_id"] == DELETED for d in p.documents()):
             p.delete(DELETED)
             return True
@@ -212,18 +175,21 @@ def _last_phase(phases: Path) -> str:
     return lines[-1] if lines else "start-up"
 
 
-def _spawn_ingest(lab: Lab, root: Path, at: str | None,
-                  nth: int) -> tuple[subprocess.Popen[bytes], Path]:
-    """The ingest change in a child process (under the kill point, if any), and its phase log."""
+def _spawn(lab: Lab, root: Path, kind: str, at: str | None,
+           nth: int) -> tuple[subprocess.Popen[bytes], Path]:
+    """The ingest or merge change in a child process (under the kill point, if any), and
+    its phase log."""
     phases = root.parent / f"{root.name}.phases"
-    proc = subprocess.Popen(_child(at, nth, phases, ["ingest", str(lab.corpus), "--prune"]),
-                            env=lab.env(root), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=lab.work)
+    args = ["ingest", str(lab.corpus), "--prune"] if kind == "ingest" else \
+        ["compact", "--max-segments", "1"]
+    proc = subprocess.Popen(_child(at, nth, phases, args), env=lab.env(root),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=lab.work)
     return proc, phases
 
 
-def run_ingest(lab: Lab, root: Path, at: str | None, nth: int, delay: float | None) -> str:
-    proc, phases = _spawn_ingest(lab, root, at, nth)
+def run_cli(lab: Lab, root: Path, kind: str, at: str | None, nth: int,
+            delay: float | None) -> str:
+    proc, phases = _spawn(lab, root, kind, at, nth)
     if delay is not None:
         try:
             proc.wait(timeout=delay)
@@ -278,26 +244,28 @@ def trial(lab: Lab, kind: str, at: str | None, nth: int = 1,
           delay: float | None = None) -> dict[str, Any]:
     root = lab.fresh(f"trial-{kind}")
     before_snapshot = current_snapshot(root)
-    if kind == "ingest":
-        phase = run_ingest(lab, root, at, nth, delay)
+    if kind in ("ingest", "merge"):
+        phase = run_cli(lab, root, kind, at, nth, delay)
     else:
         phase = run_api(lab, root, kind, at, nth, delay)
     point = f"{at} #{nth}" if at else f"random {delay:.2f}s"
     result: dict[str, Any] = {"kind": kind, "point": point, "phase": phase}
+    after = lab.after[kind]
     try:
         state = inspect(root)
-        result["outcome"] = classify(state, lab.before, lab.after[kind])
+        result["outcome"] = side(kind, state, lab.before, after,
+                                 current_snapshot(root) == before_snapshot)
         if result["outcome"] == "previous" and current_snapshot(root) != before_snapshot:
             raise Broken("previous content under a new snapshot id")
         hits = lab.pipeline(root).search("survey of glaciers in region", 3)
         if not hits:
             raise Broken("the index loads but a search finds nothing")
         wrote = lab.redo(kind, root)
-        if classify(inspect(root), lab.before, lab.after[kind]) != "new":
+        if side(kind, inspect(root), lab.before, after, False) != "new":
             raise Broken("re-running the change did not reach the new state")
-        left = {p.name for p in (root / "snapshots").iterdir()}
-        if wrote and len(left) > 2:
-            raise Broken(f"the dead writer's folders survived the next write: {sorted(left)}")
+        if wrote and leftovers(root):
+            raise Broken(f"the dead process's folders survived the next write: "
+                         f"{leftovers(root)}")
         result["ok"] = True
     except Broken as exc:
         result.update(ok=False, error=str(exc))
@@ -310,11 +278,13 @@ def plan(quick: bool, n_random: int, rng: random.Random,
     if quick:
         return [("ingest", "rag.store.Store.add_document", 10, None),
                 ("ingest", "os.replace", 1, None),
-                ("upload", "rag.index.IndexWriter.commit", 1, None)]
+                ("upload", "rag.writer.IndexWriter.commit", 1, None),
+                ("merge", "rag.segment.SegmentBuilder.finish", 1, None)]
     todo: list[tuple[str, str | None, int, float | None]] = []
     todo += [("ingest", at, nth, None) for at, nth in INGEST_POINTS]
     todo += [("upload", at, nth, None) for at, nth in UPLOAD_POINTS]
     todo += [("delete", at, nth, None) for at, nth in DELETE_POINTS]
+    todo += [("merge", at, nth, None) for at, nth in MERGE_POINTS]
     for i in range(n_random):
         kind = "upload" if i % 3 == 2 else "ingest"
         startup, work = durations[kind]
@@ -327,7 +297,7 @@ def measure(lab: Lab, kind: str) -> tuple[float, float]:
     root = lab.fresh(f"timing-{kind}")
     if kind == "ingest":
         spawned = time.monotonic()
-        proc, phases = _spawn_ingest(lab, root, None, 1)
+        proc, phases = _spawn(lab, root, "ingest", None, 1)
         while proc.poll() is None and not (phases.exists() and phases.read_text()):
             time.sleep(0.005)
         t0 = time.monotonic()  # start-up (imports, model load) done: the ingest begins

@@ -1,6 +1,6 @@
 """Run a `rag` command that SIGKILLs itself at a chosen call, for crash-safety trials.
 
-    python -m eval.reliability.killpoint --at rag.index.IndexWriter.commit --nth 1 \
+    python -m eval.reliability.killpoint --at rag.writer.IndexWriter.commit --nth 1 \
         --phases PHASEFILE -- ingest docs/ --prune
 
 A profile hook (sys.setprofile and threading.setprofile, so `rag serve`'s worker
@@ -8,7 +8,7 @@ threads are covered too) counts calls to the target, a Python function or a C
 builtin such as ``os.replace``, and kills the process with SIGKILL on the nth one:
 no handler, no flush, no cleanup runs, as in a power cut of the process. With
 --phases the hook also writes which stage the command is in (reading, chunking,
-embedding, writing, commit, swap, cleanup) so a kill from outside at a random
+embedding, writing, merging, commit, swap, cleanup) so a kill from outside at a random
 moment can be attributed to a stage.
 """
 
@@ -32,12 +32,14 @@ PHASES = {
     "rag.isolation.parse": "reading",
     "rag.chunking.Chunker.chunk": "chunking",
     "rag.onnx_encoder.OnnxEncoder._run": "embedding",
-    "rag.index.IndexWriter._open": "writing",
+    "rag.writer.IndexWriter._open": "writing",
     "rag.store.Store.add_document": "writing",
-    "rag.index.IndexWriter.commit": "commit",
+    "rag.writer.IndexWriter.commit": "commit",
+    "rag.merge.merge": "merging",
+    "rag.merge._swap": "commit",
     "os.rename": "swap",
     "os.replace": "swap",
-    "rag.index.IndexWriter._collect_garbage": "cleanup",
+    "rag.writer.collect_garbage": "cleanup",
 }
 
 

@@ -32,7 +32,7 @@ def run(minutes: float = 10, workers: int = 4, every: float = 30.0) -> dict[str,
         work = Path(tmp)
         # Every client thread may be uploading at once: the soak measures endurance, not
         # RAG_MAX_CONCURRENT_UPLOADS (tests/test_security.py does).
-        _, server = serve_seeded(work, RAG_MAX_CONCURRENT_UPLOADS=str(workers))
+        _, server = serve_seeded(work, {"RAG_MAX_CONCURRENT_UPLOADS": str(workers)})
         samples: list[dict[str, Any]] = [{"t_s": 0, "rss_mb": rss_mb(server.pid)}]
         print(f"{'t s':>5} {'requests':>8} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7} "
               f"{'RSS MB':>7}  search/ask/upload/delete", flush=True)

@@ -1,0 +1,92 @@
+"""Indexes in the layouts older versions wrote, for the tests that each still loads,
+searches the same, and is upgraded on its next write.
+
+``write_legacy``: the layout before segments, made the way that version's
+IndexWriter.commit made it: the whole index in the snapshot folder, BM25 as a bm25s model.
+Format 4 (issue 26's) has the store's ``path`` column; 3 keeps the absolute path as the
+source instead, and 2 has no marks table either. ``write_unpathed_segments``: issue 27's
+format 4, segments whose stores keep the absolute path as the source."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+
+from rag.index import MANIFEST, SEGMENTS, SNAPSHOTS, read_snapshot
+from rag.lexical import K1, LANGUAGE, B, parameters
+from rag.segment import LEGACY_LEXICAL, SENTENCES, STORE, VECTORS
+from rag.store import Store
+
+NAME = "20200101T000000000000Z-0f0f0f0f"
+
+
+def without_paths(store: Path) -> None:
+    """Make a store as written before the ``path`` column: the absolute path as source."""
+    with sqlite3.connect(store) as db:
+        db.execute("UPDATE documents SET source = path WHERE path IS NOT NULL")
+        db.execute("DROP INDEX IF EXISTS documents_path")
+        db.execute("ALTER TABLE documents DROP COLUMN path")
+    db.close()
+
+
+def write_legacy(root: Path, fmt: int = 3) -> Path:
+    """Rewrite the index at ``root`` (segments, one of them, nothing deleted) into the
+    format-``fmt`` layout (2, 3 or issue 26's 4); returns the snapshot folder."""
+    assert fmt in (2, 3, 4)
+    snapshot = read_snapshot(root)
+    assert snapshot is not None and len(snapshot.segments) == 1
+    info = snapshot.segments[0]
+    assert not info.deleted
+    segment = root / SEGMENTS / info.name
+    folder = root / SNAPSHOTS / NAME
+    folder.mkdir()
+    for name in (STORE, VECTORS, SENTENCES):
+        shutil.copy2(segment / name, folder / name)
+    store = Store(folder / STORE, readonly=True)
+    ids, texts = store.all_chunks()
+    store.close()
+    tokens = bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer(LANGUAGE),
+                            return_ids=False, show_progress=False)
+    lexical = folder / LEGACY_LEXICAL
+    lexical.mkdir()
+    np.save(lexical / "ids.npy", np.asarray(ids, dtype=np.int64))
+    model = bm25s.BM25(k1=K1, b=B)
+    model.index(tokens, show_progress=False)
+    model.save(str(lexical), show_progress=False)
+    (lexical / "lexical.json").write_text(json.dumps(
+        {**parameters(), "stemmer": LANGUAGE, "stopwords": "en", "model": True}))
+    m = snapshot.manifest
+    (folder / MANIFEST).write_text(json.dumps({
+        "format": fmt, "snapshot": NAME, "previous": None, "created": m["created"],
+        "model": m["model"], "dimension": m["dimension"], "metric": m["metric"],
+        "vectors": info.vectors, "chunker": m["chunker"], "lexical": m["lexical"],
+        "documents": info.documents, "chunks": info.chunks, "sentences": info.sentences}))
+    if fmt < 4:
+        without_paths(folder / STORE)
+    if fmt == 2:
+        with sqlite3.connect(folder / STORE) as db:
+            db.execute("DROP TABLE marks")
+        db.close()
+    for path in (root / SNAPSHOTS).iterdir():
+        if path.name != NAME:
+            shutil.rmtree(path)
+    shutil.rmtree(root / SEGMENTS)
+    (root / "CURRENT").write_text(NAME + "\n")
+    return folder
+
+
+def write_unpathed_segments(root: Path) -> Path:
+    """Rewrite the index at ``root`` into issue 27's format 4: its segments' stores without
+    the ``path`` column, its manifest of format 4; returns the snapshot folder."""
+    snapshot = read_snapshot(root)
+    assert snapshot is not None and not snapshot.legacy
+    for info in snapshot.segments:
+        without_paths(root / SEGMENTS / info.name / STORE)
+    (snapshot.path / MANIFEST).write_text(json.dumps({**snapshot.manifest, "format": 4}))
+    return snapshot.path
