@@ -44,8 +44,10 @@ from rag.vector_index import VectorIndex
 # documents still without marks until they are re-ingested into a new --index folder.
 # Format 4 keeps a file's absolute path apart from its public source (rag.store): an older
 # snapshot is read with its sources cut to their relative part, and a writer moves its paths.
-FORMAT = 4
-READABLE_FORMATS = (2, 3, 4)
+# Format 5 adds marks' table, caption, OCR flag and confidence (rag.store): an older
+# snapshot reads them as unset, and a writer adds the columns to its copy.
+FORMAT = 5
+READABLE_FORMATS = (2, 3, 4, 5)
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 STORE = "store.sqlite"

@@ -27,6 +27,7 @@ from rag.index import Index, IndexHandle, current_snapshot
 from rag.ingest import Committer, IngestReport, Sources
 from rag.isolation import ParseLimits
 from rag.llm import Writer
+from rag.ocr import OcrOptions
 from rag.rerank import Reranker
 from rag.retrieval import Retriever, check_query, make_retriever
 from rag.scorer import EvidenceScorer
@@ -87,7 +88,10 @@ class Pipeline:
 
     def parse_limits(self) -> ParseLimits:
         s = self.settings
-        return ParseLimits(s.max_document_chars, s.parse_timeout_s, s.parse_memory_mb)
+        ocr = OcrOptions(s.ocr_languages, None if s.ocr_tessdata is None else str(s.ocr_tessdata),
+                         s.ocr_dpi) if s.ocr else None
+        return ParseLimits(s.max_document_chars, s.parse_timeout_s, s.parse_memory_mb, ocr,
+                           s.ocr_page_timeout_s)
 
     # Writing
 

@@ -2,9 +2,10 @@
 
 A chunk's integer row id is also its id in FAISS and in the BM25 id map, so the
 three structures agree by construction. A document's marks (where its text was in the
-original file: page, slide, sheet and row, heading path) are rows of ``marks``; a store
-written before they existed (index format 2) has no such table, and gets it when a writer
-opens it.
+original file: page, slide, sheet and row, heading path; since format 5 also a table, its
+row and caption, and whether the text was OCR'd, with what confidence) are rows of
+``marks``; a store written before they existed (index format 2) has no such table, and one
+before format 5 lacks the later columns: a writer adds them when it opens the store.
 
 A document's ``source`` is what clients see (a path relative to the ingested folder); its
 ``path``, where the file was on the ingesting machine, is only read back by a re-ingest and
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from rag.types import Chunk, Document, Locator, Mark
+from rag.types import Chunk, Document, Locator, Mark, spanning
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -51,17 +52,26 @@ CREATE TABLE IF NOT EXISTS marks (
     sheet TEXT,
     row INTEGER,
     heading TEXT,
+    tbl INTEGER,
+    caption TEXT,
+    ocr INTEGER,
+    confidence REAL,
     PRIMARY KEY (doc_id, start)
 ) WITHOUT ROWID;
 """
+# Columns that marks gained after format 3 (tables, OCR; format 5): added when a writer
+# opens an older store, read as unset from one.
+_LATER_MARK_COLUMNS = {"tbl": "INTEGER", "caption": "TEXT", "ocr": "INTEGER",
+                       "confidence": "REAL"}
 
 _CHUNK_COLUMNS = "id, doc_id, chunk_id, ordinal, text, char_start, char_end, n_tokens"
-_LOCATOR_COLUMNS = "page, slide, sheet, row, heading"
+_LOCATOR_COLUMNS = "page, slide, sheet, row, heading, " + ", ".join(_LATER_MARK_COLUMNS)
 
 
 def _locator(row: sqlite3.Row) -> Locator:
     return Locator(page=row["page"], slide=row["slide"], sheet=row["sheet"], row=row["row"],
-                   heading=row["heading"])
+                   heading=row["heading"], table=row["tbl"], caption=row["caption"],
+                   ocr=bool(row["ocr"]), confidence=row["confidence"])
 
 
 def is_absolute(source: str) -> bool:
@@ -96,8 +106,14 @@ class Store:
         if not readonly:
             self._db.executescript(SCHEMA)
             self._move_paths()
+            self._add_mark_columns()
         self.has_marks = bool(self._rows(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'marks'"))
+        mark_columns = {r["name"] for r in self._rows("PRAGMA table_info(marks)")}
+        self.has_ocr_marks = "ocr" in mark_columns
+        # An older store's marks: the columns it lacks are read as NULL.
+        self._locator_columns = ", ".join(
+            c if c in mark_columns else f"NULL AS {c}" for c in _LOCATOR_COLUMNS.split(", "))
         self.has_paths = any(r["name"] == "path" for r in self._rows(
             "PRAGMA table_info(documents)"))
 
@@ -112,6 +128,12 @@ class Store:
                 "UPDATE documents SET path = ?, source = ? WHERE doc_id = ?",
                 [(source, public_source(source, doc_id), doc_id)
                  for doc_id, source in rows if is_absolute(source)])
+
+    def _add_mark_columns(self) -> None:
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(marks)")}
+        for name, kind in _LATER_MARK_COLUMNS.items():
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE marks ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -141,9 +163,10 @@ class Store:
             ids.append(cur.lastrowid)
         self._db.executemany(
             f"INSERT OR REPLACE INTO marks (doc_id, start, {_LOCATOR_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(doc.doc_id, m.start, m.locator.page, m.locator.slide, m.locator.sheet,
-              m.locator.row, m.locator.heading) for m in doc.marks])
+              m.locator.row, m.locator.heading, m.locator.table, m.locator.caption,
+              int(m.locator.ocr), m.locator.confidence) for m in doc.marks])
         return ids
 
     def delete_document(self, doc_id: str) -> list[int]:
@@ -161,7 +184,7 @@ class Store:
             return None
         row = rows[0]
         marks = tuple(Mark(r["start"], _locator(r)) for r in self._rows(
-            f"SELECT start, {_LOCATOR_COLUMNS} FROM marks WHERE doc_id = ? ORDER BY start",
+            f"SELECT start, {self._locator_columns} FROM marks WHERE doc_id = ? ORDER BY start",
             (doc_id,))) if with_marks and self.has_marks else ()
         path = row["path"] if self.has_paths else None
         if path is None and is_absolute(row["source"]):
@@ -176,11 +199,38 @@ class Store:
         mark (plain text, an index of format 2) are left out."""
         found: dict[tuple[str, int], Locator] = {}
         for doc_id, start in dict.fromkeys(spans) if self.has_marks else ():
-            rows = self._rows(f"SELECT {_LOCATOR_COLUMNS} FROM marks WHERE doc_id = ? AND "
-                              "start <= ? ORDER BY start DESC LIMIT 1", (doc_id, start))
+            rows = self._rows(f"SELECT {self._locator_columns} FROM marks WHERE doc_id = ? "
+                              "AND start <= ? ORDER BY start DESC LIMIT 1", (doc_id, start))
             if rows:
                 found[doc_id, start] = _locator(rows[0])
         return found
+
+    def span_locators(self, spans: Iterable[tuple[str, int, int]]
+                      ) -> dict[tuple[str, int], Locator]:
+        """``locators`` of the spans' starts, each naming its pages when the span
+        (doc_id, start, end) runs over a page break (rag.types.spanning)."""
+        spans = list(spans)
+        found = self.locators((doc_id, start) for doc_id, start, _ in spans)
+        for doc_id, start, end in spans:
+            first = found.get((doc_id, start))
+            if first is None or first.page is None:
+                continue
+            inside = [r[0] for r in self._rows(
+                "SELECT page FROM marks WHERE doc_id = ? AND start > ? AND start < ? AND "
+                "page IS NOT NULL", (doc_id, start, end))]
+            found[doc_id, start] = spanning(first, [first.page, *inside]) or first
+        return found
+
+    def low_confidence(self, doc_id: str, floor: float) -> list[tuple[int, int]]:
+        """The spans (start, end) of ``doc_id``'s text OCR'd below ``floor``: indexed and
+        searchable, but not quoted as an answer (rag.evidence.gather)."""
+        if not self.has_ocr_marks or floor <= 0:
+            return []
+        rows = self._rows(
+            "SELECT m.start, (SELECT min(n.start) FROM marks n WHERE n.doc_id = m.doc_id AND "
+            "n.start > m.start) AS next FROM marks m WHERE m.doc_id = ? AND m.ocr = 1 AND "
+            "coalesce(m.confidence, 0) < ? ORDER BY m.start", (doc_id, floor))
+        return [(int(r[0]), int(r[1]) if r[1] is not None else 1 << 62) for r in rows]
 
     def locator(self, doc_id: str, start: int) -> Locator | None:
         return self.locators([(doc_id, start)]).get((doc_id, start))
