@@ -170,6 +170,11 @@ class Settings(BaseSettings):
     # OCR'd text whose engine confidence (0-1, its mean on the page) is below this is
     # indexed and searchable but never quoted as an answer; 0 quotes it all.
     ocr_min_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
+    # Folders `rag serve` keeps the index equal to (`rag serve --watch PATH`; comma-separated
+    # here): rag.sync ingests them at start and after each burst of changes, pruning deleted
+    # files. A burst is over once they were quiet this long: one snapshot for it all.
+    watch: Annotated[list[Path], NoDecode] = []
+    sync_quiet_ms: int = Field(default=1000, ge=50, le=60_000)
     # Uploads the API parses and indexes at once; one more is a 503 with Retry-After.
     max_concurrent_uploads: int = Field(default=2, ge=1, le=64)
     # Requests per minute per client address on /v1 (None: no limit), with bursts up to
@@ -177,7 +182,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
     rate_limit_burst: int = Field(default=20, ge=1)
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("allowed_hosts", "watch", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

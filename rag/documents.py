@@ -243,6 +243,13 @@ def load_file(path: Path, doc_id: str, max_chars: int = MAX_DOCUMENT_CHARS,
                    path=str(path.resolve()))
 
 
+def indexable(file: Path, root: Path) -> bool:
+    """A file a folder ingest reads: a supported suffix, and no hidden part below ``root``."""
+    rel = file.relative_to(root) if file.is_relative_to(root) else Path(file.name)
+    return file.suffix.lower() in SUPPORTED_SUFFIXES and \
+        not any(part.startswith(".") for part in rel.parts)
+
+
 def discover(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
     """Yield (file, root) for every supported file under the given paths.
 
@@ -253,10 +260,7 @@ def discover(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
         path = path.resolve()
         if path.is_dir():
             for file in sorted(path.rglob("*")):
-                rel = file.relative_to(path)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue
-                if file.is_file() and file.suffix.lower() in SUPPORTED_SUFFIXES:
+                if indexable(file, path) and file.is_file():
                     yield file, path
         elif path.is_file():
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:

@@ -106,12 +106,17 @@ class Pipeline:
         paths = [Path(p) for p in paths]
         sources = ingest.indexed(self.root)
         failed: list[tuple[str, str]] = []
-        docs = ingest.read_paths(paths, sources or {}, self.parse_limits(), failed, progress)
+        unchanged: list[tuple[str, str]] = []  # (path, doc_id) of files read as indexed
+        ocr = ingest.OcrPages(progress)
+        docs = ingest.read_paths(paths, sources or {}, self.parse_limits(), failed, progress,
+                                 ocr, unchanged)
         if strict:
             ingest.refuse_failures(failed)
-        deleted = ingest.gone(paths, docs, sources or {}, failed) if prune else []
+        deleted = ingest.gone(paths, docs, sources or {}, failed,
+                              [path for path, _ in unchanged]) if prune else []
         report = self._upsert(docs, sources, progress, t0, deleted)
-        report.failed = failed
+        report.skipped += [doc_id for _, doc_id in unchanged]
+        report.failed, report.ocr_pages = failed, ocr.pages
         return report
 
     def ingest_documents(self, docs: Sequence[Document], progress: bool = False) -> IngestReport:
