@@ -116,3 +116,57 @@ PARAGRAPHS = (
     "of Hendra now lies under eleven metres of water. In dry summers the church tower can "
     "still be seen above the surface.",
 )
+
+
+
+ROOMS = (("Room", "Beds", "Price per night"), ("Garden suite", "2", "140 euros"),
+         ("Attic room", "1", "75 euros"), ("Lake view double", "2", "118 euros"))
+
+
+def _pdf(objects: list[bytes]) -> bytes:
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
+
+
+def table_pdf(pages: int = 1, rows: Sequence[Sequence[str]] = ROOMS) -> bytes:
+    """A text PDF (a text layer, no image) whose every page holds a heading, a caption
+    line, a ruled table (``rows``, the first its headers) and a paragraph after it: what
+    table extraction is tested and measured on."""
+    def text(x: float, y: float, s: str, size: int = 11) -> bytes:
+        return b"BT /F1 %d Tf %.1f %.1f Td (%s) Tj ET\n" % (size, x, y, s.encode("latin-1"))
+
+    streams = []
+    widths = (150.0, 60.0, 130.0)
+    for n in range(1, pages + 1):
+        body = text(72, 720, f"Harbour Inn, page {n}", 16)
+        body += text(72, 690, "Our rooms are let by the night, breakfast included.")
+        body += text(72, 660, "Table 1: Room rates")
+        top, height = 645.0, 22.0
+        for r, row in enumerate(rows):
+            x = 72.0
+            for width, value in zip(widths, row, strict=True):
+                body += b"%.1f %.1f %.1f %.1f re S\n" % (x, top - (r + 1) * height, width,
+                                                           height)
+                body += text(x + 4, top - (r + 1) * height + 7, value)
+                x += width
+        below = top - (len(rows) + 2) * height
+        body += text(72, below, "Dogs are welcome in the garden suite for a small fee.")
+        streams.append(body)
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
+                   b" ".join(b"%d 0 R" % (4 + 2 * i) for i in range(pages)), pages),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    for body in streams:
+        objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+                    b"/Resources << /Font << /F1 3 0 R >> >> >>" % (len(objects) + 2),
+                    b"<< /Length %d >>\nstream\n" % len(body) + body + b"\nendstream"]
+    return _pdf(objects)
