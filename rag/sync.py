@@ -103,7 +103,8 @@ class Syncer:
         root = next((r for r in self.paths if p.is_relative_to(r) or p == r), None)
         if root is None:
             return False
-        return indexable(p, root) or (not p.suffix and not p.name.startswith("."))
+        hidden = any(part.startswith(".") for part in p.relative_to(root).parts)
+        return indexable(p, root) or (not p.suffix and not hidden)
 
     def run(self, trigger: str, changed: Iterable[str] = ()) -> SyncRun:
         """One ingest of the folders now; its outcome is the status's last run."""
