@@ -137,10 +137,12 @@ def _pdf(objects: list[bytes]) -> bytes:
     return bytes(out)
 
 
-def table_pdf(pages: int = 1, rows: Sequence[Sequence[str]] = ROOMS) -> bytes:
+def table_pdf(pages: int = 1, rows: Sequence[Sequence[str]] = ROOMS,
+              ruled: bool = True) -> bytes:
     """A text PDF (a text layer, no image) whose every page holds a heading, a caption
     line, a ruled table (``rows``, the first its headers) and a paragraph after it: what
-    table extraction is tested and measured on."""
+    table extraction is tested and measured on. Without ``ruled`` the same text is drawn
+    without the table's lines (no table is looked for: the cost's baseline)."""
     def text(x: float, y: float, s: str, size: int = 11) -> bytes:
         return b"BT /F1 %d Tf %.1f %.1f Td (%s) Tj ET\n" % (size, x, y, s.encode("latin-1"))
 
@@ -154,8 +156,9 @@ def table_pdf(pages: int = 1, rows: Sequence[Sequence[str]] = ROOMS) -> bytes:
         for r, row in enumerate(rows):
             x = 72.0
             for width, value in zip(widths, row, strict=True):
-                body += b"%.1f %.1f %.1f %.1f re S\n" % (x, top - (r + 1) * height, width,
-                                                           height)
+                if ruled:
+                    body += b"%.1f %.1f %.1f %.1f re S\n" % (x, top - (r + 1) * height,
+                                                               width, height)
                 body += text(x + 4, top - (r + 1) * height + 7, value)
                 x += width
         below = top - (len(rows) + 2) * height

@@ -52,7 +52,7 @@ class OcrOptions:
 
     languages: str = "eng"
     tessdata: str | None = None
-    dpi: int = 300
+    dpi: int = 200
 
 
 @dataclass(frozen=True, slots=True)
