@@ -148,7 +148,7 @@ def test_api_key_guards_v1_but_not_health(tmp_path: Path, seed_index: Path,
         assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
         operations = [(path, method, op) for path, ops in spec["paths"].items()
                       for method, op in ops.items() if path.startswith("/v1/")]
-        assert len(operations) == 8  # six of our own, and the OpenAI-compatible models and chat
+        assert len(operations) == 9  # seven of our own (/v1/sync too), and OpenAI models and chat
         for path, method, op in operations:
             assert op.get("security") == [{"HTTPBearer": []}], (method, path)
             url = path.replace("{doc_id}", SEED_A)
