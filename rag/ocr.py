@@ -119,7 +119,11 @@ class PageReader:
         self.options, self.on_page = options, on_page or (lambda done, total: None)
 
     def read(self, images: Iterator[Image], total: int) -> list[PageText]:
-        import tesserocr
+        try:
+            import tesserocr
+        except ImportError:
+            raise SettingsError("OCR needs the tesserocr package (a dependency: reinstall "
+                                "with `make install`), or turn it off (RAG_OCR=off)") from None
 
         out: list[PageText] = []
         with tesserocr.PyTessBaseAPI(path=str(tessdata(self.options)),

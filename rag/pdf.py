@@ -149,6 +149,8 @@ def pdf_text(data: bytes, name: str, max_chars: int,
     rows, count = RowLines(name), 0
     for page in pages:
         scan = read.get(page.number)
+        if scan is not None and not scan.text.strip():
+            scan = None  # OCR found nothing: what the text layer has, if anything
         text = scan.text.strip() if scan is not None else page.text
         if not text:
             continue
