@@ -158,3 +158,30 @@ def test_which_changes_start_a_run(tmp_path: Path) -> None:
     assert not syncer.wanted(f"{root}/.a.txt.swp") and not syncer.wanted(f"{index}/CURRENT")
     assert not syncer.wanted(f"{index.resolve()}/snapshots/x")
     assert not syncer.wanted("/elsewhere/a.txt")
+
+
+def test_rag_watch_says_what_each_run_did(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from eval.harness import RAG
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.txt").write_text("The ferry leaves at noon.\n")
+    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_SYNC_QUIET_MS": "200"}
+    watcher = subprocess.Popen([RAG, "watch", str(folder)], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert watcher.stdout is not None
+        lines = [watcher.stdout.readline() for _ in range(2)]
+        assert lines[0].startswith(f"watching {folder.resolve()}")
+        assert "start (0 change(s)): 1 added, 0 replaced, 0 deleted, 0 failed, snapshot" \
+            in lines[1]
+        (folder / "b.txt").write_text("The last bus leaves at midnight.\n")
+        assert "changes (1 change(s)): 1 added" in watcher.stdout.readline()
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(60)
+    assert watcher.returncode == 0
