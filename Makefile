@@ -10,7 +10,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test unit bench check-reliability clean browser
+.PHONY: install run test unit bench check-reliability clean browser ocr fonts
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -40,12 +40,33 @@ browser:
 		echo "  sudo apt-get install -y chromium chromium-driver" >&2; exit 1; \
 	fi
 
-run: $(STAMP)
+# OCR (rag/ocr.py) reads scans with Tesseract's English data from Debian; the library itself
+# comes in the tesserocr wheel. Installed with apt when missing and we are root, else say so.
+ocr:
+	@if [ -f /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-eng; \
+	else \
+		echo "OCR of scanned PDFs and images needs Tesseract's English data: run" >&2; \
+		echo "  sudo apt-get install -y tesseract-ocr tesseract-ocr-eng   (or set RAG_OCR=off)" >&2; \
+	fi
+
+# The tests render scans in these fonts (eval/scans.py).
+fonts:
+	@if [ -f /usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf ] && [ -f /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core fonts-liberation; \
+	else \
+		echo "make test renders scans in DejaVu and Liberation fonts: run" >&2; \
+		echo "  sudo apt-get install -y fonts-dejavu-core fonts-liberation" >&2; exit 1; \
+	fi
+
+run: $(STAMP) ocr
 	$(BIN)/rag ingest seeds/
 	$(BIN)/rag search "What areas of cooperation does the NPEC study propose?" -k 3
 	$(BIN)/rag serve --host $(HOST) --port $(PORT)
 
-test: $(TEST_STAMP) browser
+test: $(TEST_STAMP) browser ocr fonts
 	$(BIN)/ruff check rag api eval tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -28,6 +29,7 @@ from rag import __version__
 from rag.config import Settings
 from rag.errors import NoIndexError, RagError
 from rag.pipeline import Pipeline
+from rag.sync import Syncer
 
 log = logging.getLogger("rag.api")
 
@@ -44,6 +46,8 @@ def _load(app: FastAPI) -> None:
         app.state.load_error = str(exc)
         return
     app.state.ready.set()
+    if app.state.syncer is not None:  # its first run catches up with the folders
+        app.state.syncer.start()
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -75,6 +79,14 @@ def _error(request: Request, status: int, message: str,
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
+def _syncer(settings: Settings, pipeline: Pipeline) -> Syncer | None:
+    """`rag serve --watch` (RAG_WATCH): the folders' sync, started once the index loads."""
+    if not settings.watch:
+        return None
+    return Syncer(settings.watch, lambda paths: pipeline.ingest(paths, prune=True),
+                  settings.sync_quiet_ms, ignore=pipeline.root)
+
+
 def create_app(settings: Settings, pipeline: Pipeline | None = None,
                hosts: Sequence[str] = ()) -> FastAPI:
     """``hosts``: the addresses `rag serve --host` binds, which requests may name in their
@@ -92,11 +104,14 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
         app.state.search_lane = anyio.CapacityLimiter(settings.search_threads)
         app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads)
         app.state.public_url = public_url(settings, hosts)
+        app.state.syncer = _syncer(settings, app.state.pipeline)
         loader = threading.Thread(target=_load, args=(app,), name="rag-loader", daemon=True)
         loader.start()
         async with mcp.running(app.state):  # the MCP session manager lives as long as the app
             yield
         loader.join(timeout=1)
+        if app.state.syncer is not None:
+            await anyio.to_thread.run_sync(app.state.syncer.stop)
 
     # The docs pages are added by add_pages, from local files (FastAPI's load a CDN).
     app = FastAPI(title="rag: cited answers from your documents", version=__version__,

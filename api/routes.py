@@ -27,8 +27,10 @@ from api.schemas import (
     SearchResponse,
     SentenceEvent,
     SpanOut,
+    SyncOut,
     UploadResponse,
 )
+from api.security import scrub
 from rag.errors import RagError
 from rag.generate import Sentence
 from rag.types import Answer
@@ -114,6 +116,23 @@ async def stream_answer(events: Generator[Sentence | Answer, None, None],
 
     return StreamingResponse(body(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/sync", response_model=SyncOut)
+def sync_status(request: Request) -> SyncOut:
+    """The watched folders' sync (`rag serve --watch`): its last run, the files changed and
+    not yet indexed, the files that failed and why."""
+    syncer = request.app.state.syncer
+    if syncer is None:
+        return SyncOut(watching=[], running=False, runs=0, last_run=None, pending=[],
+                       pending_count=0, failed=[])
+    status = syncer.status()
+    settings = request.app.state.settings  # no server folder in what clients see
+    if status["last_run"] is not None and status["last_run"]["error"]:
+        status["last_run"]["error"] = scrub(status["last_run"]["error"], settings)
+    status["failed"] = [{"path": f["path"], "reason": scrub(f["reason"], settings)}
+                        for f in status["failed"]]
+    return SyncOut.model_validate(status)
 
 
 @router.get("/documents", response_model=DocumentList)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from rag.config import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, AnswerMode, RetrieverName
 from rag.errors import InputError
 from rag.retrieval import check_query
+from rag.types import Locator
 
 Retriever = RetrieverName
 
@@ -49,13 +50,31 @@ class AskRequest(_Request):
 class LocatorOut(BaseModel):
     """Where a span starts in the original file; the fields its format has are set."""
 
-    page: int | None = Field(default=None, description="PDF page, from 1")
+    page: int | None = Field(default=None, description="PDF page (or page of an image "
+                                                       "file), from 1")
+    pages: tuple[int, int] | None = Field(
+        default=None, description="a hit whose text runs over a page break: its first and "
+                                  "last page (its ``page`` is the first)")
     slide: int | None = Field(default=None, description=".pptx slide, from 1")
     sheet: str | None = Field(default=None, description=".xlsx sheet name")
-    row: int | None = Field(default=None, description="spreadsheet or CSV row, from 1, the "
-                                                      "header row counted")
+    row: int | None = Field(default=None, description="spreadsheet, CSV or table row, from "
+                                                      "1, the header row counted")
+    table: int | None = Field(default=None, description="table of a PDF, .docx or HTML "
+                                                        "file, from 1 in document order")
+    caption: str | None = Field(default=None, description="the table's caption, or the "
+                                                          "title line before it")
     heading: str | None = Field(default=None, description='.md/.html/.docx/.epub heading '
                                                           'path, "Installation > Linux"')
+    ocr: bool = Field(default=False, description="the text was read from an image with OCR")
+    confidence: float | None = Field(default=None, description="the OCR engine's mean word "
+                                     "confidence on that page, 0-1; text under "
+                                     "RAG_OCR_MIN_CONFIDENCE is never quoted in answers")
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description='how people cite it: "p. 12", "table 2 (Rates), row 14", "p. 3 (OCR)"')
+    @property
+    def label(self) -> str:
+        return Locator(**self.model_dump(exclude={"label"})).label()
 
 
 class HitOut(BaseModel):
@@ -69,8 +88,10 @@ class HitOut(BaseModel):
     char_start: int
     char_end: int
     stage_scores: dict[str, float]
-    locator: LocatorOut | None = Field(default=None, description="where the chunk starts; "
-                                       "null for plain text and indexes of format 2")
+    locator: LocatorOut | None = Field(default=None, description="where the chunk starts, "
+                                       "with ``pages`` when it runs over a page break (a "
+                                       "chunk never holds two slides or sheets); null for "
+                                       "plain text and indexes of format 2")
 
 
 class SearchResponse(BaseModel):
@@ -222,6 +243,44 @@ class DeleteResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+class SyncRunOut(BaseModel):
+    """One sync run: an ingest of the watched folders with pruning."""
+
+    started: str = Field(description="when it started, ISO 8601 UTC")
+    seconds: float
+    trigger: Literal["start", "changes", "retry"] = Field(
+        description="start: catching up at start; changes: a quiet burst of changes; "
+                    "retry: after a failed run")
+    changed_files: int
+    added: int
+    replaced: int
+    deleted: int
+    failed: int
+    ocr_pages: int = Field(description="scanned pages and images read with OCR")
+    snapshot: str | None = Field(description="the snapshot it wrote; null when nothing "
+                                 "changed or it failed")
+    error: str | None = Field(description="why the run failed (it is retried)")
+
+
+class FailedFileOut(BaseModel):
+    path: str = Field(description="relative to its watched folder")
+    reason: str
+
+
+class SyncOut(BaseModel):
+    """`rag serve --watch`: the folders kept equal to the index and how that is going."""
+
+    watching: list[str] = Field(description="the watched folders; empty when not watching")
+    running: bool = Field(description="a run is under way")
+    runs: int
+    last_run: SyncRunOut | None
+    pending: list[str] = Field(description="changed files not yet in a snapshot (the first "
+                               "100), relative to their folder")
+    pending_count: int
+    failed: list[FailedFileOut] = Field(description="files the last run could not index, "
+                                        "with why (their older version, if any, stays)")
 
 
 class Status(BaseModel):

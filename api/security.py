@@ -193,7 +193,7 @@ def public_url(settings: Settings, hosts: Iterable[str] = ()) -> str:
 def scrub(message: str, settings: Settings) -> str:
     """``message`` with the server's configured folders cut to their names."""
     folders = [settings.index_dir, settings.onnx_dir, settings.model_path,
-               settings.evidence_model, settings.reranker_model]
+               settings.evidence_model, settings.reranker_model, *settings.watch]
     for folder in (Path(f) for f in folders if f is not None):
         for spelled in sorted({str(folder.resolve()), str(folder.absolute())}, key=len,
                               reverse=True):

@@ -76,8 +76,10 @@ class Composer:
     """
 
     def __init__(self, scorer: EvidenceScorer, max_words: int = 120, neighbours: int = 1,
-                 duplicate_cosine: float = 0.92, abstain_below: float | None = None) -> None:
+                 duplicate_cosine: float = 0.92, abstain_below: float | None = None,
+                 ocr_floor: float = 0.0) -> None:
         self.scorer = scorer
+        self.ocr_floor = ocr_floor  # OCR'd text less sure than this is never quoted
         self.max_words = max_words
         self.neighbours = neighbours
         self.duplicate_cosine = duplicate_cosine
@@ -95,7 +97,7 @@ class Composer:
                 query_vector: Vectors) -> Answer:
         fetch = index.store.document
         candidates, vectors = gather(hits, index, fetch, self.neighbours,
-                                     max_words=self.max_words)
+                                     max_words=self.max_words, ocr_floor=self.ocr_floor)
         policy = self.policy(question)
         abstain = Provenance(self.scorer.name, len(candidates), None, policy.abstain_below,
                              closest=tuple(Passage.of(h) for h in hits[:3]))

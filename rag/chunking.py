@@ -2,21 +2,23 @@
 
 Budgets are counted in tiktoken cl100k tokens, and every chunk is also checked
 against the embedding model's own word-piece limit: text past that limit would
-be silently dropped by the model, so such a chunk is split further.
+be silently dropped by the model, so such a chunk is split further. A chunk never
+holds two slides or two sheets (``sections``): a hit's locator is then where all of it is.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from importlib import resources
 
 import tiktoken
 
 from rag.sentence_split import sentence_spans
-from rag.types import Chunk, Document
+from rag.types import Chunk, Document, Mark
 
 CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 _CL100K_PATTERN = (
@@ -46,6 +48,19 @@ def cl100k() -> tiktoken.Encoding:
 
 
 Span = tuple[int, int]
+
+
+def sections(marks: Sequence[Mark]) -> list[int]:
+    """Offsets where a new slide or sheet starts: no chunk runs over one."""
+    out: list[int] = []
+    last: tuple[int | None, str | None] = (None, None)
+    for m in marks:
+        where = (m.locator.slide, m.locator.sheet)
+        if where != (None, None) and where != last:
+            if m.start > 0:
+                out.append(m.start)
+            last = where
+    return out
 
 
 class Chunker:
@@ -112,10 +127,13 @@ class Chunker:
                 units.append((piece, self.count(doc.text[piece[0]:piece[1]])))
         return units
 
-    def _pack(self, text: str, units: list[tuple[Span, int]], i: int) -> int:
-        """Return j such that units[i:j] is the longest chunk that fits both limits."""
+    def _pack(self, text: str, units: list[tuple[Span, int]], i: int,
+              section: Sequence[int]) -> int:
+        """Return j such that units[i:j] is the longest chunk that fits both limits and
+        stays in units[i]'s section."""
         total, j = 0, i
-        while j < len(units) and (j == i or total + units[j][1] + 1 <= self.max_tokens):
+        while j < len(units) and (j == i or (total + units[j][1] + 1 <= self.max_tokens
+                                             and section[j] == section[i])):
             total += units[j][1] + (1 if j > i else 0)
             j += 1
         # Prefer ending at a paragraph break if that keeps most of the budget.
@@ -136,22 +154,26 @@ class Chunker:
     def chunk(self, doc: Document) -> list[Chunk]:
         text = doc.text
         units = self._units(doc)
+        breaks = sections(doc.marks)
+        section = [bisect_right(breaks, u[0][0]) for u in units]
         spans: list[Span] = []
         i = 0
         while i < len(units):
-            j = self._pack(text, units, i)
+            j = self._pack(text, units, i, section)
             start, end = units[i][0][0], units[j - 1][0][1]
             if j - i == 1 and not (self._fits_model(text[start:end])
                                    and units[i][1] <= self.max_tokens):
                 # One sentence alone is over a limit: halve it and retry.
                 halves = self._split_long(text, units[i][0], max(8, units[i][1] // 2))
                 units[i:i + 1] = [((a, b), self.count(text[a:b])) for a, b in halves]
+                section[i:i + 1] = [section[i]] * len(halves)
                 continue
             spans.append((start, end))
             if j >= len(units):
                 break
             k, carried = j, 0
-            while k - 1 > i and carried + units[k - 1][1] <= self.overlap:
+            while k - 1 > i and carried + units[k - 1][1] <= self.overlap \
+                    and section[k - 1] == section[j]:
                 k -= 1
                 carried += units[k][1]
             i = k

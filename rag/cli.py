@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -74,13 +75,17 @@ def main(ctx: click.Context, index_dir: Path | None) -> None:
 @click.option("--strict", is_flag=True,
               help="Any file in a folder that cannot be read stops the ingest (exit 1, "
                    "nothing changed); without it such files are skipped and listed.")
+@click.option("--no-ocr", is_flag=True,
+              help="Do not read scanned pages and images with OCR (as RAG_OCR=off).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @_errors
 def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address: str | None,
-           strict: bool, as_json: bool) -> None:
+           strict: bool, no_ocr: bool, as_json: bool) -> None:
     """Index files and folders (see README for the formats); unchanged files are skipped."""
     _use_ray(ctx, ray_address, None)
+    if no_ocr:
+        ctx.obj = ctx.obj.model_copy(update={"ocr": False})
     pipeline = _pipeline(ctx)
     report = pipeline.ingest(paths, prune=prune, progress=sys.stderr.isatty(), strict=strict)
     pipeline.wait_for_merges()
@@ -91,6 +96,8 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address
                          ("skipped", report.skipped), ("deleted", report.deleted)):
         click.echo(f"{label:>9}: {len(items)}" + (f"  ({', '.join(items)})" if items else ""))
     click.echo(f"{'failed':>9}: {len(report.failed)}")
+    if report.ocr_pages:
+        click.echo(f"{'OCR':>9}: {report.ocr_pages} page(s) read from images")
     for path, reason in report.failed:
         click.echo(f"           {path}: {reason}")
     reused = f" ({report.reused} kept their vectors)" if report.reused else ""
@@ -174,7 +181,8 @@ def ask(ctx: click.Context, question: str, k: int, retriever: str | None, mode: 
 
 def _where(doc_id: str, locator: Any) -> str:
     """"report, p. 12": the document and where in the original file, when known."""
-    return f"{doc_id}, {locator.label()}" if locator is not None else doc_id
+    label = locator.label() if locator is not None else ""
+    return f"{doc_id}, {label}" if label else doc_id
 
 
 def _explain(answer: Any) -> None:
@@ -223,15 +231,52 @@ def show(ctx: click.Context, doc_id: str, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--no-ocr", is_flag=True, help="Do not read scanned pages and images with OCR.")
+@click.pass_context
+@_errors
+def watch(ctx: click.Context, paths: tuple[Path, ...], no_ocr: bool) -> None:
+    """Keep the index equal to these folders: ingest them now, then again after each burst
+    of changes (added, changed, deleted files); Ctrl-C stops. A `rag serve` on the same
+    index picks up each snapshot."""
+    from rag.sync import Syncer, SyncRun
+
+    if no_ocr:
+        ctx.obj = ctx.obj.model_copy(update={"ocr": False})
+    pipeline = _pipeline(ctx)
+
+    def told(run: SyncRun) -> None:
+        what = (f"error: {run.error}" if run.error else
+                f"{run.added} added, {run.replaced} replaced, {run.deleted} deleted, "
+                f"{run.failed} failed" + (f", snapshot {run.snapshot}" if run.snapshot
+                                          else ", index unchanged"))
+        click.echo(f"[{run.started}] {run.trigger} ({run.changed_files} change(s)): {what} "
+                   f"in {run.seconds:.2f}s", err=run.error is not None)
+
+    syncer = Syncer(paths, lambda p: pipeline.ingest(p, prune=True), ctx.obj.sync_quiet_ms,
+                    ignore=pipeline.root, on_run=told)
+    click.echo(f"watching {', '.join(map(str, syncer.paths))} (Ctrl-C stops)")
+    with contextlib.suppress(KeyboardInterrupt):
+        syncer.watch()
+    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C leaves a merge undone (safe)
+        pipeline.wait_for_merges()
+    for path, reason in syncer.status()["failed"]:
+        click.echo(f"  not indexed: {path}: {reason}")
+
+
+@main.command()
 @click.option("--host", default=None, help="Bind address (default $RAG_HOST or 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default $RAG_PORT or 8000).")
 @click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
               help="Hold the vectors in shards on this Ray cluster (default $RAG_RAY_ADDRESS).")
 @click.option("--shards", default=None, type=click.IntRange(1, 1024),
               help="Number of shards with --ray (default $RAG_RAY_SHARDS or 2).")
+@click.option("--watch", "watch_paths", multiple=True, type=click.Path(path_type=Path),
+              help="Keep the index equal to this folder while serving (repeatable; "
+                   "GET /v1/sync shows its state).")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, ray_address: str | None,
-          shards: int | None) -> None:
+          shards: int | None, watch_paths: tuple[Path, ...]) -> None:
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
@@ -241,6 +286,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, ray_address: s
     settings: Settings = ctx.obj
     if port is not None:  # the port links in answers name (api.security.public_url)
         settings = settings.model_copy(update={"port": port})
+    if watch_paths:
+        settings = settings.model_copy(update={"watch": list(watch_paths)})
     host = host or settings.host
     uvicorn.run(create_app(settings, hosts=[host]), host=host, port=settings.port,
                 log_level="info")

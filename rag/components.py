@@ -97,7 +97,8 @@ def build_chunker(settings: Settings, embedder: Embedder) -> Chunker:
 
 def build_composer(settings: Settings, scorer: EvidenceScorer) -> Composer:
     return Composer(scorer, settings.answer_max_words, settings.evidence_neighbours,
-                    abstain_below=settings.abstain_threshold)
+                    abstain_below=settings.abstain_threshold,
+                    ocr_floor=settings.ocr_min_confidence)
 
 
 def build_writer(settings: Settings) -> Writer | None:

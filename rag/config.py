@@ -161,6 +161,29 @@ class Settings(BaseSettings):
     # worker is also stopped when its client goes away.
     parse_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     parse_memory_mb: int = Field(default=2048, ge=256, le=1_048_576)
+    # Scanned PDF pages (an image, too little text for the page's area) and image files
+    # (.png .jpg .tiff .webp) are read with OCR (rag.ocr: Tesseract); off refuses images
+    # and leaves scans out (RAG_OCR=off, `rag ingest --no-ocr`).
+    ocr: bool = True
+    # Tesseract's languages ("eng", "eng+deu": each needs its tesseract-ocr-LANG package)
+    # and where their data is (None: Debian's folders).
+    ocr_languages: str = Field(default="eng", pattern=r"^[a-z_]{3,8}(\+[a-z_]{3,8})*$")
+    ocr_tessdata: Path | None = None
+    # Scanned PDF pages are rendered at this resolution for OCR: on 200-dpi scans, 200 read
+    # with a 0.09% character error rate, 300 with 2.5% (a page's lines lost to layout
+    # analysis) and slower (README "Scans and images"); 300 suits small print.
+    ocr_dpi: int = Field(default=200, ge=72, le=600)
+    # Each page's OCR may take this long (the file's RAG_PARSE_TIMEOUT_S does not count
+    # it); a page over it fails its file (413, or skipped and reported in a folder).
+    ocr_page_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # OCR'd text whose engine confidence (0-1, its mean on the page) is below this is
+    # indexed and searchable but never quoted as an answer; 0 quotes it all.
+    ocr_min_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
+    # Folders `rag serve` keeps the index equal to (`rag serve --watch PATH`; comma-separated
+    # here): rag.sync ingests them at start and after each burst of changes, pruning deleted
+    # files. A burst is over once they were quiet this long: one snapshot for it all.
+    watch: Annotated[list[Path], NoDecode] = []
+    sync_quiet_ms: int = Field(default=1000, ge=50, le=60_000)
     # Uploads the API parses and indexes at once; one more is a 503 with Retry-After.
     max_concurrent_uploads: int = Field(default=2, ge=1, le=64)
     # Requests per minute per client address on /v1 (None: no limit), with bursts up to
@@ -168,7 +191,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
     rate_limit_burst: int = Field(default=20, ge=1)
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("allowed_hosts", "watch", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

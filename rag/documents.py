@@ -9,7 +9,6 @@ piece between the marks, so each mark's offset in the cleaned text is exact.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -17,26 +16,22 @@ from pathlib import Path
 
 import ftfy
 
-from rag import formats, mail
+from rag import formats, mail, ocr
 from rag.config import MAX_DOCUMENT_CHARS
 from rag.errors import FileTooLargeError, UnreadableFileError, UnsupportedFileError
 from rag.markup import UTF16_BOMS, Extracted, RawMark, decode, html_text, markdown_marks
+from rag.pdf import pdf_text
 from rag.types import Document, Locator, Mark
 
 SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx",
-                                ".pptx", ".xlsx", ".csv", ".tsv", ".epub", ".eml"})
+                                ".pptx", ".xlsx", ".csv", ".tsv", ".epub",
+                                ".eml"}) | ocr.IMAGE_SUFFIXES
 HTML_SUFFIXES = frozenset({".html", ".htm"})
-MAX_PDF_PAGES = 5_000
-# Decompressed bytes allowed per PDF stream (pypdf's own default is 75 MB), and per page's
-# content: pypdf needs about 5 s a megabyte of drawing operators, and a text page holds
-# 10-200 KB, so a 40 KB PDF of pages of millions of operators cannot burn minutes of CPU.
-_PDF_STREAM_LIMIT = 20_000_000
-MAX_PDF_PAGE_CONTENT = 1_000_000
 # Content that is never text, whatever the file is called.
 _BINARY_MAGIC = {
     b"\x1f\x8b": "gzip data",
     b"\xfd7zXZ\x00": "xz data", b"7z\xbc\xaf": "a 7z archive", b"Rar!\x1a": "a rar archive",
-    b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF87a": "a GIF image",
+    b"GIF87a": "a GIF image",
     b"GIF89a": "a GIF image", b"\x7fELF": "an executable",
     b"\xd0\xcf\x11\xe0": "an OLE file (doc, xls, msg)", b"%!PS-Adobe": "PostScript",
 }
@@ -110,51 +105,6 @@ def clean_marked(raw: str, marks: Sequence[RawMark]) -> tuple[str, tuple[Mark, .
     return "".join(parts), tuple(out)
 
 
-def _pdf_text(data: bytes, name: str, max_chars: int) -> Extracted:
-    from pypdf import PdfReader, apply_configuration
-
-    pages: list[str] = []
-    size = 0
-    try:
-        with apply_configuration(zlib_maximum_output_length=_PDF_STREAM_LIMIT,
-                                 lzw_maximum_output_length=_PDF_STREAM_LIMIT,
-                                 run_length_maximum_output_length=_PDF_STREAM_LIMIT):
-            reader = PdfReader(io.BytesIO(data))
-            if reader.is_encrypted:
-                raise UnreadableFileError(f"{name}: the PDF is encrypted; decrypt it and retry")
-            if len(reader.pages) > MAX_PDF_PAGES:
-                raise FileTooLargeError(f"{name}: {len(reader.pages)} pages is over the limit "
-                                        f"of {MAX_PDF_PAGES}; split the PDF")
-            for number, page in enumerate(reader.pages, 1):
-                contents = page.get_contents()
-                content_size = len(contents.get_data()) if contents is not None else 0
-                if content_size > MAX_PDF_PAGE_CONTENT:
-                    raise FileTooLargeError(
-                        f"{name}: page {number} holds {content_size} bytes of drawing "
-                        f"operators, over the limit of {MAX_PDF_PAGE_CONTENT}")
-                pages.append(page.extract_text() or "")
-                size += len(pages[-1])
-                if size > max_chars:
-                    raise FileTooLargeError(_too_much_text(name, max_chars))
-            title = reader.metadata.title if reader.metadata else None
-    except (UnreadableFileError, FileTooLargeError):
-        raise
-    except Exception as exc:  # hostile PDFs make pypdf raise almost anything
-        raise UnreadableFileError(f"{name}: not a readable PDF ({type(exc).__name__}: "
-                                  f"{str(exc)[:200]})") from None
-    marks: list[RawMark] = []
-    kept: list[str] = []
-    size = 0
-    for number, page_text in enumerate(pages, 1):
-        if page_text.strip():
-            marks.append((size, Locator(page=number)))
-            kept.append(page_text.strip())
-            size += len(kept[-1]) + 2
-    if not kept:
-        raise UnreadableFileError(f"{name}: the PDF has no text layer (scanned?); OCR it first")
-    return Extracted("\n\n".join(kept), str(title) if title else None, tuple(marks))
-
-
 def _guess_title(text: str, fallback: str) -> str:
     for line in text.splitlines():
         line = line.strip().lstrip("#").strip()
@@ -193,9 +143,14 @@ def sniff_format(data: bytes, name: str) -> str:
         return "pdf"
     if data.startswith(_ZIP_MAGIC):
         return formats.zip_kind(data, name, suffix)
+    if ocr.is_image(data):
+        return "image"
     for magic, what in _BINARY_MAGIC.items():
         if data.startswith(magic):
             raise UnsupportedFileError(f"{name}: the content is {what}, not a document")
+    if suffix in ocr.IMAGE_SUFFIXES:
+        raise UnsupportedFileError(f"{name}: named {suffix} but the content is not a PNG, "
+                                   "JPEG, TIFF or WebP image")
     if suffix == ".pdf" or suffix in formats.ZIP_SUFFIXES:
         what = "PDF (no %PDF- header)" if suffix == ".pdf" else f"{suffix[1:]} file (not a zip)"
         raise UnsupportedFileError(f"{name}: named {suffix} but the content is not a {what}")
@@ -207,17 +162,20 @@ def sniff_format(data: bytes, name: str) -> str:
 
 
 def extract(data: bytes, name: str, max_chars: int = MAX_DOCUMENT_CHARS,
-            depth: int = 0) -> Extracted:
+            depth: int = 0, reader: ocr.PageReader | None = None) -> Extracted:
     """The raw text of a file (before clean_text), its title if the format holds one, and
-    where its lines were in the original (pages, slides, rows, heading paths)."""
+    where its lines were in the original (pages, slides, rows, tables, heading paths).
+    Scanned pages and images are read with OCR by ``reader``; None means OCR is off."""
     kind = sniff_format(data, name)
     if kind == "html":
         return html_text(data, name)
     if kind == "pdf":
-        return _pdf_text(data, name, max_chars)
+        return pdf_text(data, name, max_chars, reader)
+    if kind == "image":
+        return _image_text(data, name, reader)
     if kind == "eml":
         return mail.eml_text(data, name, max_chars,
-                                lambda d, n, level: extract(d, n, max_chars, level), depth)
+                             lambda d, n, level: extract(d, n, max_chars, level, reader), depth)
     if kind in _READERS:
         return _READERS[kind](data, name, max_chars)
     raw = decode(data, name)
@@ -227,14 +185,38 @@ def extract(data: bytes, name: str, max_chars: int = MAX_DOCUMENT_CHARS,
     return Extracted(raw, None, markdown_marks(raw) if markdown else ())
 
 
+def _image_text(data: bytes, name: str, reader: ocr.PageReader | None) -> Extracted:
+    """An image file read with OCR: each of its pages (a TIFF may hold several) marked with
+    its number, "ocr" and the engine's confidence."""
+    if reader is None:
+        raise UnsupportedFileError(f"{name}: an image, and OCR is off (RAG_OCR=off or "
+                                   "--no-ocr); turn it on to index images")
+    total, images = ocr.image_pages(data, name)
+    pages = reader.read(images, total)
+    marks: list[RawMark] = []
+    kept: list[str] = []
+    size = 0
+    for number, page in enumerate(pages, 1):
+        if page.text.strip():
+            marks.append((size, Locator(page=number, ocr=True,
+                                        confidence=page.confidence)))
+            kept.append(page.text.strip())
+            size += len(kept[-1]) + 2
+    if not kept:
+        raise UnreadableFileError(f"{name}: no text found in the image, even with OCR")
+    return Extracted("\n\n".join(kept), None, tuple(marks))
+
+
 _READERS = {"docx": formats.docx_text, "pptx": formats.pptx_text, "xlsx": formats.xlsx_text,
             "csv": formats.csv_text, "epub": mail.epub_text}
 
 
 def parse_bytes(data: bytes, name: str, doc_id: str, source: str,
-                max_chars: int = MAX_DOCUMENT_CHARS) -> Document:
-    """Build a Document from a file's bytes; the content decides the format (``sniff_format``)."""
-    raw, title, raw_marks = extract(data, name, max_chars)
+                max_chars: int = MAX_DOCUMENT_CHARS,
+                reader: ocr.PageReader | None = None) -> Document:
+    """Build a Document from a file's bytes; the content decides the format (``sniff_format``).
+    Scanned pages and images are read with OCR by ``reader`` (None: OCR is off)."""
+    raw, title, raw_marks = extract(data, name, max_chars, reader=reader)
     if len(raw) > max_chars:
         raise FileTooLargeError(_too_much_text(name, max_chars))
     text, marks = clean_marked(raw, raw_marks)
@@ -250,14 +232,22 @@ def parse_bytes(data: bytes, name: str, doc_id: str, source: str,
     )
 
 
-def load_file(path: Path, doc_id: str, max_chars: int = MAX_DOCUMENT_CHARS) -> Document:
+def load_file(path: Path, doc_id: str, max_chars: int = MAX_DOCUMENT_CHARS,
+              reader: ocr.PageReader | None = None) -> Document:
     """A file parsed in this process (rag.ingest parses each in a worker: rag.isolation)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UnreadableFileError(f"{path}: cannot read ({exc.strerror})") from None
-    return replace(parse_bytes(data, path.name, doc_id, path.name, max_chars),
+    return replace(parse_bytes(data, path.name, doc_id, path.name, max_chars, reader),
                    path=str(path.resolve()))
+
+
+def indexable(file: Path, root: Path) -> bool:
+    """A file a folder ingest reads: a supported suffix, and no hidden part below ``root``."""
+    rel = file.relative_to(root) if file.is_relative_to(root) else Path(file.name)
+    return file.suffix.lower() in SUPPORTED_SUFFIXES and \
+        not any(part.startswith(".") for part in rel.parts)
 
 
 def discover(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
@@ -270,10 +260,7 @@ def discover(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
         path = path.resolve()
         if path.is_dir():
             for file in sorted(path.rglob("*")):
-                rel = file.relative_to(path)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue
-                if file.is_file() and file.suffix.lower() in SUPPORTED_SUFFIXES:
+                if indexable(file, path) and file.is_file():
                     yield file, path
         elif path.is_file():
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:

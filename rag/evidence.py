@@ -69,13 +69,14 @@ class Candidate:
 
 
 def gather(hits: Sequence[Hit], index: Index, fetch: Callable[[str], Document | None],
-           neighbours: int = 1, min_words: int = 4,
-           max_words: int = 120) -> tuple[list[Candidate], Vectors]:
+           neighbours: int = 1, min_words: int = 4, max_words: int = 120,
+           ocr_floor: float = 0.0) -> tuple[list[Candidate], Vectors]:
     """The sentences of the hits' chunks and of the chunks up to ``neighbours`` away.
 
     Sentences are taken once (a sentence in two overlapping chunks is one
     candidate), in document order within each document, documents in the order
     of their best passage. Returns them with the sentence vectors stored at ingest.
+    Text OCR'd with a confidence below ``ocr_floor`` is never a candidate.
     """
     best: dict[str, Hit] = {}
     hit_rows: dict[str, dict[int, Hit]] = {}
@@ -91,13 +92,15 @@ def gather(hits: Sequence[Hit], index: Index, fetch: Callable[[str], Document | 
         ordinals = {h.chunk.ordinal for h in hit_rows[doc_id].values()}
         near = index.store.chunks_near(doc_id, ordinals, neighbours)
         seen: set[tuple[int, int]] = set()
+        unsure = index.store.low_confidence(doc_id, ocr_floor)  # indexed, never quoted
         for row, chunk in sorted(near.items(), key=lambda rc: rc[1].ordinal):
             own = hit_rows[doc_id].get(row)
             starts, ends, stored = index.sentences.of_chunk(row)
             for a, b, vector in zip(starts.tolist(), ends.tolist(), stored, strict=True):
                 quote = doc.text[a:b]
                 if (a, b) in seen or not min_words <= len(quote.split()) <= max_words \
-                        or addressed_to_model(quote):  # a prompt injection: never evidence
+                        or addressed_to_model(quote) \
+                        or any(s <= a < e for s, e in unsure):  # an injection, or OCR unsure
                     continue
                 seen.add((a, b))
                 heading = a == 0 and doc.text[b:].lstrip(" \t").startswith("\n")

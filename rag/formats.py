@@ -16,7 +16,7 @@ import csv
 import io
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import date, datetime, time
+from dataclasses import replace
 from typing import Any
 
 from defusedxml import DefusedXmlException
@@ -24,11 +24,11 @@ from defusedxml.ElementTree import ParseError, iterparse
 
 from rag.errors import FileTooLargeError, RagError, UnreadableFileError, UnsupportedFileError
 from rag.markup import Extracted, RawMark, decode
+from rag.tables import RowLines, caption
 from rag.types import Locator
 
 MAX_ZIP_ENTRIES = 10_000
 MAX_ZIP_BYTES = 200_000_000  # unpacked, all entries together
-MAX_SHEET_CELLS = 2_000_000  # cells (and rows) read from all sheets of a workbook or a CSV
 # XML elements in all the parts of a .docx or .pptx (python-docx and python-pptx hold each
 # part as a tree, about 250 bytes an element): a 5-million-character document of short
 # formatted runs has about 3 million; 5.3 million one-letter paragraphs, 16 million.
@@ -57,6 +57,19 @@ class Text:
             raise FileTooLargeError(f"{self.name}: more than {self.max_chars} characters of "
                                     "text; split the document")
         self.lines.append(line)
+
+    def rows(self, reader: RowLines, rows: Iterable[Sequence[object]], label: str,
+             where: Locator) -> None:
+        """A table's or sheet's rows (rag.tables), each marked ``where`` with its row."""
+        for number, line in reader.lines(rows, label):
+            self.mark(replace(where, row=number))
+            self.add(line)
+
+    def table(self, reader: RowLines, rows: Iterable[Sequence[object]], number: int,
+              title: str | None, where: Locator) -> None:
+        """Table ``number`` of the document, then what follows it is at ``where`` again."""
+        self.rows(reader, rows, f"table {number}", replace(where, table=number, caption=title))
+        self.mark(where)
 
     def text(self) -> str:
         return "\n".join(self.lines)
@@ -146,18 +159,24 @@ def guarded(kind: str, name: str, read: Callable[[], Extracted]) -> Extracted:
 
 
 def docx_text(data: bytes, name: str, max_chars: int) -> Extracted:
-    """Paragraphs and table rows in body order; a blank line before each heading, whose
-    path ("Installation > Linux") marks its section."""
+    """Paragraphs and tables in body order, a table a row a line with its column headers
+    (rag.tables); a blank line before each heading, whose path ("Installation > Linux")
+    marks its section."""
     def read() -> Extracted:
         from docx import Document as open_docx
         from docx.table import Table
 
         doc, out = open_docx(io.BytesIO(data)), Text(name, max_chars)
+        reader, tables = RowLines(name), 0
         path: list[str] = []
+        previous: str | None = None
         for block in doc.iter_inner_content():
             if isinstance(block, Table):
-                for row in block.rows:
-                    out.add(" | ".join(_unique(c.text.strip() for c in row.cells)))
+                tables += 1
+                where = Locator(heading=" > ".join(path) or None)
+                out.table(reader, ([c.text for c in row.cells] for row in block.rows),
+                          tables, caption(previous), where)
+                previous = None
                 continue
             # The style's id ("Heading2"), read from the paragraph itself: Paragraph.style
             # looks the style up in styles.xml, 1 ms a paragraph.
@@ -169,6 +188,7 @@ def docx_text(data: bytes, name: str, max_chars: int) -> Extracted:
                 path[int(level) - 1:] = [" ".join(block.text.split())]
                 out.mark(Locator(heading=" > ".join(path)))
             out.add(block.text)
+            previous = block.text if block.text.strip() else previous
         return out.extracted(doc.core_properties.title or None)
 
     return guarded("Word", name, read)
@@ -219,49 +239,6 @@ def _unique(cells: Iterable[str]) -> list[str]:
     return out
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, datetime) and value.time() == time(0):
-        return value.date().isoformat()
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    return " ".join(str(value).split())
-
-
-class _Rows:
-    """Rows as lines "Header: value; Header: value" under a cell cap; the first row with
-    any value holds the headers (a column without one is named by its letter). Each line
-    is marked with its row's number (1-based, the header row and empty rows counted)."""
-
-    def __init__(self, out: Text, name: str) -> None:
-        self.out, self.name, self.cells = out, name, 0
-
-    def sheet(self, rows: Iterable[Sequence[object]], label: str,
-              sheet: str | None = None) -> None:
-        from openpyxl.utils import get_column_letter
-
-        headers: list[str] | None = None
-        for number, row in enumerate(rows, 1):
-            self.cells += len(row) + 1
-            if self.cells > MAX_SHEET_CELLS:
-                raise FileTooLargeError(f"{self.name}: more than {MAX_SHEET_CELLS} cells "
-                                        f"(in {label}); split the file")
-            values = [_cell(v) for v in row]
-            if not any(values):
-                continue
-            if headers is None:
-                headers = values
-                continue
-            names = [headers[i] if i < len(headers) and headers[i] else get_column_letter(i + 1)
-                     for i in range(len(values))]
-            self.out.mark(Locator(sheet=sheet, row=number))
-            self.out.add("; ".join(f"{h}: {v}" for h, v in zip(names, values, strict=True)
-                                   if v))
-
-
 def xlsx_text(data: bytes, name: str, max_chars: int) -> Extracted:
     """Every sheet: its name on a line, then one line a row with its column headers."""
     def read() -> Extracted:
@@ -269,16 +246,15 @@ def xlsx_text(data: bytes, name: str, max_chars: int) -> Extracted:
 
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
-            out = Text(name, max_chars)
-            rows = _Rows(out, name)
+            out, reader = Text(name, max_chars), RowLines(name)
             for sheet in book.worksheets:
                 if out.lines:
                     out.add("")
                 out.mark(Locator(sheet=sheet.title))
                 out.add(sheet.title)
                 sheet.reset_dimensions()  # a declared size is not trusted: no padding cells
-                rows.sheet(sheet.iter_rows(values_only=True), f"sheet {sheet.title!r}",
-                           sheet.title)
+                out.rows(reader, sheet.iter_rows(values_only=True), f"sheet {sheet.title!r}",
+                         Locator(sheet=sheet.title))
             return out.extracted(book.properties.title or _stem(name))
         finally:
             book.close()
@@ -295,7 +271,7 @@ def csv_text(data: bytes, name: str, max_chars: int) -> Extracted:
         dialect = csv.excel_tab if name.lower().endswith(".tsv") else csv.excel
     out = Text(name, max_chars)
     try:
-        _Rows(out, name).sheet(csv.reader(io.StringIO(text), dialect), "the table")
+        out.rows(RowLines(name), csv.reader(io.StringIO(text), dialect), "the table", Locator())
     except csv.Error as exc:
         raise UnreadableFileError(f"{name}: not a readable CSV file ({exc})") from None
     return out.extracted(_stem(name))

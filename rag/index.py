@@ -34,14 +34,17 @@ from rag.segments import Live, SegmentSentences, SegmentVectors, Stores
 # marks (page, slide, sheet and row, heading path). 4 was given twice, by two lines of work
 # written side by side: one snapshot folder whose store gains a ``path`` column and keeps
 # only relative sources (rag.store), and a manifest over segments whose stores lack that
-# column; the manifest tells them apart (``Snapshot.legacy``). 5: both, a manifest over
-# segments whose stores have the ``path`` column. An index without segments (2, 3, or 4 of
-# one folder) is read as one segment, and its next write turns it into a segment of format 5
-# (rag/writer.py). Format 4 of segments is read as it is: a store without the column shows
-# its absolute sources cut to their relative part (rag.store.public_source), and a merge
-# that rewrites it moves its paths to the column.
-FORMAT = 5
-READABLE_FORMATS = (2, 3, 4, 5)
+# column; the manifest tells them apart (``Snapshot.legacy``). 5 was given twice too: a
+# manifest over segments whose stores have the ``path`` column, and (in a development build)
+# one snapshot folder whose marks gain a table, its caption, an OCR flag and the OCR
+# confidence. 6: all of it, a manifest over segments whose stores have the ``path`` column
+# and those mark columns. An index without segments (2, 3, or 4 or 5 of one folder) is read
+# as one segment, and its next write turns it into a segment of format 6 (rag/writer.py).
+# A store is read with whichever columns it has (rag.store: a missing ``path`` shows its
+# absolute sources cut to their relative part, missing mark columns read as unset), and a
+# merge that rewrites it moves its paths to their column.
+FORMAT = 6
+READABLE_FORMATS = (2, 3, 4, 5, 6)
 MANIFEST = "manifest.json"
 SNAPSHOTS = "snapshots"
 SEGMENTS = "segments"

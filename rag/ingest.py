@@ -7,6 +7,7 @@ text changed, and skipped when the index already holds the same sha256.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -47,6 +48,7 @@ class IngestReport:
     skipped: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), not indexed
+    ocr_pages: int = 0  # scanned pages and images read with OCR
     chunks: int = 0
     reused: int = 0  # chunks whose vectors came from the index or a duplicate, not the model
     seconds: float = 0.0
@@ -56,7 +58,7 @@ class IngestReport:
         return {"added": self.added, "replaced": self.replaced, "skipped": self.skipped,
                 "deleted": self.deleted,
                 "failed": [{"path": path, "reason": reason} for path, reason in self.failed],
-                "chunks_written": self.chunks,
+                "ocr_pages": self.ocr_pages, "chunks_written": self.chunks,
                 "chunks_embedded": self.chunks - self.reused, "chunks_reused": self.reused,
                 "seconds": round(self.seconds, 3), "snapshot": self.snapshot}
 
@@ -159,9 +161,35 @@ def plan(known: Callable[[str], str | None], docs: Sequence[Document],
     return todo, report
 
 
+class OcrPages:
+    """Counts the pages read with OCR, and shows them as they go with ``progress``."""
+
+    def __init__(self, progress: bool) -> None:
+        self.progress, self.pages = progress, 0
+        self._bar: Any = None
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        if done == total:
+            self.pages += total
+        if not self.progress:
+            return
+        if self._bar is None:
+            self._bar = tqdm(desc="OCR", unit="page", leave=False, position=1)
+        if done == 0:
+            self._bar.reset(total)
+            self._bar.set_postfix_str(name[-40:])
+        self._bar.n = done
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 def read_paths(paths: Sequence[Path], catalog: Catalog, limits: ParseLimits,
                failed: list[tuple[str, str]] | None = None,
-               progress: bool = False) -> list[Document]:
+               progress: bool = False, ocr: OcrPages | None = None,
+               unchanged: list[tuple[str, str]] | None = None) -> list[Document]:
     """Every supported file under ``paths``, read once, each parsed under ``limits`` in a
     worker of its own (rag.isolation); an indexed file keeps its doc_id, whatever rule made
     it, so a folder indexed before the rule changed is not indexed twice.
@@ -169,6 +197,9 @@ def read_paths(paths: Sequence[Path], catalog: Catalog, limits: ParseLimits,
     A file named directly that cannot be read is an error. With a ``failed`` list, a file
     found inside a folder that cannot be read, or is refused, is appended to it as
     (path, reason) and skipped, so one bad file never sinks a folder; without one it raises.
+    ``ocr`` counts (and with ``progress`` shows) the pages read with OCR. With an
+    ``unchanged`` list, an indexed file whose bytes are the same (sha256) is not parsed again
+    (a scan is not read with OCR again) but appended to it as (path, doc_id).
     """
     roots: dict[Path, Path] = {}
     for file, root in discover(paths):
@@ -180,8 +211,11 @@ def read_paths(paths: Sequence[Path], catalog: Catalog, limits: ParseLimits,
                            leave=False):
         known = catalog.by_path(str(file))
         doc_id = known[0] if known is not None else doc_ids.for_file(file, root, taken)
+        if unchanged is not None and known is not None and _sha256(file) == known[1]:
+            unchanged.append((str(file), doc_id))
+            continue
         try:
-            docs.append(read_file(file, root, doc_id, limits))
+            docs.append(read_file(file, root, doc_id, limits, ocr))
         except Exception as exc:  # any one file's failure, a parser's bug included
             if failed is None or file in named:
                 raise
@@ -189,17 +223,33 @@ def read_paths(paths: Sequence[Path], catalog: Catalog, limits: ParseLimits,
             failed.append((str(file), reason))
             continue
         taken.new.add(doc_id)
+    if ocr is not None:
+        ocr.close()
     return docs
 
 
-def read_file(file: Path, root: Path, doc_id: str, limits: ParseLimits) -> Document:
+def _sha256(file: Path) -> str | None:
+    """The file's sha256 (what Document.sha256 holds); None when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with file.open("rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def read_file(file: Path, root: Path, doc_id: str, limits: ParseLimits,
+              on_page: isolation.OcrProgress | None = None) -> Document:
     """One file: its source is its path relative to ``root``, its ``path`` the absolute one."""
     try:
         data = file.read_bytes()
     except OSError as exc:
         raise UnreadableFileError(f"{file}: cannot read ({exc.strerror})") from None
     source = file.relative_to(root).as_posix()
-    return replace(isolation.parse(data, file.name, doc_id, source, limits), path=str(file))
+    return replace(isolation.parse(data, file.name, doc_id, source, limits, on_page=on_page),
+                   path=str(file))
 
 
 def _reason(exc: Exception) -> str:
@@ -220,12 +270,14 @@ def refuse_failures(failed: Sequence[tuple[str, str]]) -> None:
 
 
 def gone(paths: Sequence[Path], docs: Sequence[Document],
-         sources: Sources, failed: Sequence[tuple[str, str]] = ()) -> list[str]:
+         sources: Sources, failed: Sequence[tuple[str, str]] = (),
+         kept: Collection[str] = ()) -> list[str]:
     """Indexed documents whose files were under these folders and are there no more.
 
-    A file that is still there but failed to read keeps its indexed version.
+    A file that is still there but failed to read keeps its indexed version, and so does
+    one ``kept`` (read as unchanged).
     """
-    seen = {d.path for d in docs} | {path for path, _ in failed}
+    seen = {d.path for d in docs} | {path for path, _ in failed} | set(kept)
     folders = tuple(str(p.resolve()) + os.sep for p in paths if p.is_dir())
     return sorted(doc_id for source, (doc_id, _) in sources.items()
                   if source not in seen and source.startswith(folders))

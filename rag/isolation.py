@@ -8,6 +8,9 @@ in a fresh process, forked from a small server process that has only imported th
 models are not copied). The worker is killed when ``timeout_s`` passes or the caller says
 the work is no longer wanted (``cancelled``, e.g. the client went away), and its memory is
 capped at ``memory_mb`` (RLIMIT_AS); whatever it took is returned when it exits.
+
+Pages read with OCR (rag.ocr) are announced by the worker as each starts: each gets its own
+budget (``ocr_page_timeout_s``) instead of spending the file's, and the caller can show them.
 """
 
 from __future__ import annotations
@@ -18,18 +21,24 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 from rag import errors
 from rag.errors import CancelledError, FileTooLargeError, RagError, UnreadableFileError
+from rag.ocr import OcrOptions
 from rag.types import Document
+
+# (file name, pages read so far, pages to read with OCR in that file)
+OcrProgress = Callable[[str, int, int], None]
 
 _POLL_S = 0.05
 _CONTEXT = multiprocessing.get_context("forkserver")
-# The server process imports the readers once; each worker is forked from it.
-_CONTEXT.set_forkserver_preload(["rag.documents"])
+# The server process imports the readers once (the PDF table and OCR libraries too, if
+# installed); each worker is forked from it.
+_CONTEXT.set_forkserver_preload(["rag.documents", "pdfplumber", "pypdfium2", "tesserocr"])
 # multiprocessing re-runs the caller's main module in every worker it starts (so that
 # functions defined there can be unpickled): a script without an `if __name__ == "__main__"`
 # guard would then run again, and a heavy one would be imported once per file. The worker
@@ -41,23 +50,29 @@ _STARTING = threading.Lock()
 @dataclass(frozen=True, slots=True)
 class ParseLimits:
     """What one file's parse may take (rag.config.Settings: RAG_MAX_DOCUMENT_CHARS,
-    RAG_PARSE_TIMEOUT_S, RAG_PARSE_MEMORY_MB)."""
+    RAG_PARSE_TIMEOUT_S, RAG_PARSE_MEMORY_MB; RAG_OCR, RAG_OCR_PAGE_TIMEOUT_S). ``ocr`` None
+    means scanned pages and images are not read."""
 
     max_chars: int
     timeout_s: float
     memory_mb: int
+    ocr: OcrOptions | None = None
+    ocr_page_timeout_s: float = 60.0
 
 
 def _work(conn: Connection, data: bytes, name: str, doc_id: str, source: str,
           limits: ParseLimits) -> None:
     """In the worker: parse, and send back ("ok", Document) or ("error", class name, text)."""
     from rag.documents import parse_bytes
+    from rag.ocr import PageReader
 
     cap = limits.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    reader = None if limits.ocr is None else PageReader(
+        limits.ocr, lambda done, total: conn.send(("page", done, total)))
     try:
         reply: tuple[Any, ...] = ("ok", parse_bytes(data, name, doc_id, source,
-                                                    limits.max_chars))
+                                                    limits.max_chars, reader))
     except MemoryError:
         reply = ("error", FileTooLargeError.__name__,
                  f"{name}: parsing it needs more than {limits.memory_mb} MB of memory "
@@ -82,10 +97,13 @@ def _error(kind: str, message: str) -> RagError:
 
 
 def parse(data: bytes, name: str, doc_id: str, source: str, limits: ParseLimits,
-          cancelled: threading.Event | None = None) -> Document:
+          cancelled: threading.Event | None = None,
+          on_page: OcrProgress | None = None) -> Document:
     """rag.documents.parse_bytes in a worker process; the same Document or library error,
-    or FileTooLargeError when ``limits.timeout_s`` passes, CancelledError when
-    ``cancelled`` is set. The worker never outlives this call."""
+    or FileTooLargeError when ``limits.timeout_s`` passes (time spent reading pages with
+    OCR not counted) or a page's OCR takes over ``limits.ocr_page_timeout_s``,
+    CancelledError when ``cancelled`` is set. ``on_page`` hears of each OCR'd page. The
+    worker never outlives this call."""
     receive, send = _CONTEXT.Pipe(duplex=False)
     worker = _CONTEXT.Process(target=_work, args=(send, data, name, doc_id, source, limits),
                               name=f"rag-parse {name[:60]}", daemon=True)
@@ -98,21 +116,39 @@ def parse(data: bytes, name: str, doc_id: str, source: str, limits: ParseLimits,
         finally:
             sys.modules["__main__"] = main
     send.close()
+    page: tuple[int, float] | None = None  # the page being read with OCR, since when
     try:
-        while not receive.poll(_POLL_S):
-            if cancelled is not None and cancelled.is_set():
-                raise CancelledError(f"{name}: parsing stopped, the upload was cancelled")
-            if time.monotonic() > deadline:
-                raise FileTooLargeError(f"{name}: parsing took more than {limits.timeout_s:g} s "
-                                        "(RAG_PARSE_TIMEOUT_S); split the document")
-            if not worker.is_alive() and not receive.poll(0):
+        while True:
+            while not receive.poll(_POLL_S):
+                now = time.monotonic()
+                if cancelled is not None and cancelled.is_set():
+                    raise CancelledError(f"{name}: parsing stopped, the upload was cancelled")
+                if page is not None and now - page[1] > limits.ocr_page_timeout_s:
+                    raise FileTooLargeError(
+                        f"{name}: reading page {page[0]} with OCR took more than "
+                        f"{limits.ocr_page_timeout_s:g} s (RAG_OCR_PAGE_TIMEOUT_S)")
+                if page is None and now > deadline:
+                    raise FileTooLargeError(f"{name}: parsing took more than "
+                                            f"{limits.timeout_s:g} s (RAG_PARSE_TIMEOUT_S); "
+                                            "split the document")
+                if not worker.is_alive() and not receive.poll(0):
+                    raise UnreadableFileError(f"{name}: the parser stopped (exit code "
+                                              f"{worker.exitcode}); the file cannot be read")
+            try:
+                reply = receive.recv()
+            except EOFError:
                 raise UnreadableFileError(f"{name}: the parser stopped (exit code "
-                                          f"{worker.exitcode}); the file cannot be read")
-        try:
-            reply = receive.recv()
-        except EOFError:
-            raise UnreadableFileError(f"{name}: the parser stopped (exit code "
-                                      f"{worker.exitcode}); the file cannot be read") from None
+                                          f"{worker.exitcode}); the file cannot be read"
+                                          ) from None
+            if reply[0] != "page":
+                break
+            now = time.monotonic()
+            if page is not None:  # OCR time is the pages' own budget, not the file's
+                deadline += now - page[1]
+            _, done, total = reply
+            page = (done + 1, now) if done < total else None
+            if on_page is not None:
+                on_page(name, done, total)
     finally:
         receive.close()
         if worker.is_alive():

@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 from typing import NamedTuple
 
 from rag.errors import FileTooLargeError, UnreadableFileError
+from rag.tables import RowLines, caption
 from rag.types import Locator
 
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -51,8 +52,27 @@ _VOID_TAGS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "inpu
                         "meta", "source", "track", "wbr"})
 
 
+class _Table:
+    """A <table> being read: its rows of cells, its <caption>, the line before it."""
+
+    def __init__(self, previous: str | None) -> None:
+        self.rows: list[list[str]] = []
+        self.cell: list[str] | None = None
+        self.caption: list[str] | None = None
+        self.title = caption(previous)
+        self.nested = 0  # tables inside one of its cells: their text is the cell's
+
+    def end_cell(self) -> None:
+        if self.cell is not None:
+            if not self.rows:
+                self.rows.append([])
+            self.rows[-1].append(" ".join("".join(self.cell).split()))
+            self.cell = None
+
+
 class _TextExtractor(HTMLParser):
-    """Text outside script/style/head, a line per block element; the <title> or first <h1>.
+    """Text outside script/style/head, a line per block element, a table a row a line with
+    its headers (rag.tables); the <title> or first <h1>.
 
     A streaming parser, not a tree: a hostile upload of a million nested tags costs
     linear time and no memory beyond its text.
@@ -70,7 +90,9 @@ class _TextExtractor(HTMLParser):
         self._captured: list[str] = []
         self._heading: tuple[int, int] | None = None  # (level, its first line) while open
         self._path: list[str] = []
-        self.marks: list[tuple[int, str]] = []  # (index in lines, heading path)
+        self.marks: list[tuple[int, Locator]] = []  # (index in lines, where it and the next are)
+        self._table: _Table | None = None
+        self.tables, self._rows = 0, RowLines(name)
 
     def flush(self) -> None:
         if self._block:
@@ -86,9 +108,14 @@ class _TextExtractor(HTMLParser):
         if self.elements > MAX_HTML_ELEMENTS:
             raise FileTooLargeError(f"{self.name}: more than {MAX_HTML_ELEMENTS} HTML elements; "
                                     "split the document")
+        if self._table is not None and not self.skipping and self._table_tag(tag, True):
+            return
         if tag in _BLOCK_TAGS:
             self.flush()
         if tag in _VOID_TAGS:
+            return
+        if tag == "table" and not self.skipping:
+            self._table = _Table(next((x for x in reversed(self.lines) if x), None))
             return
         self._pre += tag == "pre"
         if self._capture is None and self.skipping in ([], ["head"]) and (
@@ -99,7 +126,53 @@ class _TextExtractor(HTMLParser):
         if _HEADINGS.fullmatch(tag) and not self.skipping and self._heading is None:
             self._heading = (int(tag[1]), len(self.lines))
 
+    def _table_tag(self, tag: str, start: bool) -> bool:
+        """A tag inside a table: cells, rows and its caption shape it, the rest are text
+        of the cell they are in. True when the tag is handled."""
+        t = self._table
+        assert t is not None
+        if tag == "table" and start:
+            t.nested += 1
+        elif tag == "table" and t.nested:
+            t.nested -= 1
+        elif tag == "table":
+            t.end_cell()
+            self._end_table(t)
+            return True
+        if t.nested:
+            if t.cell is not None:
+                t.cell.append(" ")
+            return tag != "script" and tag != "style"
+        if tag == "caption":
+            t.caption = [] if start else t.caption
+            if not start and t.caption is not None:
+                t.title = " ".join("".join(t.caption).split()) or t.title
+                t.caption = None
+        elif tag == "tr":
+            t.end_cell()
+            if start:
+                t.rows.append([])
+        elif tag in ("td", "th"):
+            t.end_cell()
+            t.cell = [] if start else None
+        elif t.cell is not None:
+            t.cell.append(" ")  # <br>, <p> inside a cell
+        return tag not in _SKIPPED_TAGS
+
+    def _end_table(self, t: _Table) -> None:
+        """The table's rows as lines; what follows is at the heading path again."""
+        self._table = None
+        self.tables += 1
+        where = Locator(heading=" > ".join(self._path) or None)
+        for number, line in self._rows.lines(t.rows, f"table {self.tables}"):
+            self.marks.append((len(self.lines), Locator(
+                heading=where.heading, table=self.tables, row=number, caption=t.title)))
+            self.lines.append(line)
+        self.marks.append((len(self.lines), where))
+
     def handle_endtag(self, tag: str) -> None:
+        if self._table is not None and not self.skipping and self._table_tag(tag, False):
+            return
         if tag in _BLOCK_TAGS:
             self.flush()
         if tag == "pre" and self._pre:
@@ -109,7 +182,7 @@ class _TextExtractor(HTMLParser):
             text = " ".join(" ".join(self.lines[first:]).split())
             if text:
                 self._path[level - 1:] = [text]
-                self.marks.append((first, " > ".join(self._path)))
+                self.marks.append((first, Locator(heading=" > ".join(self._path))))
             self._heading = None
         if self.skipping and tag == self.skipping[-1]:
             self.skipping.pop()
@@ -122,8 +195,15 @@ class _TextExtractor(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._capture is not None:
             self._captured.append(data)
-        if not self.skipping:
+        if self.skipping:
+            return
+        t = self._table
+        if t is None:
             self._block.append(data)
+        elif t.caption is not None:
+            t.caption.append(data)
+        elif t.cell is not None:
+            t.cell.append(data)
 
 
 _HEADINGS = re.compile(r"h[1-6]")
@@ -134,6 +214,9 @@ def html_text(data: bytes, name: str) -> Extracted:
     parser = _TextExtractor(name)
     parser.feed(decode(data, name))
     parser.close()
+    if parser._table is not None:  # never closed: the rows read so far
+        parser._table.end_cell()
+        parser._end_table(parser._table)
     parser.flush()
     starts, lines, size = [], [], 0  # starts[i]: offset of the first kept line from line i
     for line in parser.lines:
@@ -142,7 +225,7 @@ def html_text(data: bytes, name: str) -> Extracted:
             lines.append(line)
             size += len(line) + 1
     starts.append(size)
-    marks = tuple((starts[i], Locator(heading=path)) for i, path in parser.marks)
+    marks = tuple((starts[i], locator) for i, locator in parser.marks)
     return Extracted("\n".join(lines), parser.title, marks)
 
 

@@ -28,6 +28,7 @@ from rag.ingest import Catalog, Committer, IngestReport
 from rag.isolation import ParseLimits
 from rag.llm import Writer
 from rag.merge import MergeReport
+from rag.ocr import OcrOptions
 from rag.rerank import Reranker
 from rag.retrieval import Retriever, check_query, make_retriever
 from rag.scorer import EvidenceScorer
@@ -91,7 +92,10 @@ class Pipeline:
 
     def parse_limits(self) -> ParseLimits:
         s = self.settings
-        return ParseLimits(s.max_document_chars, s.parse_timeout_s, s.parse_memory_mb)
+        ocr = OcrOptions(s.ocr_languages, None if s.ocr_tessdata is None else str(s.ocr_tessdata),
+                         s.ocr_dpi) if s.ocr else None
+        return ParseLimits(s.max_document_chars, s.parse_timeout_s, s.parse_memory_mb, ocr,
+                           s.ocr_page_timeout_s)
 
     # Writing
 
@@ -105,15 +109,18 @@ class Pipeline:
         t0 = time.perf_counter()
         paths = [Path(p) for p in paths]
         failed: list[tuple[str, str]] = []
+        unchanged: list[tuple[str, str]] = []  # (path, doc_id) of files read as indexed
+        ocr = ingest.OcrPages(progress)
         with ingest.indexed(self.root) as catalog:
             docs = ingest.read_paths(paths, catalog or ingest.Catalog(), self.parse_limits(),
-                                     failed, progress)
+                                     failed, progress, ocr, unchanged)
             if strict:
                 ingest.refuse_failures(failed)
-            deleted = ingest.gone(paths, docs, catalog.sources() if catalog else {},
-                                  failed) if prune else []
+            deleted = ingest.gone(paths, docs, catalog.sources() if catalog else {}, failed,
+                                  [path for path, _ in unchanged]) if prune else []
             report = self._upsert(docs, catalog, progress, t0, deleted)
-        report.failed = failed
+        report.skipped += [doc_id for _, doc_id in unchanged]
+        report.failed, report.ocr_pages = failed, ocr.pages
         return report
 
     def ingest_documents(self, docs: Sequence[Document], progress: bool = False) -> IngestReport:

@@ -129,7 +129,8 @@ class Retriever(ABC):
         ranked = self.rank(queries, k, vectors)
         chunks = self.index.store.chunks_by_ids(i for r in ranked for i, _, _ in r)
         titles = self.index.store.titles(c.doc_id for c in chunks.values())
-        where = self.index.store.locators((c.doc_id, c.char_start) for c in chunks.values())
+        where = self.index.store.span_locators((c.doc_id, c.char_start, c.char_end)
+                                               for c in chunks.values())
         return [
             [Hit(rank=n, score=score, chunk=chunks[i], title=titles[chunks[i].doc_id][0],
                  source=titles[chunks[i].doc_id][1], stage_scores=stages, row=i,

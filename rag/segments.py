@@ -91,8 +91,21 @@ class Stores:
             found.update(store.locators(s for s in spans if s[0] in mine))
         return found
 
+    def span_locators(self, spans: Iterable[tuple[str, int, int]]
+                      ) -> dict[tuple[str, int], Locator]:
+        spans = list(spans)
+        found: dict[tuple[str, int], Locator] = {}
+        for store, docs in self._by_holder(d for d, _, _ in spans):
+            mine = set(docs)
+            found.update(store.span_locators(s for s in spans if s[0] in mine))
+        return found
+
     def locator(self, doc_id: str, start: int) -> Locator | None:
         return self.locators([(doc_id, start)]).get((doc_id, start))
+
+    def low_confidence(self, doc_id: str, floor: float) -> list[tuple[int, int]]:
+        part = self.holder(doc_id)
+        return part.segment.store.low_confidence(doc_id, floor) if part else []
 
     def documents(self, with_paths: bool = False) -> list[dict[str, Any]]:
         return sorted((d for p in self.parts for d in p.segment.store.documents(with_paths)

@@ -4,9 +4,11 @@ A chunk's integer row id is also its id in FAISS, in the BM25 postings and in th
 sentence index, so the structures agree by construction; ids are global across the
 segments of an index (each segment's store starts where the index's ids stand, and a
 merge copies rows under their ids). A document's marks (where its text was in the
-original file: page, slide, sheet and row, heading path) are rows of ``marks``; a store
-written before they existed (index format 2) has no such table, and a segment copied from
-it (an upgrade) gets an empty one.
+original file: page, slide, sheet and row, heading path; since format 6 also a table, its
+row and caption, and whether the text was OCR'd, with what confidence) are rows of
+``marks``; a store written before they existed (index format 2) has no such table, and a
+segment copied from it (an upgrade) gets an empty one; a store written before format 6 lacks
+the later columns: they are read as unset, and a copy (an upgrade, a merge) leaves them so.
 
 A document's ``source`` is what clients see (a path relative to the ingested folder); its
 ``path``, where the file was on the ingesting machine, is only read back by a re-ingest and
@@ -23,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from rag.types import Chunk, Document, Locator, Mark
+from rag.types import Chunk, Document, Locator, Mark, spanning
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -54,17 +56,32 @@ CREATE TABLE IF NOT EXISTS marks (
     sheet TEXT,
     row INTEGER,
     heading TEXT,
+    tbl INTEGER,
+    caption TEXT,
+    ocr INTEGER,
+    confidence REAL,
     PRIMARY KEY (doc_id, start)
 ) WITHOUT ROWID;
 """
+# Columns that marks gained in format 6 (tables, OCR): an older store lacks them, and they
+# are read from it as unset (NULL).
+_LATER_MARK_COLUMNS = ("tbl", "caption", "ocr", "confidence")
 
 _CHUNK_COLUMNS = "id, doc_id, chunk_id, ordinal, text, char_start, char_end, n_tokens"
-_LOCATOR_COLUMNS = "page, slide, sheet, row, heading"
+_LOCATOR_COLUMNS = "page, slide, sheet, row, heading, " + ", ".join(_LATER_MARK_COLUMNS)
+
+
+def _mark_columns(present: Iterable[str]) -> str:
+    """The locator columns to select from a marks table holding ``present``: those it lacks
+    (a store older than format 6) as NULL."""
+    have = set(present)
+    return ", ".join(c if c in have else f"NULL AS {c}" for c in _LOCATOR_COLUMNS.split(", "))
 
 
 def _locator(row: sqlite3.Row) -> Locator:
     return Locator(page=row["page"], slide=row["slide"], sheet=row["sheet"], row=row["row"],
-                   heading=row["heading"])
+                   heading=row["heading"], table=row["tbl"], caption=row["caption"],
+                   ocr=bool(row["ocr"]), confidence=row["confidence"])
 
 
 def is_absolute(source: str) -> bool:
@@ -105,6 +122,9 @@ class Store:
             self._db.executescript(SCHEMA)
         self.has_marks = bool(self._rows(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'marks'"))
+        mark_columns = {r["name"] for r in self._rows("PRAGMA table_info(marks)")}
+        self.has_ocr_marks = "ocr" in mark_columns
+        self._locator_columns = _mark_columns(mark_columns)
         self.has_paths = any(r["name"] == "path" for r in self._rows(
             "PRAGMA table_info(documents)"))
 
@@ -132,7 +152,8 @@ class Store:
     def copy_from(self, path: Path, dropped: Iterable[str]) -> None:
         """Copy another store's documents, chunks (under their row ids) and marks, except
         those of the ``dropped`` documents (a merge of segments). A store without the
-        ``path`` column has each absolute source moved there, its public form left."""
+        ``path`` column has each absolute source moved there, its public form left; marks
+        without the columns of format 6 keep them unset."""
         self._db.commit()
         self._db.execute("ATTACH DATABASE ? AS src", (f"file:{path}?mode=ro",))
         try:
@@ -155,8 +176,9 @@ class Store:
                              f"FROM src.chunks {keep}")
             if self._db.execute("SELECT 1 FROM src.sqlite_master WHERE type = 'table' AND "
                                 "name = 'marks'").fetchone():
-                columns = f"doc_id, start, {_LOCATOR_COLUMNS}"
-                self._db.execute(f"INSERT INTO marks ({columns}) SELECT {columns} "
+                present = [r[1] for r in self._db.execute("PRAGMA src.table_info(marks)")]
+                self._db.execute(f"INSERT INTO marks (doc_id, start, {_LOCATOR_COLUMNS}) "
+                                 f"SELECT doc_id, start, {_mark_columns(present)} "
                                  f"FROM src.marks {keep}")
             self._db.commit()
         except BaseException:
@@ -182,9 +204,10 @@ class Store:
             ids.append(cur.lastrowid)
         self._db.executemany(
             f"INSERT OR REPLACE INTO marks (doc_id, start, {_LOCATOR_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(doc.doc_id, m.start, m.locator.page, m.locator.slide, m.locator.sheet,
-              m.locator.row, m.locator.heading) for m in doc.marks])
+              m.locator.row, m.locator.heading, m.locator.table, m.locator.caption,
+              int(m.locator.ocr), m.locator.confidence) for m in doc.marks])
         return ids
 
     def delete_document(self, doc_id: str) -> list[int]:
@@ -202,7 +225,7 @@ class Store:
             return None
         row = rows[0]
         marks = tuple(Mark(r["start"], _locator(r)) for r in self._rows(
-            f"SELECT start, {_LOCATOR_COLUMNS} FROM marks WHERE doc_id = ? ORDER BY start",
+            f"SELECT start, {self._locator_columns} FROM marks WHERE doc_id = ? ORDER BY start",
             (doc_id,))) if with_marks and self.has_marks else ()
         path = row["path"] if self.has_paths else None
         if path is None and is_absolute(row["source"]):
@@ -217,11 +240,38 @@ class Store:
         mark (plain text, an index of format 2) are left out."""
         found: dict[tuple[str, int], Locator] = {}
         for doc_id, start in dict.fromkeys(spans) if self.has_marks else ():
-            rows = self._rows(f"SELECT {_LOCATOR_COLUMNS} FROM marks WHERE doc_id = ? AND "
-                              "start <= ? ORDER BY start DESC LIMIT 1", (doc_id, start))
+            rows = self._rows(f"SELECT {self._locator_columns} FROM marks WHERE doc_id = ? "
+                              "AND start <= ? ORDER BY start DESC LIMIT 1", (doc_id, start))
             if rows:
                 found[doc_id, start] = _locator(rows[0])
         return found
+
+    def span_locators(self, spans: Iterable[tuple[str, int, int]]
+                      ) -> dict[tuple[str, int], Locator]:
+        """``locators`` of the spans' starts, each naming its pages when the span
+        (doc_id, start, end) runs over a page break (rag.types.spanning)."""
+        spans = list(spans)
+        found = self.locators((doc_id, start) for doc_id, start, _ in spans)
+        for doc_id, start, end in spans:
+            first = found.get((doc_id, start))
+            if first is None or first.page is None:
+                continue
+            inside = [r[0] for r in self._rows(
+                "SELECT page FROM marks WHERE doc_id = ? AND start > ? AND start < ? AND "
+                "page IS NOT NULL", (doc_id, start, end))]
+            found[doc_id, start] = spanning(first, [first.page, *inside]) or first
+        return found
+
+    def low_confidence(self, doc_id: str, floor: float) -> list[tuple[int, int]]:
+        """The spans (start, end) of ``doc_id``'s text OCR'd below ``floor``: indexed and
+        searchable, but not quoted as an answer (rag.evidence.gather)."""
+        if not self.has_ocr_marks or floor <= 0:
+            return []
+        rows = self._rows(
+            "SELECT m.start, (SELECT min(n.start) FROM marks n WHERE n.doc_id = m.doc_id AND "
+            "n.start > m.start) AS next FROM marks m WHERE m.doc_id = ? AND m.ocr = 1 AND "
+            "coalesce(m.confidence, 0) < ? ORDER BY m.start", (doc_id, floor))
+        return [(int(r[0]), int(r[1]) if r[1] is not None else 1 << 62) for r in rows]
 
     def locator(self, doc_id: str, start: int) -> Locator | None:
         return self.locators([(doc_id, start)]).get((doc_id, start))

@@ -4,28 +4,46 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class Locator:
-    """Where a span is in the original file: a PDF page, a slide, a sheet and row, or the
-    heading path ("Installation > Linux"); unset fields are None."""
+    """Where a span is in the original file: a PDF page, a slide, a sheet and row, a table
+    and row (with its caption), or the heading path ("Installation > Linux"); unset fields
+    are None. ``ocr`` says the text was read from an image, with the engine's ``confidence``
+    (0-1, its mean word confidence on that page or image)."""
 
     page: int | None = None
     slide: int | None = None
     sheet: str | None = None
     row: int | None = None
     heading: str | None = None
+    table: int | None = None
+    caption: str | None = None
+    ocr: bool = False
+    confidence: float | None = None
+    pages: tuple[int, int] | None = None  # a span over several pages: its first and last
 
     def label(self) -> str:
-        """How people cite it: "p. 12", "slide 3", "sheet Q1, row 5", "Installation > Linux"."""
-        parts = [f"p. {self.page}" if self.page is not None else "",
+        """How people cite it: "p. 12", "slide 3", "sheet Q1, row 5", "table 2 (Rates), row
+        14", "Installation > Linux", "p. 4 (OCR)"."""
+        table = "" if self.table is None else f"table {self.table}" + (
+            f" ({self.caption})" if self.caption else "")
+        page = f"p. {self.page}" if self.page is not None else ""
+        if self.pages is not None:
+            page = f"pp. {self.pages[0]}-{self.pages[1]}"
+        parts = [page,
                  f"slide {self.slide}" if self.slide is not None else "",
-                 f"sheet {self.sheet}" if self.sheet is not None else "",
+                 f"sheet {self.sheet}" if self.sheet is not None else "", table,
                  f"row {self.row}" if self.row is not None else "", self.heading or ""]
-        return ", ".join(p for p in parts if p)
+        label = ", ".join(p for p in parts if p)
+        return f"{label} (OCR)".lstrip() if self.ocr else label
+
+    def low_confidence(self, floor: float) -> bool:
+        """OCR'd text its engine was less sure of than ``floor`` (RAG_OCR_MIN_CONFIDENCE)."""
+        return self.ocr and (self.confidence or 0.0) < floor
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +58,14 @@ def locate(marks: Sequence[Mark], start: int) -> Locator | None:
     """The locator of a span starting at ``start``: the last mark at or before it."""
     i = bisect_right(marks, start, key=lambda m: m.start)
     return marks[i - 1].locator if i else None
+
+
+def spanning(first: Locator | None, pages: Sequence[int]) -> Locator | None:
+    """``first`` (where a span starts), naming the range when the span's text is on more
+    than one page (``pages``: the page of its start and of every mark inside it)."""
+    if first is None or len(set(pages)) < 2:
+        return first
+    return replace(first, pages=(min(pages), max(pages)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +112,9 @@ class Hit:
     source: str
     stage_scores: Mapping[str, float] = field(default_factory=dict)
     row: int = -1  # the chunk's id in the index (FAISS, BM25, sentences)
-    locator: Locator | None = None  # where the chunk starts in the original file
+    # Where the chunk starts in the original file; ``pages`` set when it runs over a page
+    # break (a chunk never holds two slides or two sheets: rag.chunking).
+    locator: Locator | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The wire form shared by ``rag search --json`` and ``POST /v1/search``."""

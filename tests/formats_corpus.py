@@ -31,6 +31,7 @@ def docx_bytes() -> bytes:
     doc.add_heading("Linux", level=2)
     doc.add_paragraph("On Linux the agent is installed with apt install tealeaf-agent "
                       "and then started by systemd.")
+    doc.add_paragraph("Open these ports:")
     table = doc.add_table(rows=2, cols=2)
     table.cell(0, 0).text, table.cell(0, 1).text = "Port", "Protocol"
     table.cell(1, 0).text, table.cell(1, 1).text = "8443", "HTTPS"

@@ -3,9 +3,12 @@ searches the same, and is upgraded on its next write.
 
 ``write_legacy``: the layout before segments, made the way that version's
 IndexWriter.commit made it: the whole index in the snapshot folder, BM25 as a bm25s model.
-Format 4 (issue 26's) has the store's ``path`` column; 3 keeps the absolute path as the
-source instead, and 2 has no marks table either. ``write_unpathed_segments``: issue 27's
-format 4, segments whose stores keep the absolute path as the source."""
+Issue 29's format 5 (a development build) has the store's ``path`` column and the marks'
+table, caption, OCR and confidence columns; issue 26's format 4 lacks those mark columns; 3
+keeps the absolute path as the source instead, and 2 has no marks table either.
+``write_unpathed_segments``: issue 27's format 4, segments whose stores keep the absolute path
+as the source. ``write_old_segments``: issue 27's format 5, segments whose stores have the
+``path`` column but marks without the columns of format 6."""
 
 from __future__ import annotations
 
@@ -35,10 +38,19 @@ def without_paths(store: Path) -> None:
     db.close()
 
 
+def without_later_marks(store: Path) -> None:
+    """Make a store as written before format 6: marks without table, caption, OCR."""
+    with sqlite3.connect(store) as db:
+        for column in ("tbl", "caption", "ocr", "confidence"):
+            db.execute(f"ALTER TABLE marks DROP COLUMN {column}")
+    db.close()
+
+
 def write_legacy(root: Path, fmt: int = 3) -> Path:
     """Rewrite the index at ``root`` (segments, one of them, nothing deleted) into the
-    format-``fmt`` layout (2, 3 or issue 26's 4); returns the snapshot folder."""
-    assert fmt in (2, 3, 4)
+    format-``fmt`` layout (2, 3, issue 26's 4 or issue 29's 5); returns the snapshot
+    folder."""
+    assert fmt in (2, 3, 4, 5)
     snapshot = read_snapshot(root)
     assert snapshot is not None and len(snapshot.segments) == 1
     info = snapshot.segments[0]
@@ -69,6 +81,8 @@ def write_legacy(root: Path, fmt: int = 3) -> Path:
         "documents": info.documents, "chunks": info.chunks, "sentences": info.sentences}))
     if fmt < 4:
         without_paths(folder / STORE)
+    if fmt in (3, 4):
+        without_later_marks(folder / STORE)
     if fmt == 2:
         with sqlite3.connect(folder / STORE) as db:
             db.execute("DROP TABLE marks")
@@ -88,5 +102,17 @@ def write_unpathed_segments(root: Path) -> Path:
     assert snapshot is not None and not snapshot.legacy
     for info in snapshot.segments:
         without_paths(root / SEGMENTS / info.name / STORE)
+        without_later_marks(root / SEGMENTS / info.name / STORE)
     (snapshot.path / MANIFEST).write_text(json.dumps({**snapshot.manifest, "format": 4}))
+    return snapshot.path
+
+
+def write_old_segments(root: Path) -> Path:
+    """Rewrite the index at ``root`` into issue 27's format 5: its segments' marks without
+    the columns of format 6, its manifest of format 5; returns the snapshot folder."""
+    snapshot = read_snapshot(root)
+    assert snapshot is not None and not snapshot.legacy
+    for info in snapshot.segments:
+        without_later_marks(root / SEGMENTS / info.name / STORE)
+    (snapshot.path / MANIFEST).write_text(json.dumps({**snapshot.manifest, "format": 5}))
     return snapshot.path

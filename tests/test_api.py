@@ -148,7 +148,7 @@ def test_api_key_guards_v1_but_not_health(tmp_path: Path, seed_index: Path,
         assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
         operations = [(path, method, op) for path, ops in spec["paths"].items()
                       for method, op in ops.items() if path.startswith("/v1/")]
-        assert len(operations) == 8  # six of our own, and the OpenAI-compatible models and chat
+        assert len(operations) == 9  # seven of our own (/v1/sync too), and OpenAI models and chat
         for path, method, op in operations:
             assert op.get("security") == [{"HTTPBearer": []}], (method, path)
             url = path.replace("{doc_id}", SEED_A)
@@ -305,8 +305,11 @@ def test_uploads_take_office_files_and_refuse_hostile_ones(client: TestClient) -
     assert hits[0]["doc_id"] == "staff" and "City: Lisbon" in hits[0]["text"]
     bomb = client.post("/v1/documents", files={"file": ("laughs.docx", fc.entity_bomb_docx())})
     assert bomb.status_code == 422 and "declares XML entities" in bomb.json()["detail"]
-    fake = client.post("/v1/documents", files={"file": ("deck.pptx", b"\x89PNG\r\n\x1a\n" * 9)})
-    assert fake.status_code == 415 and "PNG image" in fake.json()["detail"]
+    fake = client.post("/v1/documents", files={"file": ("deck.pptx", b"GIF89a" * 9)})
+    assert fake.status_code == 415 and "GIF image" in fake.json()["detail"]
+    # An image's bytes are read as an image (with OCR), whatever the name says.
+    broken = client.post("/v1/documents", files={"file": ("deck.pptx", b"\x89PNG\r\n\x1a\n" * 9)})
+    assert broken.status_code == 422 and "not a readable image" in broken.json()["detail"]
 
 
 def test_a_document_span_is_its_text_between_the_offsets(client: TestClient) -> None:

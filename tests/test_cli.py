@@ -81,7 +81,7 @@ def test_ingest_search_ask_docs_show(tmp_path: Path, corpus: Path) -> None:
 
 def test_a_folder_ingest_skips_bad_files_and_strict_refuses_them(tmp_path: Path,
                                                                  corpus: Path) -> None:
-    (corpus / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (corpus / "photo.txt").write_bytes(b"GIF89a" + bytes(64))
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.7\n" + b"\x00\xff" * 1000)
     index = tmp_path / "index"
     strict = rag("ingest", str(corpus), "--strict", index=index)
@@ -95,11 +95,11 @@ def test_a_folder_ingest_skips_bad_files_and_strict_refuses_them(tmp_path: Path,
     assert sorted(report["added"]) == [SEED_A, SEED_B]
     failed = {Path(f["path"]).name: f["reason"] for f in report["failed"]}
     assert set(failed) == {"photo.txt", "broken.pdf"}
-    assert "PNG image" in failed["photo.txt"] and "not a readable PDF" in failed["broken.pdf"]
+    assert "GIF image" in failed["photo.txt"] and "not a readable PDF" in failed["broken.pdf"]
 
     again = rag("ingest", str(corpus), index=index)
     assert again.returncode == 0 and "failed: 2" in again.stdout
-    assert str(corpus.resolve() / "photo.txt") + ": the content is a PNG image" in again.stdout
+    assert str(corpus.resolve() / "photo.txt") + ": the content is a GIF image" in again.stdout
     question, doc_id, _ = SEED_QUESTIONS[6]
     hits = json.loads(rag("search", question, "--json", index=index).stdout)["hits"]
     assert hits[0]["doc_id"] == doc_id

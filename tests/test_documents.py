@@ -82,10 +82,10 @@ def test_bad_files_fail_with_their_name(tmp_path: Path) -> None:
 def test_discover_skips_hidden_and_unsupported_inside_folders(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / ".git").mkdir()
-    for name in ("a.txt", "sub/b.md", "c.png", ".git/d.txt", "sub/e.HTML"):
+    for name in ("a.txt", "sub/b.md", "c.gif", ".git/d.txt", "sub/e.HTML", "f.PNG"):
         (tmp_path / name).write_text("x")
     found = sorted(f.relative_to(tmp_path).as_posix() for f, _ in discover([tmp_path]))
-    assert found == ["a.txt", "sub/b.md", "sub/e.HTML"]
+    assert found == ["a.txt", "f.PNG", "sub/b.md", "sub/e.HTML"]  # images are read with OCR
 
 
 def _flate_pdf(content: bytes, pages: int = 1) -> bytes:
@@ -108,8 +108,12 @@ def test_the_content_decides_the_format_not_the_name() -> None:
     doc = parse_bytes(html, "upload", "u", "u")  # no extension at all
     assert (doc.title, doc.text) == ("Tea", "Green tea is steamed.")
     assert parse_bytes("Thé vert.".encode("utf-16"), "w.txt", "w", "w").text == "Thé vert."
-    with pytest.raises(UnsupportedFileError, match="PNG image"):
+    with pytest.raises(UnsupportedFileError, match="an image, and OCR is off"):
         parse_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64), "photo.txt", "p", "p")
+    with pytest.raises(UnsupportedFileError, match="GIF image"):
+        parse_bytes(b"GIF89a" + bytes(64), "photo.txt", "p", "p")
+    with pytest.raises(UnsupportedFileError, match="not a PNG, JPEG, TIFF or WebP"):
+        parse_bytes(b"just text", "photo.png", "p", "p")
     with pytest.raises(UnsupportedFileError, match="zip archive"):
         parse_bytes(b"PK\x03\x04" + bytes(64), "report.md", "r", "r")
     with pytest.raises(UnsupportedFileError, match="not a PDF"):

@@ -14,7 +14,8 @@ import pytest
 from eval.bench.hostile import paragraph_bomb_docx
 from rag.documents import parse_bytes, sniff_format
 from rag.errors import FileTooLargeError, UnreadableFileError, UnsupportedFileError
-from rag.formats import MAX_SHEET_CELLS, MAX_XML_ELEMENTS, MAX_ZIP_BYTES, MAX_ZIP_ENTRIES
+from rag.formats import MAX_XML_ELEMENTS, MAX_ZIP_BYTES, MAX_ZIP_ENTRIES
+from rag.tables import MAX_SHEET_CELLS
 from rag.types import Locator, locate
 from tests import formats_corpus as fc
 
@@ -26,7 +27,13 @@ def test_docx_paragraphs_headings_and_tables() -> None:
     assert doc.title == "Agent handbook"
     assert doc.text.startswith("Installation\nThe agent runs on every supported server.\n\n"
                                "Linux\nOn Linux the agent is installed with apt install")
-    assert "Port | Protocol\n8443 | HTTPS\n\nWindows\n" in doc.text
+    # A table a row a line with its headers, in body order, marked with its number, row,
+    # caption (the line before it) and heading; what follows is at its heading again.
+    row = doc.text.index("Port: 8443; Protocol: HTTPS\n\nWindows\n")
+    assert locate(doc.marks, row) == Locator(heading="Installation > Linux", table=1, row=2,
+                                             caption="Open these ports:")
+    assert locate(doc.marks, doc.text.index("Windows")) == Locator(
+        heading="Installation > Windows")
 
 
 def test_pptx_slides_in_order_with_notes() -> None:
@@ -65,8 +72,9 @@ def test_eml_headers_body_and_attachments() -> None:
                                "To: ops@example.com\nDate: Mon, 03 Mar 2025 09:30:00 +0000\n\n"
                                "Hello team,\n\nThe warehouse audit starts on March 14")
     assert "Attachment: handbook-copy.docx\nInstallation\n" in doc.text  # read as a .docx
-    assert doc.text.endswith("Attachment: logo.png\n(not indexed: unsupported file type "
-                             "'.png')")
+    # An image attachment is read with OCR when it is on (a parse without a reader: off).
+    assert doc.text.endswith("Attachment: logo.png\n(not indexed: an image, and OCR is off "
+                             "(RAG_OCR=off or --no-ocr))")
     at = doc.text.index("Installation")  # inside the attachment: its locator names it
     assert locate(doc.marks, at) == Locator(heading="Attachment: handbook-copy.docx")
     assert locate(doc.marks, doc.text.index("March 14")) is None  # the mail's own body

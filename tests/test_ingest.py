@@ -70,15 +70,15 @@ def test_read_paths_keeps_indexed_ids_and_reads_a_file_named_twice_once(tmp_path
 def test_read_paths_lists_a_folder_file_it_cannot_read_and_raises_for_a_named_one(
         tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("Alpha.")
-    (tmp_path / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (tmp_path / "photo.txt").write_bytes(b"GIF89a" + bytes(64))
     failed: list[tuple[str, str]] = []
     docs = read_paths([tmp_path], Catalog(), LIMITS, failed)
     assert [d.doc_id for d in docs] == ["a"]
     assert failed == [(str((tmp_path / "photo.txt").resolve()),
-                       "the content is a PNG image, not a document")]
-    with pytest.raises(UnsupportedFileError, match="PNG"):
+                       "the content is a GIF image, not a document")]
+    with pytest.raises(UnsupportedFileError, match="GIF"):
         read_paths([tmp_path], Catalog(), LIMITS)  # no list: the first failure raises
-    with pytest.raises(UnsupportedFileError, match="PNG"):
+    with pytest.raises(UnsupportedFileError, match="GIF"):
         read_paths([tmp_path / "photo.txt"], Catalog(), LIMITS, [])  # named directly
     sources = {str((tmp_path / "photo.txt").resolve()): ("photo", "s")}
     assert gone([tmp_path], docs, sources, failed) == []  # still there, only unreadable

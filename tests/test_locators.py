@@ -8,6 +8,7 @@ import json
 import os
 import sqlite3
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,8 @@ from rag.scorer import EvidenceScorer
 from rag.segment import STORE
 from rag.types import Document, Locator, Mark, locate
 from tests import formats_corpus as fc
-from tests.legacy import write_legacy
+from tests.legacy import write_legacy, write_old_segments
+from tests.standin import HashingEmbedder
 
 unit = pytest.mark.unit
 
@@ -100,7 +102,8 @@ def test_heading_paths_of_markdown_html_word_and_epub(tmp_path: Path) -> None:
 
     word = parse_bytes(fc.docx_bytes(), "handbook.docx", "w", "w")
     assert _at(word, "On Linux the agent") == Locator(heading="Installation > Linux")
-    assert _at(word, "8443 | HTTPS") == Locator(heading="Installation > Linux")
+    assert _at(word, "Port: 8443") == Locator(heading="Installation > Linux", table=1, row=2,
+                                              caption="Open these ports:")
     assert _at(word, "On Windows") == Locator(heading="Installation > Windows")
     assert Locator(heading="Installation > Linux").label() == "Installation > Linux"
 
@@ -184,8 +187,13 @@ def test_hits_and_citations_say_where_they_are_in_the_cli_and_the_api(
         for h in hits:
             doc = store.document(doc_id, with_marks=True)
             assert doc is not None
-            assert h.locator == locate(doc.marks, h.chunk.char_start) is not None
+            assert h.locator is not None
+            assert replace(h.locator, pages=None) == locate(doc.marks, h.chunk.char_start)
             assert getattr(h.locator, field) is not None
+            pages = {m.locator.page for m in doc.marks
+                     if h.chunk.char_start < m.start < h.chunk.char_end} - {None}
+            if pages - {h.locator.page}:  # a hit over a page break names its pages
+                assert h.locator.pages == (h.locator.page, max(pages))
     report = next(h for h in pipeline.search(question, k=5) if fact in h.chunk.text)
     assert report.locator is not None and report.locator.page in (15, 16, 17)
 
@@ -195,11 +203,14 @@ def test_hits_and_citations_say_where_they_are_in_the_cli_and_the_api(
         found = client.post("/v1/search", json={"query": "Oslo office Ingrid Berg"}).json()
         top = found["hits"][0]
         assert top["doc_id"] == "report" and top["locator"]["page"] in (15, 16, 17)
-        assert set(top["locator"]) == {"page", "slide", "sheet", "row", "heading"}
+        assert {"page", "pages", "slide", "sheet", "row", "table", "caption", "heading",
+                "ocr", "confidence", "label"} == set(top["locator"])
         asked = client.post("/v1/ask", json={"question": question}).json()
         cited = [c for c in asked["citations"] if fact in c["quote"]]
-        assert cited and cited[0]["locator"] == {"page": page, "slide": None, "sheet": None,
-                                                 "row": None, "heading": None}
+        assert cited and cited[0]["locator"] == {
+            "page": page, "pages": None, "slide": None, "sheet": None, "row": None,
+            "table": None, "caption": None, "heading": None, "ocr": False,
+            "confidence": None, "label": f"p. {page}"}
         spec = client.get("/openapi.json").json()["components"]["schemas"]
         assert "locator" in spec["HitOut"]["properties"]
         assert "locator" in spec["CitationOut"]["properties"]
@@ -212,6 +223,43 @@ def test_hits_and_citations_say_where_they_are_in_the_cli_and_the_api(
                           timeout=300, env=env)
     assert told.returncode == 0, told.stderr
     assert f"(report, p. {page}, chars " in told.stdout, told.stdout
+
+
+def test_a_hit_is_located_where_all_of_it_is(pipeline: Pipeline, tmp_path: Path) -> None:
+    """A small deck or workbook used to share one chunk among its slides or sheets, so a
+    hit on slide 2 said slide 1 and a row of "Rooms" said sheet "Staff"."""
+    from openpyxl import Workbook
+    from pptx import Presentation
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    deck = Presentation()
+    for title, body in (("Projects", "Three projects start this spring."),
+                        ("Marmoset project", "The marmoset project costs 48,000 euros.")):
+        slide = deck.slides.add_slide(deck.slide_layouts[1])
+        slide.shapes.title.text, slide.placeholders[1].text = title, body
+    deck.save(folder / "projects.pptx")
+    book = Workbook()
+    staff = book.active
+    staff.title = "Staff"
+    for row in (("Name", "Role"), ("Ines Duarte", "Caretaker")):
+        staff.append(row)
+    rooms = book.create_sheet("Rooms")
+    for row in (("Room", "Capacity"), ("Lecture hall", 120)):
+        rooms.append(row)
+    book.save(folder / "site.xlsx")
+    pipeline.ingest([folder])
+    chunker = pipeline.chunker()
+    for doc_id in ("projects", "site"):
+        doc = pipeline.index.store.document(doc_id, with_marks=True)
+        assert doc is not None
+        assert len(chunker.chunk(doc)) == 2  # one a slide, one a sheet
+    hit = pipeline.search("How much does the marmoset project cost?", k=1)[0]
+    assert hit.chunk.doc_id == "projects" and hit.locator == Locator(slide=2)
+    hit = next(h for h in pipeline.search("capacity of the lecture hall", k=5)
+               if h.chunk.doc_id == "site")
+    assert hit.locator == Locator(sheet="Rooms")
+    assert "Lecture hall" in hit.chunk.text and "Ines" not in hit.chunk.text
 
 
 def test_an_index_of_format_2_loads_searches_and_takes_writes(
@@ -239,9 +287,61 @@ def test_an_index_of_format_2_loads_searches_and_takes_writes(
     assert json.loads((snapshot / MANIFEST).read_text())["format"] == FORMAT
     new = Pipeline(settings, embedder=embedder, scorer=scorer)
     slides = [h for h in new.search("churn rate third quarter", k=10) if h.chunk.doc_id == "deck"]
-    assert slides and slides[0].locator == Locator(slide=1)
+    assert slides and slides[0].locator == Locator(slide=2)  # "Retention": slide 2
     assert all(h.locator is None for h in new.search(question) if h.chunk.doc_id == "report")
 
     for unknown in (1, FORMAT + 1, None):
-        with pytest.raises(IndexMismatchError, match="this version reads 2, 3, 4 and 5: re-ingest"):
+        with pytest.raises(IndexMismatchError,
+                           match="this version reads 2, 3, 4, 5 and 6: re-ingest"):
             check_manifest({"format": unknown}, settings.index_dir, None, None)
+
+
+_TABLE_HTML = """<html><body><h1>{title}</h1><p>Read the rows.</p><table>
+<caption>{caption}</caption><tr><th>Item</th><th>Amount</th></tr>
+<tr><td>{item}</td><td>{amount}</td></tr></table></body></html>"""
+
+
+@pytest.mark.parametrize("layout", ["issue 27's format 5", "issue 29's format 5"])
+def test_either_format_5_loads_and_its_next_write_is_format_6(tmp_path: Path,
+                                                               layout: str) -> None:
+    """Format 5 was given twice: segments whose marks lack the table and OCR columns (issue
+    27), and one snapshot folder whose marks have them (issue 29, a development build). Both
+    load with their locators (columns a store lacks read as unset); the next write commits
+    format 6, whose new documents keep their table locators, and a merge that folds the
+    older store in keeps every locator as it was."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ferries.html").write_text(_TABLE_HTML.format(
+        title="Ferries", caption="Summer sailings", item="Skarra to Holm", amount="12 euros"))
+    (docs / "deck.pptx").write_bytes(fc.pptx_bytes())
+    settings = Settings(index_dir=tmp_path / "index", auto_merge=False)
+    Pipeline(settings, embedder=HashingEmbedder()).ingest([docs])
+    if layout == "issue 27's format 5":
+        write_old_segments(settings.index_dir)
+    else:
+        write_legacy(settings.index_dir, fmt=5)
+
+    def where(p: Pipeline, doc_id: str, words: str) -> Locator | None:
+        doc = p.index.store.document(doc_id)
+        assert doc is not None
+        return p.index.store.locator(doc_id, doc.text.index(words))
+
+    full = Locator(heading="Ferries", table=1, row=2, caption="Summer sailings")
+    ferry = full if layout == "issue 29's format 5" else Locator(heading="Ferries", row=2)
+    old = Pipeline(settings, embedder=HashingEmbedder())
+    assert where(old, "ferries", "Item: Skarra to Holm") == ferry
+    assert where(old, "deck", "The churn rate") == Locator(slide=2)
+
+    (docs / "fees.html").write_text(_TABLE_HTML.format(
+        title="Fees", caption="Port fees", item="Mooring", amount="30 euros"))
+    assert old.ingest([docs]).added == ["fees"]
+    snapshot = current_snapshot(settings.index_dir)
+    assert snapshot is not None
+    assert json.loads((snapshot / MANIFEST).read_text())["format"] == FORMAT == 6
+    fees = Locator(heading="Fees", table=1, row=2, caption="Port fees")
+    for p in (Pipeline(settings, embedder=HashingEmbedder()), old):
+        if p is old:
+            assert old.compact(max_segments=1) and len(old.segments()) == 1
+        assert where(p, "ferries", "Item: Skarra to Holm") == ferry
+        assert where(p, "deck", "The churn rate") == Locator(slide=2)
+        assert where(p, "fees", "Item: Mooring") == fees

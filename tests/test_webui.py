@@ -223,7 +223,7 @@ def test_upload_ask_delete(driver: WebDriver, server: str, tmp_path: Path) -> No
 
 
 def test_a_refused_upload_says_why(driver: WebDriver, server: str, tmp_path: Path) -> None:
-    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    png = b"GIF89a" + bytes(range(256)) * 4  # a GIF named .png: no format of ours
     refused = httpx.post(f"{server}/v1/documents", files={"file": ("x.png", png)})
     assert refused.status_code == 415
     path = tmp_path / "x.png"
@@ -353,3 +353,23 @@ def test_generative_answer_streams_and_shows_rejected_sentences(
     for r in rejected_by_api:
         assert r["reason"] in rejected.text
     assert toggle.get_attribute("aria-expanded") == "true"
+
+
+def test_a_watched_folder_of_scans_shows_its_sync_and_ocr_citations(
+        driver: WebDriver, tmp_path: Path) -> None:
+    from eval.scans import FONTS, PARAGRAPHS, render
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "permit.png").write_bytes(
+        render(PARAGRAPHS[2:3], FONTS[3], skew=1.1, size=(1500, 500), seed=4).png)
+    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path / "index")}
+    with serve_rag(env, "--watch", str(folder), wait=120) as served:
+        driver.get(served.base_url + "/")
+        line = wait(driver, lambda d: "last sync" in text_of(d, "#sync-status")
+                    and text_of(d, "#sync-status"), seconds=120)
+        assert line.startswith("Watching scans") and "1 added" in line
+        ask(driver, "Where is the office of the Aldermoor Trust?")
+        sources = visible(driver, "#sources li .meta").text
+        assert sources.startswith("permit, p. 1 (OCR), characters"), sources
+        driver.save_screenshot(str(tmp_path / "ocr.png"))

@@ -218,9 +218,14 @@ function sourceItem(c) {
   return el('li', { 'data-n': c.n, value: c.n },
     el('strong', {}, c.title),
     el('blockquote', {}, c.quote),
-    el('div', { class: 'meta' }, c.doc_id + ', characters ' + c.char_start + '–' + c.char_end + ' ',
+    el('div', { class: 'meta' }, c.doc_id + where(c.locator) + ', characters ' + c.char_start + '–' + c.char_end + ' ',
       el('button', { type: 'button', onclick: () => openDocument(c.doc_id, c.char_start, c.char_end) },
         'Show in document')));
+}
+
+// ", p. 3 (OCR)": where a quote or hit is in the original file (the server's label).
+function where(locator) {
+  return locator && locator.label ? ', ' + locator.label : '';
 }
 
 function renderSources(citations, empty = 'No citations.') {
@@ -341,7 +346,7 @@ function hitItem(h) {
     el('strong', {}, h.title), ' ',
     el('span', { class: 'meta' }, 'score ' + num(h.score) + (stages ? ' (' + stages + ')' : '')),
     el('blockquote', {}, h.text),
-    el('div', { class: 'meta' }, h.chunk_id + ' ',
+    el('div', { class: 'meta' }, h.chunk_id + where(h.locator) + ' ',
       el('button', { type: 'button', onclick: () => openDocument(h.doc_id, h.char_start, h.char_end) },
         'Show in document')));
 }
@@ -502,10 +507,39 @@ async function loadModels() {
   } catch { /* 401 shows the key form; otherwise the page stays extractive */ }
 }
 
+// `rag serve --watch`: one line on how the folders' sync is going, refreshed while watching.
+async function loadSync() {
+  let sync;
+  try {
+    sync = await getJSON('/v1/sync');
+  } catch {
+    return;
+  }
+  const line = $('#sync-status');
+  line.hidden = !sync.watching.length;
+  if (line.hidden) return;
+  const parts = ['Watching ' + sync.watching.join(', ')];
+  const run = sync.last_run;
+  if (sync.running) parts.push('syncing…');
+  if (run) {
+    parts.push('last sync ' + new Date(run.started).toLocaleTimeString() + (run.error
+      ? ' failed: ' + run.error
+      : ': ' + run.added + ' added, ' + run.replaced + ' replaced, ' + run.deleted + ' deleted'));
+  }
+  if (sync.pending_count) parts.push(sync.pending_count + ' file(s) pending');
+  if (sync.failed.length) {
+    parts.push(sync.failed.length + ' not indexed (' +
+      sync.failed.slice(0, 3).map((f) => f.path + ': ' + f.reason).join('; ') + ')');
+  }
+  line.textContent = parts.join(' · ');
+  setTimeout(loadSync, 5000);
+}
+
 function start() {
   checkReady();
   loadModels();
   loadDocuments();
+  loadSync();
 }
 
 start();

@@ -1,0 +1,187 @@
+"""A watched folder stays equal to the index while a real server answers: files added,
+edited, renamed, deleted, a burst of saves, a bad file; then the server is killed, the
+folder changes, and the next start catches up."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from eval.harness import Server, serve_rag
+from rag.config import Settings
+from rag.embedding import SentenceTransformerEmbedder
+from rag.pipeline import Pipeline
+from rag.sync import Syncer
+
+WAIT_S = 180
+
+
+def _until(check: Callable[[], Any], what: str, server: Server) -> Any:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {WAIT_S} s\n{server.tail()}")
+
+
+def _sync(server: Server) -> dict[str, Any]:
+    response = server.http.get("/v1/sync")
+    assert response.status_code == 200, response.text
+    status: dict[str, Any] = response.json()
+    return status
+
+
+def _settled(server: Server, runs: int) -> dict[str, Any] | None:
+    """The status once a run after the first ``runs`` finished and nothing is pending."""
+    s = _sync(server)
+    if s["runs"] > runs and not s["running"] and not s["pending_count"]:
+        return s
+    return None
+
+
+def _docs(server: Server) -> dict[str, str]:
+    listed = server.http.get("/v1/documents").json()["documents"]
+    return {d["doc_id"]: d["sha256"] for d in listed}
+
+
+def _found(server: Server, query: str) -> list[dict[str, Any]]:
+    hits: list[dict[str, Any]] = server.http.post("/v1/search", json={"query": query,
+                                                                       "k": 3}).json()["hits"]
+    return hits
+
+
+class Asker(threading.Thread):
+    """Searches and asks in a loop while the folder changes; every answer must be a 200."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(daemon=True)
+        self.client = httpx.Client(base_url=base_url, timeout=60)
+        self.stop, self.answered, self.errors = threading.Event(), 0, list[str]()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 900
+        while not self.stop.is_set() and time.monotonic() < deadline and self.answered < 5000:
+            for path, body in (("/v1/search", {"query": "opening hours of the library"}),
+                               ("/v1/ask", {"question": "When does the library open?"})):
+                try:
+                    r = self.client.post(path, json=body)
+                    if r.status_code != 200:
+                        self.errors.append(f"{path} {r.status_code} {r.text[:200]}")
+                except httpx.HTTPError as exc:
+                    self.errors.append(f"{path} {exc!r}")
+                self.answered += 1
+            time.sleep(0.05)
+        self.client.close()
+
+
+def _fresh(folder: Path, root: Path, embedder: SentenceTransformerEmbedder
+           ) -> list[dict[str, Any]]:
+    fresh = Pipeline(Settings(index_dir=root), embedder=embedder)
+    fresh.ingest([folder])
+    return fresh.documents()
+
+
+def test_a_watched_folder_stays_equal_to_the_index(tmp_path: Path,
+                                                   embedder: SentenceTransformerEmbedder
+                                                   ) -> None:
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    (folder / "library.txt").write_text("The library opens at nine in the morning.\n")
+    (folder / "garden.md").write_text("# Garden\n\nThe roses are pruned in February.\n")
+    index = tmp_path / "index"
+    env = {"RAG_INDEX_DIR": str(index), "RAG_SYNC_QUIET_MS": "300"}
+    with serve_rag(env, "--watch", str(folder), wait=300) as server:
+        first = _until(lambda: _settled(server, 0), "the first run", server)
+        assert first["watching"] == ["watched"] and first["last_run"]["trigger"] == "start"
+        assert set(_docs(server)) == {"library", "garden"}
+        asker = Asker(server.base_url)
+        asker.start()
+
+        runs = _sync(server)["runs"]
+        (folder / "pool.txt").write_text("The swimming pool is heated to 28 degrees.\n")
+        _until(lambda: any(h["doc_id"] == "pool" for h in _found(server, "pool heated")),
+               "an added file searchable", server)
+        (folder / "library.txt").write_text("The library opens at ten in the morning.\n")
+        _until(lambda: "ten in the morning" in _found(server, "library opens")[0]["text"],
+               "an edited file searchable", server)
+        (folder / "sub").mkdir()
+        (folder / "garden.md").rename(folder / "sub" / "roses.md")
+        _until(lambda: set(_docs(server)) == {"library", "pool", "sub/roses"},
+               "a renamed file under its new id only", server)
+        (folder / "pool.txt").unlink()
+        _until(lambda: set(_docs(server)) == {"library", "sub/roses"}, "a deleted file pruned",
+               server)
+
+        runs = _until(lambda: _settled(server, 0), "quiet", server)["runs"]
+        for n in range(6):  # a burst of saves: one run, one snapshot
+            (folder / f"note{n}.txt").write_text(f"Note {n}: the bins go out on day {n}.\n")
+        burst = _until(lambda: _settled(server, runs), "the burst's run", server)
+        assert burst["runs"] == runs + 1 and burst["last_run"]["added"] == 6
+        assert burst["last_run"]["changed_files"] == 6
+
+        (folder / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+        bad = _until(lambda: _sync(server)["failed"], "a bad file reported", server)
+        assert bad[0]["path"] == "broken.pdf" and "not a readable PDF" in bad[0]["reason"]
+        asker.stop.set()
+        asker.join(60)
+        assert asker.errors == [] and asker.answered > 10
+        server.proc.kill()  # the watcher dies without a word
+        server.proc.wait()
+
+    (folder / "note0.txt").unlink()  # changes while nobody watches
+    (folder / "late.txt").write_text("The late bus leaves at midnight.\n")
+    (folder / "broken.pdf").unlink()
+    with serve_rag(env, "--watch", str(folder), wait=300) as server:
+        caught = _until(lambda: _settled(server, 0), "catching up at start", server)
+        assert caught["last_run"]["added"] == 1 and caught["last_run"]["deleted"] == 1
+        assert caught["failed"] == []
+        served = server.http.get("/v1/documents").json()["documents"]
+    assert served == _fresh(folder, tmp_path / "fresh", embedder)
+
+
+@pytest.mark.unit
+def test_which_changes_start_a_run(tmp_path: Path) -> None:
+    index = tmp_path / "docs" / "index"
+    syncer = Syncer([tmp_path / "docs"], lambda paths: pytest.fail("no run"), ignore=index)
+    root = str((tmp_path / "docs").resolve())
+    assert syncer.wanted(f"{root}/a.pdf") and syncer.wanted(f"{root}/sub/scan.PNG")
+    assert syncer.wanted(f"{root}/moved-folder")  # its files went with it
+    assert not syncer.wanted(f"{root}/.git/index") and not syncer.wanted(f"{root}/a.txt~")
+    assert not syncer.wanted(f"{root}/.a.txt.swp") and not syncer.wanted(f"{index}/CURRENT")
+    assert not syncer.wanted(f"{index.resolve()}/snapshots/x")
+    assert not syncer.wanted("/elsewhere/a.txt")
+
+
+def test_rag_watch_says_what_each_run_did(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from eval.harness import RAG
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.txt").write_text("The ferry leaves at noon.\n")
+    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_SYNC_QUIET_MS": "200"}
+    watcher = subprocess.Popen([RAG, "watch", str(folder)], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert watcher.stdout is not None
+        lines = [watcher.stdout.readline() for _ in range(2)]
+        assert lines[0].startswith(f"watching {folder.resolve()}")
+        assert "start (0 change(s)): 1 added, 0 replaced, 0 deleted, 0 failed, snapshot" \
+            in lines[1]
+        (folder / "b.txt").write_text("The last bus leaves at midnight.\n")
+        assert "changes (1 change(s)): 1 added" in watcher.stdout.readline()
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(60)
+    assert watcher.returncode == 0
