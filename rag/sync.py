@@ -2,12 +2,16 @@
 
 A run is an ordinary folder ingest with pruning (``Pipeline.ingest(paths, prune=True)``):
 added and changed files are indexed, deleted ones pruned, unreadable ones skipped and
-reported, all by the same rules (sha256, checkpoints) as `rag ingest --prune`. The first run
-happens at start, so a watcher that was killed catches up with whatever changed while it
-was down. Then watchfiles reports changes; a burst (an editor's save, a copied folder) is
-gathered until the folders are quiet for ``quiet_ms`` (at most ``MAX_BATCH_MS``), and makes
-one run, so one snapshot. A run that failed (the index busy, a folder gone) is retried
-every ``RETRY_S`` until one succeeds.
+reported, all by the same rules (sha256, checkpoints) as `rag ingest --prune`. So a run
+writes as every write does (rag/writer.py): one new segment with the files it added or
+changed and tombstones for those it replaced or pruned, nothing else rewritten; an unchanged
+file is not even parsed again (a scan is not read with OCR again). The first run happens at
+start, once the watcher listens, so a watcher that was killed catches up with whatever
+changed while it was down. Then watchfiles reports changes; a burst (an editor's save, a
+copied folder) is gathered until the folders are quiet for ``quiet_ms`` (at most
+``MAX_BATCH_MS``), and makes one run, so one snapshot (more only past
+RAG_INGEST_CHECKPOINT_DOCS changed files). A run that failed (the index busy, a folder gone)
+is retried every ``RETRY_S`` until one succeeds.
 """
 
 from __future__ import annotations
@@ -137,19 +141,26 @@ class Syncer:
         return done
 
     def watch(self) -> None:
-        """Run once, then again after each quiet burst of changes, until ``stop_event``."""
+        """Run once, then again after each quiet burst of changes, until ``stop_event``.
+
+        The first run starts once the watcher is listening (its first report, at most
+        ``quiet_ms`` after start), so a change made while it runs makes the next run; the
+        watcher gathers changes while a run is under way.
+        """
         import watchfiles
 
-        last = self.run("start")
+        last: SyncRun | None = None
+        ended = 0.0
         for changes in watchfiles.watch(
                 *self.paths, watch_filter=lambda _, path: self.wanted(path),
                 debounce=MAX_BATCH_MS, step=self.quiet_ms, stop_event=self.stop_event,
-                rust_timeout=int(RETRY_S * 1000), yield_on_timeout=True,
-                raise_interrupt=False):
-            if changes:
-                last = self.run("changes", (path for _, path in changes))
-            elif last.error is not None:
-                last = self.run("retry")
+                rust_timeout=self.quiet_ms, yield_on_timeout=True, raise_interrupt=False):
+            if last is not None and not changes and (
+                    last.error is None or time.monotonic() - ended < RETRY_S):
+                continue
+            trigger = "start" if last is None else "changes" if changes else "retry"
+            last = self.run(trigger, (path for _, path in changes))
+            ended = time.monotonic()
 
     def start(self) -> threading.Thread:
         """``watch`` in a daemon thread (a server's)."""

@@ -14,10 +14,13 @@ import httpx
 import pytest
 
 from eval.harness import Server, serve_rag
+from eval.scans import FONTS, PARAGRAPHS, render
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
+from rag.index import read_snapshot
 from rag.pipeline import Pipeline
 from rag.sync import Syncer
+from tests.standin import HashingEmbedder
 
 WAIT_S = 180
 
@@ -147,6 +150,42 @@ def test_a_watched_folder_stays_equal_to_the_index(tmp_path: Path,
     assert served == _fresh(folder, tmp_path / "fresh", embedder)
 
 
+def test_a_run_is_one_segment_append_with_tombstones_and_reads_only_changed_files(
+        tmp_path: Path) -> None:
+    """Issue 27's write path: a run adds one segment holding the added and edited files,
+    records the edited and deleted ones as deleted from the older segment, and makes one
+    snapshot on top of the last; an unchanged scan is not read with OCR again."""
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.txt").write_text(f"File {name} says the tide turns at {name}.\n")
+    (folder / "scan.png").write_bytes(
+        render(PARAGRAPHS[:1], FONTS[0], skew=0.5, size=(1500, 500), seed=5).png)
+    settings = Settings(index_dir=tmp_path / "index", auto_merge=False)
+    pipeline = Pipeline(settings, embedder=HashingEmbedder())
+    syncer = Syncer([folder], lambda paths: pipeline.ingest(paths, prune=True),
+                    ignore=settings.index_dir)
+    first = syncer.run("start")
+    assert (first.added, first.ocr_pages, first.error) == (4, 1, None)
+
+    (folder / "a.txt").write_text("File a now says the tide turns at noon.\n")
+    (folder / "b.txt").unlink()
+    (folder / "d.txt").write_text("File d says the ferry is late.\n")
+    second = syncer.run("changes", [str(folder / n) for n in ("a.txt", "b.txt", "d.txt")])
+    assert (second.added, second.replaced, second.deleted, second.ocr_pages) == (1, 1, 1, 0)
+    snapshot = read_snapshot(settings.index_dir)
+    assert snapshot is not None and snapshot.name == second.snapshot
+    assert snapshot.manifest["previous"] == first.snapshot
+    old, new = snapshot.segments
+    assert (old.documents, set(old.deleted)) == (4, {"a", "b"})
+    assert (new.documents, new.deleted) == (2, {})
+    assert {d["doc_id"] for d in pipeline.documents()} == {"a", "c", "d", "scan"}
+
+    third = syncer.run("changes")  # nothing changed: nothing read, nothing written
+    assert (third.snapshot, third.ocr_pages, third.added + third.replaced) == (None, 0, 0)
+    assert read_snapshot(settings.index_dir) == snapshot
+
+
 @pytest.mark.unit
 def test_which_changes_start_a_run(tmp_path: Path) -> None:
     index = tmp_path / "docs" / "index"
@@ -161,7 +200,9 @@ def test_which_changes_start_a_run(tmp_path: Path) -> None:
 
 
 def test_rag_watch_says_what_each_run_did(tmp_path: Path) -> None:
+    """A change made as the first run ends (the watcher already listens) makes the next."""
     import os
+    import queue
     import signal
     import subprocess
 
@@ -173,14 +214,16 @@ def test_rag_watch_says_what_each_run_did(tmp_path: Path) -> None:
     env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_SYNC_QUIET_MS": "200"}
     watcher = subprocess.Popen([RAG, "watch", str(folder)], env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    lines: queue.Queue[str] = queue.Queue()
+    assert watcher.stdout is not None
+    threading.Thread(target=lambda: [lines.put(x) for x in watcher.stdout or ()],
+                     daemon=True).start()
     try:
-        assert watcher.stdout is not None
-        lines = [watcher.stdout.readline() for _ in range(2)]
-        assert lines[0].startswith(f"watching {folder.resolve()}")
+        assert lines.get(timeout=WAIT_S).startswith(f"watching {folder.resolve()}")
         assert "start (0 change(s)): 1 added, 0 replaced, 0 deleted, 0 failed, snapshot" \
-            in lines[1]
+            in lines.get(timeout=WAIT_S)
         (folder / "b.txt").write_text("The last bus leaves at midnight.\n")
-        assert "changes (1 change(s)): 1 added" in watcher.stdout.readline()
+        assert "changes (1 change(s)): 1 added" in lines.get(timeout=WAIT_S)
     finally:
         watcher.send_signal(signal.SIGINT)
         watcher.wait(60)
