@@ -1,6 +1,6 @@
-"""The quick parts of `make check-reliability`: a few crash points (a merge's among them), a
-short fuzz, and queries while the index changes and merges. All against real processes on
-127.0.0.1."""
+"""The quick parts of `make check-reliability`: a few crash points (a merge's and a sync's
+among them), a short fuzz, and queries while the index changes and merges. All against real
+processes on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from eval.reliability import concurrency, crash, fuzz
 
 pytestmark = pytest.mark.slow
 
-def test_sigkill_at_four_points_leaves_a_whole_snapshot() -> None:
+def test_sigkill_at_five_points_leaves_a_whole_snapshot() -> None:
     report = crash.run(quick=True, log=lambda _: None)
     s = report["summary"]
-    assert s["trials"] == s["killed"] == 4, report["trials"]
+    assert s["trials"] == s["killed"] == 5, report["trials"]
     assert s["failed"] == 0, report["trials"]
     assert set(s["phases"]) == {"writing", "swap", "commit", "merging"}
 

@@ -1,4 +1,5 @@
-"""Crash safety: SIGKILL a real ingest, upload, delete and merge, then check what is left.
+"""Crash safety: SIGKILL a real ingest, upload, delete, merge and folder sync, then check what
+is left.
 
     python -m eval.reliability.crash [--random 8] [--seed 7] [--quick] [--json out.json]
 
@@ -6,7 +7,9 @@ Every trial starts from a copy of the same index (the seeds, six survey files an
 upload: two segments, two snapshots), runs one change in a separate process — `rag ingest
 --prune` that adds 14 files, edits one and drops one (a new segment, two documents deleted
 from the first); an upload through a real `rag serve`; a delete through it; `rag compact
---max-segments 1`, which merges the two segments — and kills that process with SIGKILL,
+--max-segments 1`, which merges the two segments; `rag watch`, whose catch-up run at start
+makes the ingest's change as one segment append with tombstones (rag/sync.py) — and kills
+that process with SIGKILL,
 either inside a named function (eval/reliability/killpoint.py) or from outside at a
 random moment. Then (eval/reliability/states.py):
 
@@ -18,7 +21,8 @@ random moment. Then (eval/reliability/states.py):
   a stored chunk, no chunk lacks its document in any segment, the manifest counts match;
 - it answers a search;
 - the same change run again (in-process, no kill) ends in the after state and leaves no
-  folder that no kept snapshot needs (the dead process's temporary or orphaned segment).
+  folder that no kept snapshot needs (the dead process's temporary or orphaned segment);
+  for a sync, that run is a new watcher's catch-up run (rag.sync.Syncer).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.index import current_snapshot
 from rag.pipeline import Pipeline
+from rag.sync import Syncer
 
 TOPICS = ["rivers", "glaciers", "volcanoes", "deserts", "forests", "reefs", "tundra"]
 UPLOAD_NAME = "harbour_survey.txt"
@@ -94,6 +99,16 @@ MERGE_POINTS = [
     ("rag.writer.collect_garbage", 1), ("shutil.rmtree", 1),
 ]
 
+# A watcher's run: the folder read, the new segment, the deletions, the swap.
+SYNC_POINTS = [
+    ("rag.sync.Syncer.run", 1), ("rag.isolation.parse", 3),
+    ("rag.writer.IndexWriter._open", 1), ("rag.store.Store.add_document", 10),
+    ("rag.writer.IndexWriter._tombstoned", 1), ("rag.segment.SegmentBuilder.finish", 1),
+    ("os.rename", 2), ("os.replace", 1), ("rag.writer.collect_garbage", 1),
+]
+# Kinds whose change runs as a `rag` command (the rest go through a served API).
+CLI_KINDS = ("ingest", "merge", "sync")
+
 
 def survey(i: int, edition: int = 1) -> str:
     t = TOPICS[i % len(TOPICS)]
@@ -125,7 +140,7 @@ class Lab:
         (self.corpus / "survey_02.txt").unlink()
         self.upload_data = survey(99).encode()
         self.after: dict[str, State] = {}
-        for kind in ("ingest", "upload", "delete", "merge"):
+        for kind in ("ingest", "upload", "delete", "merge", "sync"):
             root = self.fresh(f"expected-{kind}")
             self.redo(kind, root)
             self.after[kind] = inspect(root)
@@ -154,6 +169,12 @@ class Lab:
             return True
         if kind == "merge":
             return bool(p.compact(max_segments=1))
+        if kind == "sync":  # a watcher started again: its first run catches up
+            run = Syncer([self.corpus], lambda paths: p.ingest(paths, prune=True),
+                         ignore=root).run("start")
+            if run.error is not None:
+                raise Broken(f"the sync run failed: {run.error}")
+            return run.snapshot is not None
         if any(d["doc_id"] == DELETED for d in p.documents()):
             p.delete(DELETED)
             return True
@@ -180,8 +201,8 @@ def _spawn(lab: Lab, root: Path, kind: str, at: str | None,
     """The ingest or merge change in a child process (under the kill point, if any), and
     its phase log."""
     phases = root.parent / f"{root.name}.phases"
-    args = ["ingest", str(lab.corpus), "--prune"] if kind == "ingest" else \
-        ["compact", "--max-segments", "1"]
+    args = {"ingest": ["ingest", str(lab.corpus), "--prune"], "sync": ["watch", str(lab.corpus)],
+            "merge": ["compact", "--max-segments", "1"]}[kind]
     proc = subprocess.Popen(_child(at, nth, phases, args), env=lab.env(root),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=lab.work)
     return proc, phases
@@ -195,7 +216,12 @@ def run_cli(lab: Lab, root: Path, kind: str, at: str | None, nth: int,
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=600)
+    try:
+        proc.wait(timeout=600)
+    except subprocess.TimeoutExpired:  # a watcher whose kill point never came: it watches on
+        proc.kill()
+        proc.wait()
+        return "finished (still watching)"
     return _last_phase(phases) if proc.returncode == -signal.SIGKILL else "finished"
 
 
@@ -244,7 +270,7 @@ def trial(lab: Lab, kind: str, at: str | None, nth: int = 1,
           delay: float | None = None) -> dict[str, Any]:
     root = lab.fresh(f"trial-{kind}")
     before_snapshot = current_snapshot(root)
-    if kind in ("ingest", "merge"):
+    if kind in CLI_KINDS:
         phase = run_cli(lab, root, kind, at, nth, delay)
     else:
         phase = run_api(lab, root, kind, at, nth, delay)
@@ -279,12 +305,14 @@ def plan(quick: bool, n_random: int, rng: random.Random,
         return [("ingest", "rag.store.Store.add_document", 10, None),
                 ("ingest", "os.replace", 1, None),
                 ("upload", "rag.writer.IndexWriter.commit", 1, None),
-                ("merge", "rag.segment.SegmentBuilder.finish", 1, None)]
+                ("merge", "rag.segment.SegmentBuilder.finish", 1, None),
+                ("sync", "rag.writer.IndexWriter._tombstoned", 1, None)]
     todo: list[tuple[str, str | None, int, float | None]] = []
     todo += [("ingest", at, nth, None) for at, nth in INGEST_POINTS]
     todo += [("upload", at, nth, None) for at, nth in UPLOAD_POINTS]
     todo += [("delete", at, nth, None) for at, nth in DELETE_POINTS]
     todo += [("merge", at, nth, None) for at, nth in MERGE_POINTS]
+    todo += [("sync", at, nth, None) for at, nth in SYNC_POINTS]
     for i in range(n_random):
         kind = "upload" if i % 3 == 2 else "ingest"
         startup, work = durations[kind]
@@ -344,7 +372,7 @@ def run(quick: bool = False, n_random: int = 8, seed: int = 7,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="three kill points (CI)")
+    parser.add_argument("--quick", action="store_true", help="five kill points (CI)")
     parser.add_argument("--random", type=int, default=8, help="kills at random moments")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, default=None)

@@ -26,6 +26,7 @@ from typing import Any
 
 # Stage entered when each of these is called; the last one entered is where a kill lands.
 PHASES = {
+    "rag.sync.Syncer.run": "reading",
     "rag.pipeline.Pipeline.ingest": "reading",
     "rag.pipeline.Pipeline.upload": "reading",
     "rag.pipeline.Pipeline.delete": "writing",
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None, run: Callable[[list[str]], Any] | None =
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     import rag.pipeline  # noqa: F401  (import what the hook resolves before arming it)
+    import rag.sync  # noqa: F401
     from rag.cli import main as rag_main
 
     arm(args.at, args.nth, args.phases)
