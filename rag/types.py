@@ -41,10 +41,6 @@ class Locator:
         label = ", ".join(p for p in parts if p)
         return f"{label} (OCR)".lstrip() if self.ocr else label
 
-    def low_confidence(self, floor: float) -> bool:
-        """OCR'd text its engine was less sure of than ``floor`` (RAG_OCR_MIN_CONFIDENCE)."""
-        return self.ocr and (self.confidence or 0.0) < floor
-
 
 @dataclass(frozen=True, slots=True)
 class Mark:
