@@ -16,6 +16,8 @@ from rag.errors import RagError
 
 F = TypeVar("F", bound=Callable[..., Any])
 RETRIEVERS = click.Choice(list(RETRIEVER_NAMES))
+AS_JSON = "Print the result as JSON instead of text."
+RETRIEVER = "How passages are found (default: $RAG_RETRIEVER)."
 
 
 def _errors(func: F) -> F:
@@ -74,12 +76,13 @@ def main(ctx: click.Context, index_dir: Path | None) -> None:
 @click.option("--strict", is_flag=True,
               help="Any file in a folder that cannot be read stops the ingest (exit 1, "
                    "nothing changed); without it such files are skipped and listed.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
 def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address: str | None,
            strict: bool, as_json: bool) -> None:
-    """Index files and folders (see README for the formats); unchanged files are skipped."""
+    """Index files and folders (the formats: the documentation's Formats page); unchanged
+    files are skipped."""
     _use_ray(ctx, ray_address, None)
     report = _pipeline(ctx).ingest(paths, prune=prune, progress=sys.stderr.isatty(),
                                    strict=strict)
@@ -99,9 +102,10 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address
 
 @main.command()
 @click.argument("query")
-@click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K))
-@click.option("--retriever", type=RETRIEVERS, default=None)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
+              help="Passages to return.")
+@click.option("--retriever", type=RETRIEVERS, default=None, help=RETRIEVER)
+@click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
 def search(ctx: click.Context, query: str, k: int, retriever: str | None, as_json: bool) -> None:
@@ -119,13 +123,14 @@ def search(ctx: click.Context, query: str, k: int, retriever: str | None, as_jso
 
 @main.command()
 @click.argument("question")
-@click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K))
-@click.option("--retriever", type=RETRIEVERS, default=None)
+@click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
+              help="Passages the answer is drawn from.")
+@click.option("--retriever", type=RETRIEVERS, default=None, help=RETRIEVER)
 @click.option("--mode", type=click.Choice(list(ANSWER_MODES)), default=None,
               help="extractive (quotes), or generative (an LLM writes, every sentence checked); "
                    "default: generative when RAG_LLM_BASE_URL is set.")
 @click.option("--stream", is_flag=True, help="Print each verified sentence as it is ready.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
 def ask(ctx: click.Context, question: str, k: int, retriever: str | None, mode: str | None,
@@ -169,7 +174,7 @@ def _explain(answer: Any) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
 def docs(ctx: click.Context, as_json: bool) -> None:
@@ -185,7 +190,7 @@ def docs(ctx: click.Context, as_json: bool) -> None:
 
 @main.command()
 @click.argument("doc_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
 def show(ctx: click.Context, doc_id: str, as_json: bool) -> None:
@@ -248,8 +253,10 @@ def mcp(ctx: click.Context) -> None:
 @click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
               help="With --task citations: passages per question, as in `rag ask -k`.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N queries.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
-@click.option("--plot", "plot_out", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Also write the report to this file as JSON.")
+@click.option("--plot", "plot_out", type=click.Path(path_type=Path), default=None,
+              help="Draw the figure to this image file (needs the [plot] extra).")
 @click.option("--cache", type=click.Path(path_type=Path), default=Path(".cache/eval"),
               show_default=True, help="Where per-dataset indexes are kept between runs.")
 @click.pass_context
@@ -299,7 +306,8 @@ def evaluate(ctx: click.Context, task: str, dataset_dir: Path, rationales_file: 
 @main.command("bench")
 @click.option("--dataset", "dataset_dir", required=True, type=click.Path(path_type=Path),
               help="A BEIR dataset folder; its test queries are timed and scored.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Also write the report to this file as JSON.")
 @click.option("--cache", type=click.Path(path_type=Path), default=Path(".cache/bench"),
               show_default=True, help="Work folder: txtai's virtualenv, indexes, raw results.")
 @click.option("--no-http", is_flag=True, help="Skip the HTTP timings.")
