@@ -134,3 +134,13 @@ def test_every_command_on_the_page_runs(reader: Reader, page: Path) -> None:
         for command in lines(body):
             _check(command, reader.sh(command))
     assert (reader.folder / "index" / "CURRENT").exists()  # the pages made the index here
+
+
+@pytest.mark.unit
+def test_the_readme_stays_short_and_links_only_to_pages_that_exist() -> None:
+    """Issue 30: at most 250 lines; the rest lives in docs/, where the strict build checks
+    links (this checks the README's own)."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 250
+    for target in re.findall(r"\]\(((?:docs/|[A-Z]+\.md)[^)#]*)", text):
+        assert (ROOT / target).exists(), target
