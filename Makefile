@@ -10,7 +10,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test unit bench check-reliability clean browser ocr fonts
+.PHONY: install run test unit bench check-reliability clean browser ocr fonts docs
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch first: otherwise pip resolves a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	# The [ray] extra too: tests/test_ray.py runs a two-node Ray cluster on 127.0.0.1;
-	# [plot] and [bench] because the tests run `rag eval --plot` and our side of `rag bench`.
-	$(BIN)/pip install --quiet -e '.[dev,ray,plot,bench]'
+	# [plot] and [bench] because the tests run `rag eval --plot` and our side of `rag bench`;
+	# [docs] because they build the documentation site.
+	$(BIN)/pip install --quiet -e '.[dev,ray,plot,bench,docs]'
 	touch $(STAMP)
 
 # The [llm] extra for the tests only (`make run` needs no LLM): a source build, ~5 min once.
@@ -70,7 +71,14 @@ test: $(TEST_STAMP) browser ocr fonts
 	$(BIN)/ruff check rag api eval tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	$(BIN)/pytest -q
+
+# The documentation site in site/, offline: the HTTP examples answered by a real server over
+# the seeds, then the pages (the reference ones generated from the code).
+docs: $(STAMP)
+	$(BIN)/python -m eval.docsite.examples
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Pure logic only (no model, server or subprocess): seconds, for the edit-test loop.
 unit: $(STAMP)
@@ -89,4 +97,4 @@ check-reliability: $(STAMP)
 	$(BIN)/python -m eval.reliability.soak --minutes 10 --json eval/results/soak.json
 
 clean:
-	rm -rf $(VENV) index/snapshots index/CURRENT
+	rm -rf $(VENV) index/snapshots index/CURRENT site

@@ -148,10 +148,13 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
 
     @app.get("/healthz", response_model=Status)
     def healthz() -> Status:
+        """The process is up: answers at once, while the index still loads."""
         return Status(status="ok")
 
     @app.get("/readyz", response_model=Status, responses={503: {"model": Status}})
     def readyz(request: Request) -> Status | JSONResponse:
+        """The index is loaded and answering, with its snapshot and size; a 503 with the
+        reason before that, or when there is no index yet."""
         state = request.app.state
         if not state.ready.is_set():
             reason = scrub(state.load_error or "loading", settings)

@@ -120,6 +120,8 @@ def offered(pipeline: Pipeline) -> list[str]:
 
 @router.get("/models", response_model=ModelList)
 async def models(pipeline: PipelineDep) -> ModelList:
+    """One model per answer mode: ``rag-extractive``, and ``rag-generative`` when an LLM is
+    configured."""
     return ModelList(data=[ModelCard(id=m) for m in offered(pipeline)])
 
 
@@ -178,6 +180,9 @@ def _mode(model: str, pipeline: Pipeline) -> AnswerMode:
           "description": "JSON, or with `stream` chat.completion.chunk events and [DONE]"}})
 async def chat_completions(body: ChatRequest, pipeline: PipelineDep, settings: SettingsDep,
                            lane: LaneDep, base: PublicUrlDep) -> Response:
+    """The OpenAI chat API: the last user message is the question; the content is the
+    answer with its [n] markers, each with a ``url_citation`` annotation that opens the
+    quoted span, and our whole answer is in ``rag``."""
     mode = _mode(body.model, pipeline)
     question = question_of(body.messages)
     events = pipeline.ask_stream(question, mode=mode)

@@ -57,6 +57,8 @@ async def run_search(lane: anyio.CapacityLimiter, work: Callable[[], BaseModel])
 
 @router.post("/search", response_model=SearchResponse)
 async def search(body: SearchRequest, pipeline: PipelineDep, lane: LaneDep) -> Response:
+    """Ranked passages for ``query``, each with its score, every stage's score and where it
+    is in its file (``locator``)."""
     def work() -> SearchResponse:
         hits = pipeline.search(body.query, body.k, body.retriever)
         return SearchResponse.model_validate({"query": body.query,
@@ -72,6 +74,10 @@ async def search(body: SearchRequest, pipeline: PipelineDep, lane: LaneDep) -> R
                          "`error` ({detail, status}) if the LLM fails midway"},
     502: {"model": ErrorResponse}, 504: {"model": ErrorResponse}})
 async def ask(body: AskRequest, pipeline: PipelineDep, lane: LaneDep) -> Response:
+    """An answer whose every sentence is a verified quote with its citation, or an abstention
+    when the documents don't say; ``provenance`` says how it was chosen. ``"mode":
+    "generative"`` has an LLM write it (each sentence then checked), ``"stream": true`` sends
+    server-sent events."""
     if body.stream:
         return await stream_answer(pipeline.ask_stream(body.question, body.k, body.retriever,
                                                        body.mode), lane)
@@ -137,6 +143,7 @@ def sync_status(request: Request) -> SyncOut:
 
 @router.get("/documents", response_model=DocumentList)
 def list_documents(pipeline: PipelineDep) -> DocumentList:
+    """The indexed documents: id, title, source, size."""
     return DocumentList.model_validate({"documents": pipeline.documents()})
 
 
@@ -218,5 +225,6 @@ async def _while_connected(request: Request, gone: threading.Event,
 
 @router.delete("/documents/{doc_id:path}", response_model=DeleteResponse)
 def delete_document(doc_id: str, pipeline: PipelineDep) -> DeleteResponse:
+    """Remove a document: the snapshot it writes no longer holds it."""
     report = pipeline.delete(doc_id)
     return DeleteResponse(doc_id=doc_id, deleted=True, snapshot=report.snapshot)

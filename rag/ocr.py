@@ -5,7 +5,7 @@ the library; the language data is Debian's (`tesseract-ocr-eng`, installed by `m
 and `make test`), found in its usual folders or at RAG_OCR_TESSDATA. Nothing is downloaded.
 Chosen over pytesseract (the same engine through a subprocess a page: half the speed) and
 RapidOCR (ships its ONNX models, but 25 times the error rate on serif and monospace text
-and a sixth of the speed): README "Scans and images" has the figures,
+and a sixth of the speed): docs/benchmarks.md "OCR and tables" has the figures,
 `python -m eval.bench.ocr` measures them.
 
 This runs inside the parse worker (rag.isolation): the caller sees each page start
