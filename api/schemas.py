@@ -120,6 +120,9 @@ class PassageOut(BaseModel):
     rank: int | None
     score: float
     stage_scores: dict[str, float]
+    char_start: int = Field(description="the passage is its document's "
+                            "text[char_start:char_end]")
+    char_end: int
     neighbour_of: str | None = None
 
 

@@ -30,6 +30,7 @@ def _passage(c: Candidate) -> Passage:
     if c.own is not None:
         return Passage.of(c.own)
     return replace(Passage.of(c.doc_best), chunk_id=c.chunk.chunk_id, rank=None,
+                   char_start=c.chunk.char_start, char_end=c.chunk.char_end,
                    neighbour_of=c.doc_best.chunk.chunk_id)
 
 

@@ -146,12 +146,16 @@ class Passage:
     rank: int | None
     score: float
     stage_scores: Mapping[str, float]
+    # Where the passage is: its document's text[char_start:char_end] (an abstention's
+    # closest passages open there).
+    char_start: int
+    char_end: int
     neighbour_of: str | None = None  # the retrieved chunk this one lies beside
 
     @classmethod
     def of(cls, hit: Hit) -> Passage:
         return cls(hit.chunk.doc_id, hit.chunk.chunk_id, hit.rank, round(hit.score, 6),
-                   dict(hit.stage_scores))
+                   dict(hit.stage_scores), hit.chunk.char_start, hit.chunk.char_end)
 
 
 @dataclass(frozen=True, slots=True)
