@@ -38,6 +38,11 @@ _BINARY_MAGIC = {
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _TEXT_KINDS = {".csv": "csv", ".tsv": "csv", ".eml": "eml"}
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
+# A machine-made file name (a hash, a UUID): a run of 8 or more hex digits and no letter past
+# "f". It says nothing to a reader, so such a document is named by its opening words.
+_HEX_RUN = re.compile(r"[0-9a-f]{8,}", re.IGNORECASE)
+_PAST_F = re.compile(r"[g-z]", re.IGNORECASE)
+OPENING_CHARS = 80  # the most of a document's opening words a title made of them shows
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)[\s>]",
                          re.IGNORECASE | re.DOTALL)
 
@@ -105,7 +110,9 @@ def clean_marked(raw: str, marks: Sequence[RawMark]) -> tuple[str, tuple[Mark, .
     return "".join(parts), tuple(out)
 
 
-def _guess_title(text: str, fallback: str) -> str:
+def _guess_title(text: str, name: str) -> str:
+    """A first line that reads as a title, else the file's name (without its extension),
+    else, when that name is machine-made, the document's opening words."""
     for line in text.splitlines():
         line = line.strip().lstrip("#").strip()
         if not line:
@@ -113,11 +120,22 @@ def _guess_title(text: str, fallback: str) -> str:
         if len(line) <= 150 and not line.endswith((".", "?", "!", ":")):
             return line
         break
-    return fallback
+    stem = Path(name).stem
+    if not _HEX_RUN.search(stem) or _PAST_F.search(stem):
+        return stem
+    opening = " ".join(text[:OPENING_CHARS * 4].split())
+    if len(opening) <= OPENING_CHARS:
+        return opening
+    return opening[:OPENING_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
 def _too_much_text(name: str, max_chars: int) -> str:
     return f"{name}: more than {max_chars} characters of text; split the document"
+
+
+def readable_suffixes(with_ocr: bool) -> frozenset[str]:
+    """The extensions read under RAG_OCR (images need OCR): what an upload picker offers."""
+    return SUPPORTED_SUFFIXES if with_ocr else SUPPORTED_SUFFIXES - ocr.IMAGE_SUFFIXES
 
 
 def _unsupported(name: str, suffix: str) -> UnsupportedFileError:
@@ -224,7 +242,7 @@ def parse_bytes(data: bytes, name: str, doc_id: str, source: str,
         raise UnreadableFileError(f"{name}: no text left after extraction; nothing to index")
     return Document(
         doc_id=doc_id,
-        title=title or _guess_title(text, Path(name).stem),
+        title=title or _guess_title(text, name),
         source=source,
         text=text,
         sha256=hashlib.sha256(data).hexdigest(),

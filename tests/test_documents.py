@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.documents import clean_text, discover, load_file, parse_bytes
+from rag.documents import OPENING_CHARS, clean_text, discover, load_file, parse_bytes
 from rag.errors import FileTooLargeError, UnreadableFileError, UnsupportedFileError
 from rag.markup import MAX_HTML_ELEMENTS
 from tests.formats_corpus import pdf_from_objects
@@ -46,7 +46,20 @@ def test_clean_text_keeps_curly_quotes_and_collapses_blank_runs() -> None:
 
 def test_title_comes_from_a_heading_line_or_the_file_name() -> None:
     assert load_file(SEEDS / f"{SEED_B}.txt", SEED_B).title.startswith("U.S. reluctance")
-    assert load_file(SEEDS / f"{SEED_A}.txt", SEED_A).title == SEED_A
+    prose = b"The tea was steamed at dawn. Then it was rolled.\n"
+    assert parse_bytes(prose, "harvest-notes.txt", "n", "n").title == "harvest-notes"
+    assert parse_bytes(prose, "Cafe 2024.txt", "n", "n").title == "Cafe 2024"
+
+
+def test_a_machine_made_file_name_gives_way_to_the_opening_words() -> None:
+    """Seed A's first line is a sentence and its name a hash (000_4b5d5bcc7add4bfe): it is
+    named by its opening words, cut at a word, never by the hash."""
+    title = load_file(SEEDS / f"{SEED_A}.txt", SEED_A).title
+    assert title == ("At a time when US President Joe Biden’s administration is seeking to "
+                     "restore…"), title
+    assert len(title) <= OPENING_CHARS + 1
+    uuid = "550e8400-e29b-41d4-a716-446655440000.txt"
+    assert parse_bytes(b"Short note.\n", uuid, "u", "u").title == "Short note."
 
 
 def test_html_keeps_text_only() -> None:
