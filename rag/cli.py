@@ -14,6 +14,7 @@ import click
 
 from rag.config import ANSWER_MODES, DEFAULT_K, MAX_K, RETRIEVER_NAMES, Settings, load_settings
 from rag.errors import RagError
+from rag.quiet import quiet_libraries
 
 F = TypeVar("F", bound=Callable[..., Any])
 RETRIEVERS = click.Choice(list(RETRIEVER_NAMES))
@@ -57,9 +58,13 @@ def _use_ray(ctx: click.Context, address: str | None, shards: int | None) -> Non
 @click.group()
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None,
               help="Index folder (default: $RAG_INDEX_DIR or ./index).")
+@click.option("--verbose", is_flag=True,
+              help="Also show the libraries' own progress bars, warnings and logs.")
 @click.pass_context
-def main(ctx: click.Context, index_dir: Path | None) -> None:
+def main(ctx: click.Context, index_dir: Path | None, verbose: bool) -> None:
     """Ask questions of your documents; every answer sentence cites its source."""
+    if not verbose:
+        quiet_libraries()
     try:
         settings = load_settings()
     except RagError as exc:
