@@ -18,7 +18,7 @@ from starlette.routing import Match
 
 from api import openai_compat
 from api.deps import pipeline_of, require_api_key
-from api.limits import BodyLimitMiddleware, RateLimitMiddleware, UploadSlots
+from api.limits import BodyLimitMiddleware, RateLimitMiddleware, UploadSlots, route_path
 from api.mcp import HttpEndpoint
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import router
@@ -72,7 +72,7 @@ def _error(request: Request, status: int, message: str,
     """Our {"detail"} body; on the OpenAI-compatible paths, OpenAI's shape (and 400 where
     we would say 422, as OpenAI does for a malformed request)."""
     message = scrub(message, request.app.state.settings)
-    if request.url.path in openai_compat.PATHS:
+    if route_path(request.scope) in openai_compat.PATHS:
         status = 400 if status == 422 else status
         return JSONResponse(openai_compat.error_body(status, message), status_code=status,
                             headers=headers)
@@ -116,7 +116,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
     # The docs pages are added by add_pages, from local files (FastAPI's load a CDN).
     app = FastAPI(title="rag: cited answers from your documents", version=__version__,
                   lifespan=lifespan, docs_url=None, redoc_url=None)
-    add_pages(app)
+    add_pages(app, settings)
     # With a key, every /v1 route requires it and OpenAPI declares the bearer scheme.
     keyed = [Depends(require_api_key)] if settings.api_key else []
     app.include_router(router, dependencies=keyed)

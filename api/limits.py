@@ -11,6 +11,14 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+def route_path(scope: Scope) -> str:
+    """The path our routes see: under a proxy's prefix (uvicorn's --root-path), the request's
+    path without it, as Starlette's router matches it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
 def error_json(path: str, status: int, message: str) -> bytes:
     """Our {"detail"} body, or OpenAI's error shape on the OpenAI-compatible paths."""
     from api.openai_compat import PATHS, error_body
@@ -47,7 +55,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = -1
                 if declared > self.max_bytes or declared < 0:
-                    await self._reject(send, scope["path"])
+                    await self._reject(send, route_path(scope))
                     return
         received = 0
         started = False
@@ -71,7 +79,7 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send, scope["path"])
+                await self._reject(send, route_path(scope))
 
 
 class RateLimitMiddleware:
@@ -110,7 +118,7 @@ class RateLimitMiddleware:
             return (1.0 - tokens) / self.rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+        if scope["type"] != "http" or not route_path(scope).startswith(self.prefixes):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
@@ -119,7 +127,8 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         retry = max(1, math.ceil(wait))
-        body = error_json(scope["path"], 429, f"rate limit of {self.rate * 60:g} requests a "
+        body = error_json(route_path(scope), 429,
+                          f"rate limit of {self.rate * 60:g} requests a "
                           f"minute reached: retry in {retry} s")
         await send({"type": "http.response.start", "status": 429,
                     "headers": [(b"content-type", b"application/json"),

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.limits import route_path
 from rag.config import Settings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -121,7 +122,7 @@ class RequestChecks:
         headers = Headers(scope=scope)
         host = headers.get("host")
         if not self.rule.allows(host):
-            await _refuse(send, scope["path"], 421,
+            await _refuse(send, route_path(scope), 421,
                           f"this server does not answer to the host {(host or '')[:100]!r} "
                           "(Host header): add that name to RAG_ALLOWED_HOSTS on the server, "
                           "or use one it answers to")
@@ -129,7 +130,7 @@ class RequestChecks:
         if scope["method"] not in SAFE_METHODS:
             why = self.rule.cross_origin(headers)
             if why is not None:
-                await _refuse(send, scope["path"], 403,
+                await _refuse(send, route_path(scope), 403,
                               f"cross-origin request refused: {why}, and only pages served by "
                               "this server may change it")
                 return
@@ -188,6 +189,12 @@ def public_url(settings: Settings, hosts: Iterable[str] = ()) -> str:
     host = "127.0.0.1" if host in EVERY_ADDRESS else host
     host = f"[{host}]" if ":" in host and not host.startswith("[") else host
     return f"http://{host}:{settings.port}"
+
+
+def root_path(settings: Settings) -> str:
+    """The path prefix a reverse proxy serves us under: RAG_PUBLIC_URL's path ("/rag" for
+    https://example.com/rag), "" without one."""
+    return urlsplit(settings.public_url).path.rstrip("/") if settings.public_url else ""
 
 
 def scrub(message: str, settings: Settings) -> str:

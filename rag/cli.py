@@ -284,13 +284,17 @@ def watch(ctx: click.Context, paths: tuple[Path, ...], no_ocr: bool) -> None:
 @click.option("--watch", "watch_paths", multiple=True, type=click.Path(path_type=Path),
               help="Keep the index equal to this folder while serving (repeatable; "
                    "GET /v1/sync shows its state).")
+@click.option("--root-path", default=None, metavar="PREFIX",
+              help="The path prefix a reverse proxy serves this under, having stripped it "
+                   "(/rag; default: the path of $RAG_PUBLIC_URL).")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, ray_address: str | None,
-          shards: int | None, watch_paths: tuple[Path, ...]) -> None:
+          shards: int | None, watch_paths: tuple[Path, ...], root_path: str | None) -> None:
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
     from api.app import create_app
+    from api.security import root_path as proxy_prefix
 
     _use_ray(ctx, ray_address, shards)
     settings: Settings = ctx.obj
@@ -299,8 +303,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, ray_address: s
     if watch_paths:
         settings = settings.model_copy(update={"watch": list(watch_paths)})
     host = host or settings.host
+    prefix = proxy_prefix(settings) if root_path is None else root_path.rstrip("/")
     uvicorn.run(create_app(settings, hosts=[host]), host=host, port=settings.port,
-                log_level="info")
+                root_path=prefix, log_level="info")
 
 
 @main.command("mcp")
