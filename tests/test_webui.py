@@ -7,11 +7,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,6 +28,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from eval.harness import HOST, RAG, free_port, serve_rag
+from rag.documents import readable_suffixes
 from tests.seed_facts import OFF_TOPIC, ROOT, SEED_A, SEED_B, SEED_QUESTIONS, SEEDS
 
 pytestmark = pytest.mark.browser
@@ -35,6 +37,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SHOTS = ROOT / "docs" / "screenshots"
 KEY = "webui-s3cret"
+PREFIX = "/rag"
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 WAIT_S = 60
 T = TypeVar("T")
 
@@ -174,7 +178,11 @@ def test_ask_cites_and_opens_the_quoted_span(driver: WebDriver, server: str) -> 
     driver.save_screenshot(str(SHOTS / "highlighted-quote.png"))
 
 
-def test_abstention_offers_the_closest_passages(driver: WebDriver, server: str) -> None:
+def test_abstention_opens_its_closest_passages_marked(driver: WebDriver, server: str) -> None:
+    with httpx.Client(base_url=server, timeout=60) as http:
+        first = http.post("/v1/ask", json={"question": OFF_TOPIC[1]}).json()[
+            "provenance"]["closest"][0]
+        text = http.get(f"/v1/documents/{first['doc_id']}").json()["text"]
     driver.get(server + "/")
     answer = ask(driver, OFF_TOPIC[1])
     assert answer.find_element(By.CSS_SELECTOR, ".abstained h3").text == \
@@ -182,8 +190,97 @@ def test_abstention_offers_the_closest_passages(driver: WebDriver, server: str) 
     closest = answer.find_elements(By.CSS_SELECTOR, ".closest button")
     assert closest and not answer.find_elements(By.CSS_SELECTOR, "button.cite")
     closest[0].click()
-    visible(driver, "#doc-text")
-    wait(driver, lambda d: len(text_of(d, "#doc-text")) > 1000)
+    visible(driver, "#doc-text mark")
+    assert text_of(driver, "#doc-text mark") == text[first["char_start"]:first["char_end"]]
+    assert "the passage at characters" in text_of(driver, "#doc-meta")
+
+
+def test_the_first_screen_shows_the_collection_and_example_questions(
+        driver: WebDriver, server: str) -> None:
+    documents = httpx.get(f"{server}/v1/documents").json()["documents"]
+    driver.get(server + "/")
+    wait(driver, lambda d: "indexed" in text_of(d, "#doc-count"))
+    assert text_of(driver, "#doc-count") == f"{len(documents)} documents are indexed."
+    assert "quoted from your documents" in text_of(driver, "#welcome")
+    examples = visible(driver, "#examples").find_elements(By.CSS_SELECTOR, "button.example")
+    titles = [d["title"] for d in documents]
+    assert examples and all(any(t in e.text for t in titles) for e in examples)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / "first-screen.png"))
+    examples[0].click()  # asks it
+    answer = wait(driver, lambda d: d.find_element(By.ID, "answer").get_attribute("aria-busy")
+                  is None and d.find_elements(By.CSS_SELECTOR, "#answer p.meta")
+                  and d.find_element(By.ID, "answer"))
+    assert "answer" in answer.text
+    assert not driver.find_element(By.ID, "welcome").is_displayed()
+    # a favicon, and nothing the page asks for is missing
+    statuses = driver.execute_script(
+        "const urls = [document.querySelector('link[rel=icon]').href, 'favicon.ico',"
+        " 'static/app.js', 'static/style.css'];"
+        "return Promise.all(urls.map(u => fetch(u).then(r => r.status)))")
+    assert statuses == [200, 200, 200, 200]
+
+
+def test_titles_are_readable_and_the_picker_offers_every_format(driver: WebDriver,
+                                                                server: str) -> None:
+    driver.get(server + "/")
+    driver.find_element(By.CSS_SELECTOR, ".tab[data-view=documents]").click()
+    row = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, f"tr[data-doc-id='{SEED_A}']"))
+    title = row.find_element(By.CSS_SELECTOR, "td").text
+    # seed A's first line is a sentence and its file name a hash: its opening words name it
+    assert title.startswith("At a time when") and not re.search(r"[0-9a-f]{8}", title), title
+    picker = driver.find_element(By.ID, "file").get_attribute("accept")
+    assert picker is not None
+    assert picker.split(",") == sorted(readable_suffixes(True))
+    assert {".docx", ".pptx", ".xlsx", ".csv", ".epub", ".eml", ".png"} <= set(picker.split(","))
+    assert all(s in text_of(driver, "#formats") for s in picker.split(","))
+
+
+def test_the_viewer_closes_on_a_new_answer_an_abstention_and_a_tab(driver: WebDriver,
+                                                                  server: str) -> None:
+    question = SEED_QUESTIONS[6][0]
+    driver.get(server + "/")
+
+    def open_quote() -> None:
+        ask(driver, question).find_element(By.XPATH, ".//button[text()='[1]']").click()
+        visible(driver, "#doc-text mark")
+
+    open_quote()
+    ask(driver, SEED_QUESTIONS[5][0])
+    assert not driver.find_element(By.ID, "doc").is_displayed()
+    open_quote()
+    ask(driver, OFF_TOPIC[1])  # an abstention
+    assert not driver.find_element(By.ID, "doc").is_displayed()
+    open_quote()
+    driver.find_element(By.CSS_SELECTOR, ".tab[data-view=search]").click()
+    assert not driver.find_element(By.ID, "doc").is_displayed()
+
+
+def test_on_a_phone_nothing_runs_off_the_screen(driver: WebDriver, server: str) -> None:
+    """390×844, as an iPhone 12-15: the answer, the viewer with its relative source, the
+    document list; the page is never wider than the screen."""
+    question, doc_id, _ = SEED_QUESTIONS[6]
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    try:
+        driver.get(server + "/")
+        ask(driver, question).find_element(By.XPATH, ".//button[text()='[1]']").click()
+        visible(driver, "#doc-text mark")
+        meta = text_of(driver, "#doc-meta")
+        assert meta.startswith(f"From {doc_id}.txt"), meta  # relative, never the server's path
+        assert str(SEEDS) not in meta and str(ROOT) not in meta
+        assert _fits(driver)
+        driver.save_screenshot(str(SHOTS / "phone-highlighted-quote.png"))
+        driver.find_element(By.CSS_SELECTOR, ".tab[data-view=documents]").click()
+        wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"tr[data-doc-id='{SEED_A}']"))
+        assert _fits(driver)
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def _fits(driver: WebDriver) -> bool:
+    fits: bool = driver.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth")
+    return fits
 
 
 def test_search_shows_ranked_passages_with_stage_scores(driver: WebDriver,
@@ -194,6 +291,9 @@ def test_search_shows_ranked_passages_with_stage_scores(driver: WebDriver,
     driver.find_element(By.CSS_SELECTOR, "#search-form button[type=submit]").click()
     hits = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#hits li"))
     assert len(hits) == 5
+    for above, below in zip(hits, hits[1:], strict=False):  # one a row, a rule between
+        assert below.location["y"] >= above.location["y"] + above.size["height"]
+        assert above.value_of_css_property("border-bottom-style") == "solid"
     assert "dense" in hits[0].text and "bm25" in hits[0].text and "score" in hits[0].text
     assert SEED_QUESTIONS[5][2] in " ".join(h.text for h in hits)
 
@@ -373,3 +473,66 @@ def test_a_watched_folder_of_scans_shows_its_sync_and_ocr_citations(
         sources = visible(driver, "#sources li .meta").text
         assert sources.startswith("permit, p. 1 (OCR), characters"), sources
         driver.save_screenshot(str(tmp_path / "ocr.png"))
+
+
+class _PrefixProxy(BaseHTTPRequestHandler):
+    """A reverse proxy as in docs/deploying.md's nginx recipe: /rag/... to the server with
+    /rag stripped, the Host passed on. Whole responses (an event stream arrives at once)."""
+
+    upstream = ""
+
+    def _forward(self) -> None:
+        if not self.path.startswith(PREFIX + "/"):
+            self.send_error(404)
+            return
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in ("content-length", "connection")}
+        answer = httpx.request(self.command, self.upstream + self.path[len(PREFIX):],
+                               headers=headers, content=body, timeout=120)
+        self.send_response(answer.status_code)
+        for name, value in answer.headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection",
+                                    "content-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    do_GET = do_POST = do_DELETE = _forward
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_the_page_works_under_a_path_prefix(driver: WebDriver, index: Path) -> None:
+    """`rag serve --root-path /rag` behind a proxy serving it at /rag/: the page, its
+    answers and quotes, and the API docs, every request under the prefix."""
+    copy = index.parent / "prefixed"
+    shutil.copytree(index, copy)
+    env = {**os.environ, "RAG_INDEX_DIR": str(copy)}
+    with serve_rag(env, "--root-path", PREFIX, wait=120) as served:
+        handler = type("Proxy", (_PrefixProxy,), {"upstream": served.base_url})
+        proxy = ThreadingHTTPServer((HOST, free_port()), handler)
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        base = f"http://{HOST}:{proxy.server_address[1]}{PREFIX}"
+        try:
+            driver.get(base + "/")
+            wait(driver, lambda d: "2 documents are indexed" in text_of(d, "#doc-count"))
+            question, _, fact = SEED_QUESTIONS[6]
+            answer = ask(driver, question)
+            assert fact in answer.text
+            answer.find_element(By.XPATH, ".//button[text()='[1]']").click()
+            visible(driver, "#doc-text mark")
+            assert all(name.startswith(base + "/") for name in resources(driver)), \
+                resources(driver)
+            driver.get(base + "/docs")
+            operations = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock"))
+            assert any("/v1/ask" in op.text for op in operations)
+            assert all(name.startswith(base + "/") for name in resources(driver)), \
+                resources(driver)
+            # OpenAPI names the prefix, so the docs' "Try it out" goes through the proxy
+            assert httpx.get(base + "/openapi.json").json()["servers"] == [{"url": PREFIX}]
+        finally:
+            proxy.shutdown()
+            proxy.server_close()

@@ -1,6 +1,8 @@
 // The rag web page: ask (answers with [n] links to the quoted span), search, documents.
 // Plain JavaScript, no dependencies. Text from the server is only ever put in the page as
-// text nodes (append / textContent), never as HTML.
+// text nodes (append / textContent), never as HTML. Every URL is relative to the page
+// ('v1/ask', never a path from the host's root), so the page works under a reverse
+// proxy's path prefix.
 'use strict';
 
 const KEY = 'rag-api-key';  // sessionStorage: the key lives as long as this tab
@@ -22,7 +24,7 @@ function el(tag, attrs = {}, ...children) {
 
 const code = (text) => el('code', {}, text);
 const num = (x, digits = 3) => (typeof x === 'number' ? x.toFixed(digits) : String(x));
-const docPath = (docId) => '/v1/documents/' + docId.split('/').map(encodeURIComponent).join('/');
+const docPath = (docId) => 'v1/documents/' + docId.split('/').map(encodeURIComponent).join('/');
 
 function say(target, kind, ...parts) {  // kind: '' | 'error' | 'ok'
   target.replaceChildren(...parts);
@@ -135,6 +137,7 @@ $('#key-form').addEventListener('submit', (event) => {
 // ---- views ------------------------------------------------------------------------
 
 function show(view) {
+  closeDocument();
   for (const tab of document.querySelectorAll('.tab')) {
     const here = tab.dataset.view === view;
     if (here) tab.setAttribute('aria-current', 'page'); else tab.removeAttribute('aria-current');
@@ -150,7 +153,8 @@ for (const tab of document.querySelectorAll('.tab')) {
 // ---- the document viewer ------------------------------------------------------------
 
 // Render the text once: text before, <mark> with exactly text[start:end], text after.
-async function openDocument(docId, start, end) {
+// ``what`` names the marked span in the viewer's line ("the quote", "the passage").
+async function openDocument(docId, start, end, what) {
   const panel = $('#doc');
   const box = $('#doc-text');
   try {
@@ -164,8 +168,8 @@ async function openDocument(docId, start, end) {
   }
   const text = shownDoc.text;
   $('#doc-title').textContent = shownDoc.title || docId;
-  const where = start == null ? '' : ', the quote at characters ' + start + '–' + end;
-  say($('#doc-meta'), '', shownDoc.doc_id + ' (' + shownDoc.source + ')' + where);
+  const span = start == null ? '' : ' · ' + (what || 'the quote') + ' at characters ' + start + '–' + end;
+  say($('#doc-meta'), '', 'From ', code(shownDoc.source), span);
   panel.hidden = false;
   if (start == null) {
     box.replaceChildren(text);
@@ -182,7 +186,12 @@ async function openDocument(docId, start, end) {
   mark.scrollIntoView({ block: 'center' });
 }
 
-$('#doc-close').addEventListener('click', () => { $('#doc').hidden = true; });
+// The viewer belongs to what opened it: a new answer, an abstention or another tab closes it.
+function closeDocument() {
+  $('#doc').hidden = true;
+}
+
+$('#doc-close').addEventListener('click', closeDocument);
 
 // ---- ask ----------------------------------------------------------------------------
 
@@ -237,11 +246,14 @@ function renderSources(citations, empty = 'No citations.') {
   list.replaceChildren(...citations.map(sourceItem));
 }
 
+// A passage an abstention found closest: opens its document at the passage, marked.
 function closestItem(p) {
   const doc = documentsById.get(p.doc_id);
   return el('li', {},
-    el('button', { type: 'button', class: 'link', onclick: () => openDocument(p.doc_id) },
-      doc ? doc.title : p.doc_id),
+    el('button', {
+      type: 'button', class: 'link',
+      onclick: () => openDocument(p.doc_id, p.char_start, p.char_end, 'the passage'),
+    }, doc ? doc.title : p.doc_id),
     el('span', { class: 'meta' }, ' ' + p.chunk_id + ', score ' + num(p.score)));
 }
 
@@ -298,13 +310,15 @@ async function ask(question) {
   const body = { question, stream: true };
   if (!$('#mode').hidden) body.mode = document.querySelector('input[name=mode]:checked').value;
   button.disabled = true;
+  closeDocument();
+  $('#welcome').hidden = true;
   box.setAttribute('aria-busy', 'true');
   box.replaceChildren(el('p', { class: 'meta' }, 'Reading the documents…'));
   renderSources([], 'Citations appear here.');
   const streamed = el('p', { class: 'answer-text' });
   const seen = [];
   try {
-    const response = await call('POST', '/v1/ask', body);
+    const response = await call('POST', 'v1/ask', body);
     for await (const { event, data } of serverEvents(response)) {
       if (event === 'sentence') {
         if (!seen.length) box.replaceChildren(streamed);
@@ -338,13 +352,41 @@ $('#question').addEventListener('keydown', (event) => {  // Enter asks, Shift+En
   }
 });
 
+// ---- the first screen ------------------------------------------------------------------
+
+const EXAMPLES = 3;  // example questions on the first screen
+
+// Questions about the indexed documents, made from their titles: a title that is the
+// document's own (not its opening words cut short, which end in "…") of a readable length.
+function exampleQuestions(documents) {
+  return documents
+    .map((d) => d.title)
+    .filter((t) => t && !t.endsWith('…') && t.length >= 12 && t.length <= 100)
+    .slice(0, EXAMPLES)
+    .map((t) => 'What does “' + t + '” say?');
+}
+
+function renderWelcome(documents) {
+  const n = documents.length;
+  $('#doc-count').textContent = n
+    ? n.toLocaleString() + ' document' + (n === 1 ? ' is' : 's are') + ' indexed.'
+    : '';
+  const questions = exampleQuestions(documents);
+  $('#examples').hidden = !questions.length;
+  $('#examples ul').replaceChildren(...questions.map((q) => el('li', {},
+    el('button', {
+      type: 'button', class: 'link example',
+      onclick: () => { $('#question').value = q; $('#ask-form').requestSubmit(); },
+    }, q))));
+}
+
 // ---- search -------------------------------------------------------------------------
 
 function hitItem(h) {
   const stages = Object.entries(h.stage_scores).map(([name, s]) => name + ' ' + num(s)).join(' · ');
   return el('li', { value: h.rank },
-    el('strong', {}, h.title), ' ',
-    el('span', { class: 'meta' }, 'score ' + num(h.score) + (stages ? ' (' + stages + ')' : '')),
+    el('div', { class: 'hit-head' }, el('strong', {}, h.title), ' ',
+      el('span', { class: 'meta' }, 'score ' + num(h.score) + (stages ? ' (' + stages + ')' : ''))),
     el('blockquote', {}, h.text),
     el('div', { class: 'meta' }, h.chunk_id + where(h.locator) + ' ',
       el('button', { type: 'button', onclick: () => openDocument(h.doc_id, h.char_start, h.char_end) },
@@ -357,9 +399,10 @@ $('#search-form').addEventListener('submit', async (event) => {
   if ($('#retriever').value) body.retriever = $('#retriever').value;
   const message = $('#search-message');
   say(message, '', 'Searching…');
+  closeDocument();
   $('#hits').replaceChildren();
   try {
-    const found = await (await call('POST', '/v1/search', body)).json();
+    const found = await (await call('POST', 'v1/search', body)).json();
     say(message, '', found.hits.length ? '' : 'No passages matched.');
     $('#hits').replaceChildren(...found.hits.map(hitItem));
   } catch (err) {
@@ -373,13 +416,14 @@ async function loadDocuments() {
   const rows = $('#documents');
   let listed;
   try {
-    listed = (await getJSON('/v1/documents')).documents;
+    listed = (await getJSON('v1/documents')).documents;
   } catch (err) {
     rows.replaceChildren(el('tr', {}, el('td', { colspan: 5 }, ...explain(err))));
     return;
   }
   documentsById.clear();
   for (const d of listed) documentsById.set(d.doc_id, d);
+  renderWelcome(listed);
   if (!listed.length) {
     rows.replaceChildren(el('tr', {}, el('td', { colspan: 5 }, ...noIndex())));
     return;
@@ -402,7 +446,7 @@ async function removeDocument(d) {
   try {
     await call('DELETE', docPath(d.doc_id));
     say(message, 'ok', 'Deleted “' + d.title + '”.');
-    if (shownDoc && shownDoc.doc_id === d.doc_id) { shownDoc = null; $('#doc').hidden = true; }
+    if (shownDoc && shownDoc.doc_id === d.doc_id) { shownDoc = null; closeDocument(); }
   } catch (err) {
     say(message, 'error', ...explain(err));
   }
@@ -416,7 +460,7 @@ function upload(file, replace = false) {
   const message = $('#upload-message');
   const progress = $('#upload-progress');
   const xhr = new XMLHttpRequest();
-  xhr.open('POST', '/v1/documents' + (replace ? '?replace=true' : ''));
+  xhr.open('POST', 'v1/documents' + (replace ? '?replace=true' : ''));
   for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
   progress.hidden = false;
   progress.value = 0;
@@ -460,6 +504,9 @@ function upload(file, replace = false) {
   xhr.send((() => { const form = new FormData(); form.append('file', file); return form; })());
 }
 
+// The formats the server reads, as the server wrote them into the picker's accept list.
+$('#formats').textContent = '(' + $('#file').accept.split(',').join(' ') + ')';
+
 $('#file').addEventListener('change', (event) => {
   const file = event.target.files[0];
   if (file) upload(file);
@@ -483,7 +530,7 @@ async function checkReady() {
   let body = {};
   let ok = false;
   try {
-    const response = await fetch('/readyz');
+    const response = await fetch('readyz');
     ok = response.ok;
     body = await response.json();
   } catch {
@@ -500,7 +547,7 @@ async function checkReady() {
 
 async function loadModels() {
   try {
-    const models = (await getJSON('/v1/models')).data.map((m) => m.id);
+    const models = (await getJSON('v1/models')).data.map((m) => m.id);
     const generative = models.includes('rag-generative');
     $('#mode').hidden = !generative;
     if (generative) document.querySelector('input[name=mode][value=generative]').checked = true;
@@ -511,7 +558,7 @@ async function loadModels() {
 async function loadSync() {
   let sync;
   try {
-    sync = await getJSON('/v1/sync');
+    sync = await getJSON('v1/sync');
   } catch {
     return;
   }
