@@ -123,7 +123,9 @@ ROOMS = (("Room", "Beds", "Price per night"), ("Garden suite", "2", "140 euros")
          ("Attic room", "1", "75 euros"), ("Lake view double", "2", "118 euros"))
 
 
-def _pdf(objects: list[bytes]) -> bytes:
+def pdf_from_objects(objects: list[bytes], info: int | None = None) -> bytes:
+    """Objects 1..n (1 the catalog) with their cross-reference table: a PDF by hand;
+    ``info`` is the number of a document-information object, if any."""
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
@@ -132,8 +134,10 @@ def _pdf(objects: list[bytes]) -> bytes:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
+    trailer = b"/Size %d /Root 1 0 R" % (len(objects) + 1)
+    if info is not None:
+        trailer += b" /Info %d 0 R" % info
+    out += b"trailer\n<< %s >>\nstartxref\n%d\n%%%%EOF\n" % (trailer, xref)
     return bytes(out)
 
 
@@ -172,4 +176,4 @@ def table_pdf(pages: int = 1, rows: Sequence[Sequence[str]] = ROOMS,
         objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
                     b"/Resources << /Font << /F1 3 0 R >> >> >>" % (len(objects) + 2),
                     b"<< /Length %d >>\nstream\n" % len(body) + body + b"\nendstream"]
-    return _pdf(objects)
+    return pdf_from_objects(objects)

@@ -11,6 +11,8 @@ import zipfile
 from email.message import EmailMessage
 from pathlib import Path
 
+from eval.scans import pdf_from_objects
+
 FACTS = {
     "handbook.docx": ("Which command installs the agent on Linux?", "apt install tealeaf-agent"),
     "deck.pptx": ("What was the churn rate in the third quarter?", "4.2 percent"),
@@ -163,24 +165,6 @@ def pdf_bytes(pages: list[list[str]], title: str = "Annual report") -> bytes:
                     b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"]
     objects.append(b"<< /Title (%s) >>" % title.encode("latin-1"))
     return pdf_from_objects(objects, info=len(objects))
-
-
-def pdf_from_objects(objects: list[bytes], info: int | None = None) -> bytes:
-    """Objects 1..n (1 the catalog) with their cross-reference table: a PDF by hand;
-    ``info`` is the number of a document-information object, if any."""
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    trailer = b"/Size %d /Root 1 0 R" % (len(objects) + 1)
-    if info is not None:
-        trailer += b" /Info %d 0 R" % info
-    out += b"trailer\n<< %s >>\nstartxref\n%d\n%%%%EOF\n" % (trailer, xref)
-    return bytes(out)
 
 
 GUIDE_MD = """# Tealeaf guide

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from eval.scans import pdf_from_objects
 from rag.documents import OPENING_CHARS, clean_text, discover, load_file, parse_bytes
 from rag.errors import FileTooLargeError, UnreadableFileError, UnsupportedFileError
 from rag.markup import MAX_HTML_ELEMENTS
-from tests.formats_corpus import pdf_from_objects
 from tests.seed_facts import SEED_A, SEED_B, SEEDS
 
 pytestmark = pytest.mark.unit
