@@ -15,8 +15,9 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from api import openai_compat
-from api.deps import pipeline_of, require_api_key
+from api import admin, openai_compat
+from api.access import KEY_MISSING, Access, bearer_token
+from api.deps import get_grant, pipelines_of
 from api.limits import BodyLimitMiddleware, RateLimitMiddleware, UploadSlots
 from api.mcp import HttpEndpoint
 from api.metrics import Metrics, MetricsMiddleware
@@ -25,16 +26,19 @@ from api.schemas import Status
 from api.security import HostRule, RequestChecks, SecurityHeaders, public_url, scrub
 from api.web import add_pages
 from rag import __version__
+from rag.collections import DEFAULT
 from rag.config import Settings
 from rag.errors import NoIndexError, RagError
+from rag.keys import KeyStore
 from rag.pipeline import Pipeline
+from rag.pipelines import Pipelines
 
 log = logging.getLogger("rag.api")
 
 
 def _load(app: FastAPI) -> None:
     """Load the models and the index in the background so /healthz answers at once."""
-    pipeline: Pipeline = app.state.pipeline
+    pipeline: Pipeline = app.state.pipelines.default
     try:
         pipeline.load()  # the first load exports the cross-encoder (seconds, once)
     except NoIndexError as exc:
@@ -50,7 +54,10 @@ def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        # A message naming its own place (a filter's: rag.filters.explain) stands alone.
+        parts.append(message if message.startswith((f"{where}.", f"{where}:"))
+                     else f"{where}: {message}")
     return "; ".join(parts)
 
 
@@ -81,12 +88,15 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
     Host header besides RAG_HOST, the loopback names and RAG_ALLOWED_HOSTS (api.security)."""
     metrics = Metrics()
     rule = HostRule.of(settings, hosts)
-    mcp = HttpEndpoint(settings, rule)
+    keys = KeyStore(settings.index_dir, settings.request_lock_wait_s)
+    access = Access(settings, keys)
+    mcp = HttpEndpoint(settings, rule, access)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.pipeline = pipeline or Pipeline(settings)
+        app.state.pipelines = Pipelines(pipeline or Pipeline(settings))
+        app.state.keys, app.state.access = keys, access
         app.state.ready = threading.Event()
         app.state.load_error = None
         app.state.search_lane = anyio.CapacityLimiter(settings.search_threads)
@@ -102,11 +112,15 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
     app = FastAPI(title="rag: cited answers from your documents", version=__version__,
                   lifespan=lifespan, docs_url=None, redoc_url=None)
     add_pages(app)
-    # With a key, every /v1 route requires it and OpenAPI declares the bearer scheme.
-    keyed = [Depends(require_api_key)] if settings.api_key else []
-    app.include_router(router, dependencies=keyed)
+    # Every /v1 route asks who the request is (a key when RAG_API_KEY is set or keys were
+    # made: api.access); OpenAPI declares the bearer scheme. The collection routes are
+    # mounted twice: on the default collection, and on any by name.
+    keyed = [Depends(get_grant)]
+    app.include_router(admin.router, dependencies=keyed)
+    app.include_router(router, prefix="/v1", dependencies=keyed)
+    app.include_router(router, prefix="/v1/collections/{collection}", dependencies=keyed)
     app.include_router(openai_compat.router, dependencies=keyed)
-    app.router.routes.append(mcp.route)  # MCP over streamable HTTP, behind the same key as /v1
+    app.router.routes.append(mcp.route)  # MCP over streamable HTTP, behind the same keys
     # Added first, run last: the host and origin checks, just before the routes.
     app.add_middleware(RequestChecks, rule=rule)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
@@ -136,24 +150,31 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
         return Status(status="ok")
 
     @app.get("/readyz", response_model=Status, responses={503: {"model": Status}})
-    def readyz(request: Request) -> Status | JSONResponse:
+    async def readyz(request: Request) -> Status | JSONResponse:
+        """Open to all; the default collection's snapshot and counts only to a request that
+        may read it (a key scoped elsewhere learns nothing of it)."""
         state = request.app.state
         if not state.ready.is_set():
             reason = scrub(state.load_error or "loading", settings)
             return JSONResponse({"status": reason}, status_code=503)
         try:
-            index = pipeline_of(request).index
+            index = pipelines_of(request).default.index
         except NoIndexError as exc:
             return JSONResponse({"status": scrub(str(exc), settings)}, status_code=503)
+        grant = await access.grant(bearer_token(request.headers.get("authorization")))
+        if grant is None or not grant.sees(DEFAULT):
+            return Status(status="ready")
         docs, chunks = index.store.counts()
         return Status(status="ready", snapshot=index.snapshot, documents=docs, chunks=chunks)
 
-    # Behind the key like /v1 when one is set, unless RAG_METRICS_PUBLIC opens it.
-    closed = settings.api_key is not None and not settings.metrics_public
-
-    @app.get("/metrics", include_in_schema=False,
-             dependencies=[Depends(require_api_key)] if closed else [])
-    def prometheus() -> Response:
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus(request: Request) -> Response:
+        """Behind an admin key when keys are required, unless RAG_METRICS_PUBLIC opens it
+        (its labels are route templates: no collection or document is named)."""
+        if access.required() and not settings.metrics_public:
+            grant = await access.grant(bearer_token(request.headers.get("authorization")))
+            if grant is None or grant.role != "admin" or grant.collections is not None:
+                return _error(request, 401, KEY_MISSING, {"WWW-Authenticate": "Bearer"})
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
+from rag import filters
 from rag.config import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, AnswerMode, RetrieverName
 from rag.errors import InputError
+from rag.keys import Role
+from rag.metadata import Value
 from rag.retrieval import check_query
 
 Retriever = RetrieverName
+FILTER = ("which documents to read: a filter object ({\"field\": \"team\", \"eq\": "
+          "\"legal\"}, {\"path\": \"reports/\"}, {\"doc_id\": [...]}, and/or/not) or "
+          "terms in a string (\"team=legal year>=2020\"); README, Filters")
 
 
 class _Request(BaseModel):
@@ -24,12 +37,22 @@ def _not_blank(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+def filter_messages(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """The filter's own messages, naming the bad part (rag.filters.explain)."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        raise ValueError(filters.explain(exc)) from None
+
+
 class SearchRequest(_Request):
     query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K)
     retriever: Retriever | None = None
+    filter: filters.FilterIn | None = Field(default=None, description=FILTER)
 
     _check = field_validator("query")(_not_blank)
+    _filter = field_validator("filter", mode="wrap")(filter_messages)
 
 
 class AskRequest(_Request):
@@ -42,8 +65,10 @@ class AskRequest(_Request):
                                   "configured")
     stream: bool = Field(default=False, description="server-sent events: one `sentence` "
                                                     "event per verified sentence, then `answer`")
+    filter: filters.FilterIn | None = Field(default=None, description=FILTER)
 
     _check = field_validator("question")(_not_blank)
+    _filter = field_validator("filter", mode="wrap")(filter_messages)
 
 
 class LocatorOut(BaseModel):
@@ -177,6 +202,10 @@ class AskResponse(BaseModel):
     provenance: ProvenanceOut
 
 
+METADATA = ("automatic (source, folder, format, title, modified, size) and user-given keys "
+            "(README, Metadata)")
+
+
 class DocumentSummary(BaseModel):
     doc_id: str
     title: str
@@ -184,6 +213,7 @@ class DocumentSummary(BaseModel):
     sha256: str
     chars: int
     chunks: int
+    metadata: dict[str, Value] = Field(default_factory=dict, description=METADATA)
 
 
 class DocumentList(BaseModel):
@@ -205,6 +235,67 @@ class DocumentOut(BaseModel):
     sha256: str
     text: str
     span: SpanOut | None = None
+    metadata: dict[str, Value] = Field(default_factory=dict, description=METADATA)
+
+
+class MetadataPatch(_Request):
+    """JSON Merge Patch of a document's user-given metadata: a key set to null is removed."""
+
+    metadata: dict[str, Value | None]
+
+
+class MetadataResponse(BaseModel):
+    doc_id: str
+    metadata: dict[str, Value]
+    snapshot: str | None
+
+
+class CollectionCreate(_Request):
+    name: str = Field(description="1-63 lowercase letters, digits, '-', '_'")
+
+
+class CollectionOut(BaseModel):
+    name: str
+    documents: int
+    chunks: int
+    snapshot: str | None
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionOut]
+
+
+class CollectionDeleted(BaseModel):
+    name: str
+    deleted: bool
+
+
+class KeyCreate(_Request):
+    collections: list[str] = Field(min_length=1, max_length=1000,
+                                   description='its collections, or ["*"] for all')
+    role: Role
+    expires: str | None = Field(default=None, description="a date (2025-12-31: it stops "
+                                "working at 00:00 UTC that day) or an ISO 8601 time")
+    label: str = Field(default="", max_length=200)
+
+
+class KeyOut(BaseModel):
+    id: str
+    role: Role
+    collections: list[str]
+    label: str
+    created: str
+    expires: str | None
+    revoked: str | None
+    active: bool
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="the key itself: shown this once, never stored")
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
 
 
 class UploadResponse(BaseModel):

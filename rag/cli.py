@@ -4,41 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import click
 
+from rag import cli_admin
+from rag.cli_base import collection_option, filter_options, where_of
+from rag.cli_base import emit as _emit
+from rag.cli_base import errors as _errors
+from rag.cli_base import pipeline as _pipeline
 from rag.config import ANSWER_MODES, DEFAULT_K, MAX_K, RETRIEVER_NAMES, Settings, load_settings
 from rag.errors import RagError
 
-F = TypeVar("F", bound=Callable[..., Any])
 RETRIEVERS = click.Choice(list(RETRIEVER_NAMES))
-
-
-def _errors(func: F) -> F:
-    """Turn library errors into one line on stderr and exit status 1."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except RagError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return cast(F, wrapper)
-
-
-def _pipeline(ctx: click.Context) -> Any:
-    from rag.pipeline import Pipeline
-
-    return Pipeline(ctx.obj)
-
-
-def _emit(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def _use_ray(ctx: click.Context, address: str | None, shards: int | None) -> None:
@@ -74,15 +53,23 @@ def main(ctx: click.Context, index_dir: Path | None) -> None:
 @click.option("--strict", is_flag=True,
               help="Any file in a folder that cannot be read stops the ingest (exit 1, "
                    "nothing changed); without it such files are skipped and listed.")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE",
+              help="Metadata of every file ingested (team=legal; repeat for more); a file's "
+                   "sidecar NAME.meta.json wins for it.")
+@collection_option
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @_errors
 def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address: str | None,
-           strict: bool, as_json: bool) -> None:
+           strict: bool, meta: tuple[str, ...], collection: str, as_json: bool) -> None:
     """Index files and folders (see README for the formats); unchanged files are skipped."""
+    from rag.metadata import parse_pairs
+
     _use_ray(ctx, ray_address, None)
-    pipeline = _pipeline(ctx)
-    report = pipeline.ingest(paths, prune=prune, progress=sys.stderr.isatty(), strict=strict)
+    given = parse_pairs(meta)
+    pipeline = _pipeline(ctx, collection)
+    report = pipeline.ingest(paths, prune=prune, progress=sys.stderr.isatty(), strict=strict,
+                             metadata=given)
     pipeline.wait_for_merges()
     if as_json:
         _emit(report.as_dict())
@@ -102,12 +89,14 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address
 @click.option("--max-segments", type=click.IntRange(1), default=None,
               help="Merge until at most this many segments remain, none holding deleted "
                    "documents (default: only the merges the tiered policy asks for).")
+@collection_option
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @_errors
-def compact(ctx: click.Context, max_segments: int | None, as_json: bool) -> None:
+def compact(ctx: click.Context, max_segments: int | None, collection: str,
+            as_json: bool) -> None:
     """Merge the index's segments now (writes and searches go on meanwhile)."""
-    pipeline = _pipeline(ctx)
+    pipeline = _pipeline(ctx, collection)
     reports = pipeline.compact(max_segments)
     segments = len(pipeline.segments())
     if as_json:
@@ -125,12 +114,17 @@ def compact(ctx: click.Context, max_segments: int | None, as_json: bool) -> None
 @click.argument("query")
 @click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K))
 @click.option("--retriever", type=RETRIEVERS, default=None)
+@collection_option
+@filter_options
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @_errors
-def search(ctx: click.Context, query: str, k: int, retriever: str | None, as_json: bool) -> None:
+def search(ctx: click.Context, query: str, k: int, retriever: str | None, collection: str,
+           where: tuple[str, ...], docs: tuple[str, ...], path: str | None,
+           filter_json: str | None, as_json: bool) -> None:
     """Ranked passages for QUERY."""
-    hits = _pipeline(ctx).search(query, k, retriever)
+    chosen = where_of(where, docs, path, filter_json)
+    hits = _pipeline(ctx, collection).search(query, k, retriever, chosen)
     if as_json:
         _emit({"query": query, "hits": [h.as_dict() for h in hits]})
         return
@@ -149,16 +143,20 @@ def search(ctx: click.Context, query: str, k: int, retriever: str | None, as_jso
               help="extractive (quotes), or generative (an LLM writes, every sentence checked); "
                    "default: generative when RAG_LLM_BASE_URL is set.")
 @click.option("--stream", is_flag=True, help="Print each verified sentence as it is ready.")
+@collection_option
+@filter_options
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @_errors
 def ask(ctx: click.Context, question: str, k: int, retriever: str | None, mode: str | None,
-        stream: bool, as_json: bool) -> None:
+        stream: bool, collection: str, where: tuple[str, ...], docs: tuple[str, ...],
+        path: str | None, filter_json: str | None, as_json: bool) -> None:
     """A short answer to QUESTION whose every sentence cites a verified quote, or an abstention."""
     from rag.types import Answer
 
     answer = None
-    for event in _pipeline(ctx).ask_stream(question, k, retriever, mode):
+    chosen = where_of(where, docs, path, filter_json)
+    for event in _pipeline(ctx, collection).ask_stream(question, k, retriever, mode, chosen):
         if isinstance(event, Answer):
             answer = event
         elif stream and not as_json:
@@ -193,13 +191,14 @@ def _explain(answer: Any) -> None:
 
 
 @main.command()
+@collection_option
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @_errors
-def docs(ctx: click.Context, as_json: bool) -> None:
+def docs(ctx: click.Context, collection: str, as_json: bool) -> None:
     """The indexed documents; --json adds each file's path on this machine (where it was
-    ingested from), which the API never shows."""
-    documents = _pipeline(ctx).documents(with_paths=True)
+    ingested from), which the API never shows, and every document's metadata."""
+    documents = _pipeline(ctx, collection).documents(with_paths=True)
     if as_json:
         _emit({"documents": documents})
         return
@@ -209,12 +208,13 @@ def docs(ctx: click.Context, as_json: bool) -> None:
 
 @main.command()
 @click.argument("doc_id")
+@collection_option
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @_errors
-def show(ctx: click.Context, doc_id: str, as_json: bool) -> None:
+def show(ctx: click.Context, doc_id: str, collection: str, as_json: bool) -> None:
     """The stored text of DOC_ID (what every citation offset points into)."""
-    doc = _pipeline(ctx).document(doc_id)
+    doc = _pipeline(ctx, collection).document(doc_id)
     if as_json:
         _emit({"doc_id": doc.doc_id, "title": doc.title, "source": doc.source, "text": doc.text})
         return
@@ -357,3 +357,7 @@ def bench(ctx: click.Context, dataset_dir: Path, json_out: Path | None, cache: P
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2))
         click.echo(f"report: {json_out}")
+
+
+for _command in (cli_admin.collections, cli_admin.keys, cli_admin.meta):
+    main.add_command(_command)

@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import IndexMismatchError, NoIndexError, RagError
+from rag.filters import Filter
 from rag.lexical import Lexical, LexicalIndex
 from rag.segment import Segment
 from rag.segments import Live, SegmentSentences, SegmentVectors, Stores
+from rag.selection import Allowed, Selections
 
 # Formats, oldest first. 2: the whole index in one snapshot folder. 3: the store gains its
 # marks (page, slide, sheet and row, heading path). 4 was given twice, by two lines of work
@@ -39,9 +41,11 @@ from rag.segments import Live, SegmentSentences, SegmentVectors, Stores
 # one folder) is read as one segment, and its next write turns it into a segment of format 5
 # (rag/writer.py). Format 4 of segments is read as it is: a store without the column shows
 # its absolute sources cut to their relative part (rag.store.public_source), and a merge
-# that rewrites it moves its paths to the column.
-FORMAT = 5
-READABLE_FORMATS = (2, 3, 4, 5)
+# that rewrites it moves its paths to the column. 6: the stores of new segments gain a
+# ``meta`` column (rag.metadata); older segments are read as having no user metadata, and
+# an older version must not merge them away (it would drop the column).
+FORMAT = 6
+READABLE_FORMATS = (2, 3, 4, 5, 6)
 MANIFEST = "manifest.json"
 SNAPSHOTS = "snapshots"
 SEGMENTS = "segments"
@@ -199,6 +203,7 @@ class Index:
         self.store = Stores(self._parts)
         self.vectors = SegmentVectors(self._parts, dim, search_threads, nprobe)
         self.sentences = SegmentSentences(self._parts, dim)
+        self._selections = Selections(self._parts)
         if not lazy:
             _ = self.lexical
 
@@ -211,6 +216,10 @@ class Index:
     @property
     def snapshot(self) -> str:
         return str(self.manifest["snapshot"])
+
+    def select(self, where: Filter) -> Allowed:
+        """The chunks ``where`` lets a search read (rag.selection)."""
+        return self._selections.allowed(where)
 
     def close(self) -> None:
         self.store.close()
