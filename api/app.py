@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 
 from api import admin, openai_compat
 from api.access import KEY_MISSING, Access, bearer_token
@@ -21,7 +21,7 @@ from api.deps import get_grant, pipelines_of
 from api.limits import BodyLimitMiddleware, RateLimitMiddleware, UploadSlots
 from api.mcp import HttpEndpoint
 from api.metrics import Metrics, MetricsMiddleware
-from api.routes import router
+from api.routes import mounted
 from api.schemas import Status
 from api.security import HostRule, RequestChecks, SecurityHeaders, public_url, scrub
 from api.web import add_pages
@@ -61,10 +61,10 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+def _allowed_methods(routes: Sequence[BaseRoute], request: Request) -> list[str]:
     """Every method any route serves on this path (Starlette names only the first route's)."""
     methods: set[str] = set()
-    for route in [*app.router.routes, *router.routes]:  # included routes are not listed in app
+    for route in routes:
         if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE:
             methods |= route.methods or set()
     return sorted(methods)
@@ -116,10 +116,12 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
     # made: api.access); OpenAPI declares the bearer scheme. The collection routes are
     # mounted twice: on the default collection, and on any by name.
     keyed = [Depends(get_grant)]
-    app.include_router(admin.router, dependencies=keyed)
-    app.include_router(router, prefix="/v1", dependencies=keyed)
-    app.include_router(router, prefix="/v1/collections/{collection}", dependencies=keyed)
-    app.include_router(openai_compat.router, dependencies=keyed)
+    routers = [admin.router, mounted("/v1"), mounted("/v1/collections/{collection}"),
+               openai_compat.router]
+    for included in routers:
+        app.include_router(included, dependencies=keyed)
+    # Included routes are not listed in app.router.routes.
+    every_route = [*app.router.routes, *(r for included in routers for r in included.routes)]
     app.router.routes.append(mcp.route)  # MCP over streamable HTTP, behind the same keys
     # Added first, run last: the host and origin checks, just before the routes.
     app.add_middleware(RequestChecks, rule=rule)
@@ -134,7 +136,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            headers["Allow"] = ", ".join(_allowed_methods(app, request))
+            headers["Allow"] = ", ".join(_allowed_methods(every_route, request))
         return _error(request, exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(RagError)

@@ -16,6 +16,7 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from api.deps import LaneDep, ReaderDep, SettingsDep, UploadSlotsDep, WriterDep
@@ -44,7 +45,20 @@ ERRORS: dict[int | str, dict[str, object]] = {
     for code in (400, 401, 403, 404, 409, 413, 415, 421, 422, 429, 503)
 }
 
-router = APIRouter(responses=ERRORS)
+router = APIRouter(responses=ERRORS)  # the routes' template: mounted() places them
+
+
+def mounted(prefix: str) -> APIRouter:
+    """The routes under ``prefix``, each an APIRoute of its own whose path is the whole
+    template ("/v1/collections/{collection}/search": what /metrics labels by)."""
+    out = APIRouter(prefix=prefix, responses=ERRORS)
+    for route in router.routes:
+        assert isinstance(route, APIRoute)
+        out.add_api_route(route.path, route.endpoint, methods=sorted(route.methods or ()),
+                          response_model=route.response_model, status_code=route.status_code,
+                          responses=route.responses, description=route.description,
+                          name=route.name)
+    return out
 
 
 async def run_search(lane: anyio.CapacityLimiter, work: Callable[[], BaseModel]) -> Response:
