@@ -332,12 +332,21 @@ def evaluate(ctx: click.Context, task: str, dataset_dir: Path, rationales_file: 
               help="Time writes instead: one-document commits into indexes of 15 chunks, the "
                    "dataset and a synthetic 1M, ingest with and without checkpoints, search "
                    "over 1, 8 and 32 segments, merges (eval/bench/commit.py).")
+@click.option("--filters", is_flag=True,
+              help="Time searches instead with and without a filter selecting 10% of the "
+                   "documents (eval/bench/filtered.py).")
 @click.pass_context
 @_errors
 def bench(ctx: click.Context, dataset_dir: Path, json_out: Path | None, cache: Path,
-          no_http: bool, no_txtai_default: bool, commit: bool) -> None:
+          no_http: bool, no_txtai_default: bool, commit: bool, filters: bool) -> None:
     """Race this project against txtai: ingest, search latency, nDCG@10, memory."""
-    if commit:
+    if filters:
+        from eval.bench import filtered
+
+        report = filtered.run(dataset_dir, ctx.obj, cache.resolve() / "filtered",
+                              Path(".cache/eval"), log=click.echo)
+        click.echo(filtered.table(report))
+    elif commit:
         from eval.bench import commit as writes
 
         report = writes.run(dataset_dir, ctx.obj, cache.resolve() / "commit",

@@ -243,5 +243,6 @@ def test_an_index_of_format_2_loads_searches_and_takes_writes(
     assert all(h.locator is None for h in new.search(question) if h.chunk.doc_id == "report")
 
     for unknown in (1, FORMAT + 1, None):
-        with pytest.raises(IndexMismatchError, match="this version reads 2, 3, 4 and 5: re-ingest"):
+        with pytest.raises(IndexMismatchError,
+                           match="this version reads 2, 3, 4, 5 and 6: re-ingest"):
             check_manifest({"format": unknown}, settings.index_dir, None, None)
