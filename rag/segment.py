@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from rag.arrays import Ints, Vectors
+from rag.doctable import DocTable
 from rag.lexical import Bm25sLexical, Postings
-from rag.selection import DocTable
 from rag.sentence_index import SentenceIndex
 from rag.store import Store
 from rag.types import Chunk, Document

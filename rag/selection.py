@@ -1,18 +1,19 @@
 """Which chunks a filter lets one snapshot's searches read.
 
 A filter (rag.filters) is about documents; retrieval works on chunk rows. Each segment
-keeps a table of its documents' metadata and chunk rows (``DocTable``, read once: a segment
+keeps a table of its documents' metadata and chunk rows (rag.doctable, read once: a segment
 never changes); a filter is tested against the live documents of every segment, and the rows
 of those that match are the ``Allowed`` set that dense search (a FAISS IDSelector per
 segment), BM25 and hybrid search are restricted to, before ranking. So k results come back
-whenever k chunks match, and a filter that matches nothing selects nothing.
+whenever k chunks match, and a filter that matches nothing selects nothing. The selections
+made in one snapshot are kept (``Selections``), the same filter being often asked again.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,37 +21,12 @@ import faiss
 import numpy as np
 
 from rag.arrays import Ints, Vectors
-from rag.filters import DocIds, Filter, key
+from rag.filters import Filter, key
 
 if TYPE_CHECKING:
     from rag.segments import Live
-    from rag.store import Store
 
 CACHED = 64  # selections kept per snapshot: the same filter is often asked again
-
-
-class DocTable:
-    """One segment's documents: doc_id, every metadata key (rag.metadata.full), chunk rows."""
-
-    def __init__(self, store: Store) -> None:
-        rows = store.chunk_doc_ids()
-        entries = store.metadata()
-        self.doc_ids = [d for d, _ in entries]
-        self.metadata: list[Mapping[str, Any]] = [m for _, m in entries]
-        self.position = {d: n for n, d in enumerate(self.doc_ids)}
-        by_doc: dict[str, list[int]] = {}
-        for row, doc_id in rows.items():
-            by_doc.setdefault(doc_id, []).append(row)
-        self.rows = [np.sort(np.asarray(by_doc.get(d, []), dtype=np.int64))
-                     for d in self.doc_ids]
-
-    def matching(self, f: Filter, deleted: frozenset[str]) -> list[int]:
-        """Positions of the documents ``f`` selects, leaving out ``deleted`` ones."""
-        if isinstance(f, DocIds):  # a lookup, not a scan
-            found = (self.position.get(d) for d in f.ids if d not in deleted)
-            return sorted(n for n in found if n is not None)
-        return [n for n, (d, m) in enumerate(zip(self.doc_ids, self.metadata, strict=True))
-                if d not in deleted and f.matches(d, m)]
 
 
 @dataclass
@@ -91,10 +67,9 @@ def select(parts: Sequence[Live], f: Filter) -> Allowed:
     per_part, documents = [], 0
     for part in parts:
         table = part.segment.table
-        chosen = table.matching(f, part.deleted)
+        chosen = np.flatnonzero(table.mask(f) & table.without(part.deleted))
         documents += len(chosen)
-        rows = [table.rows[n] for n in chosen]
-        per_part.append(np.sort(np.concatenate(rows)) if rows else np.zeros(0, np.int64))
+        per_part.append(table.rows_of(chosen))
     every = np.sort(np.concatenate(per_part)) if per_part else np.zeros(0, np.int64)
     return Allowed(every, documents, per_part)
 

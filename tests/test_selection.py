@@ -16,6 +16,7 @@ import pytest
 
 from rag import filters
 from rag.config import Settings
+from rag.doctable import DocTable
 from rag.documents import parse_bytes
 from rag.embedding import SentenceTransformerEmbedder
 from rag.index import Index
@@ -23,6 +24,7 @@ from rag.lexical import top_n
 from rag.pipeline import Pipeline
 from rag.retrieval import _lookup, _zscore, fuse
 from rag.scorer import EvidenceScorer
+from rag.store import Store
 from rag.types import Chunk, Document
 from rag.writer import IndexWriter
 from tests.seed_facts import SEED_A, SEED_B, SEEDS
@@ -222,3 +224,59 @@ def test_an_inverted_file_falls_back_to_exact_scores_over_the_allowed(tmp_path: 
     best = sorted(rows, key=lambda r: -rows[r])[:5]
     assert ids[0].tolist() == best
     assert np.allclose(scores[0], [rows[r] for r in best], atol=1e-5)
+
+
+@pytest.mark.unit
+def test_the_columns_select_what_each_documents_filter_says(tmp_path: Path) -> None:
+    """DocTable.mask (numpy, over every document at once) against Filter.matches (one
+    document at a time, the reference), on random metadata of every kind and random filters."""
+    rng = np.random.default_rng(7)
+    values: list[Any] = [None, 0, 1, 2, 2.5, -1, True, False, "a", "b", "2024-01-01", "",
+                         "legal", 10 ** 6]
+    store = Store(tmp_path / "store.sqlite")
+    for n in range(300):
+        meta = {k: values[int(rng.integers(len(values)))] for k in ("x", "y", "team")}
+        meta = {k: v for k, v in meta.items() if v is not None}
+        folder = ("reports/", "notes/", "")[n % 3]
+        doc = Document(f"d{n}", f"T{n}", f"{folder}f{n}.txt", f"Text {n}.", f"{n:064x}",
+                       metadata=meta)
+        store.add_document(doc, [Chunk(doc.doc_id, f"d{n}#0", 0, doc.text, 0, len(doc.text),
+                                       2)])
+    store.commit()
+    table = DocTable(store)
+    entries = dict(store.metadata())
+    ops = ("eq", "gt", "gte", "lt", "lte")
+
+    def leaf() -> dict[str, Any]:
+        kind = int(rng.integers(5))
+        field = ("x", "y", "team", "none")[int(rng.integers(4))]
+        value = values[1 + int(rng.integers(len(values) - 1))]
+        if kind == 0:
+            return {"doc_id": [f"d{int(i)}" for i in rng.integers(0, 320, 5)]}
+        if kind == 1:
+            return {"path": ("reports/", "notes/f1", "f")[int(rng.integers(3))]}
+        if kind == 2:
+            return {"field": field, "in": [values[1 + int(i)] for i in rng.integers(0, 13, 3)]}
+        if kind == 3:
+            return {"field": field, "exists": bool(rng.integers(2))}
+        op = ops[int(rng.integers(5))]
+        if op != "eq" and isinstance(value, bool):
+            value = 1
+        return {"field": field, op: value}
+
+    def tree(depth: int) -> dict[str, Any]:
+        if depth == 0 or rng.random() < 0.4:
+            return leaf()
+        shape = ("and", "or", "not")[int(rng.integers(3))]
+        if shape == "not":
+            return {"not": tree(depth - 1)}
+        return {shape: [tree(depth - 1) for _ in range(int(rng.integers(1, 4)))]}
+
+    for _ in range(300):
+        f = filters.parse(tree(3))
+        expected = [f.matches(d, entries[d]) for d in table.doc_ids]
+        assert table.mask(f).tolist() == expected, filters.key(f)
+    chosen = np.flatnonzero(table.mask(filters.parse("path=reports/")))
+    assert table.rows_of(chosen).tolist() == sorted(
+        r for d in (table.doc_ids[n] for n in chosen) for r, _ in store.chunk_rows(d))
+    store.close()

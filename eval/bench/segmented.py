@@ -28,7 +28,7 @@ def rewrite(source: Index, root: Path, commits: int = 1, ann_threshold: int = 20
     m = source.manifest
     doc_ids = list(order) if order is not None else [d["doc_id"] for d in
                                                       source.store.documents()]
-    n = 0
+    position = 0
     for part in np.array_split(np.array(doc_ids, dtype=object), commits):
         with IndexWriter(root, m["model"], int(m["dimension"]), m["chunker"],
                          ann_threshold=ann_threshold) as w:
@@ -36,8 +36,8 @@ def rewrite(source: Index, root: Path, commits: int = 1, ann_threshold: int = 20
                 doc = source.store.document(doc_id, with_marks=True)
                 assert doc is not None
                 if metadata is not None:
-                    doc = replace(doc, metadata={**doc.metadata, **metadata(n, doc_id)})
-                n += 1
+                    doc = replace(doc, metadata={**doc.metadata, **metadata(position, doc_id)})
+                position += 1
                 rows = [r for r, _ in source.store.chunk_rows(doc_id)]
                 by_row = source.store.chunks_by_ids(rows)
                 sentences, vectors = [], []
