@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Request
 
 from api.access import Forbidden, reach
 from api.deps import GrantDep, PipelinesDep
-from api.routes import ERRORS
+from api.routes import ERRORS, CollectionName
 from api.schemas import (
     CollectionCreate,
     CollectionDeleted,
@@ -27,7 +27,6 @@ from rag.keys import ALL, Grant, KeyStore, check_scope
 from rag.pipelines import Pipelines
 
 router = APIRouter(prefix="/v1", responses=ERRORS, tags=["collections and keys"])
-CollectionName = Annotated[str, Path(description="the collection's name")]
 
 
 def _out(pipelines: Pipelines, name: str) -> CollectionOut:

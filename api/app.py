@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -82,6 +85,22 @@ def _error(request: Request, status: int, message: str,
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
+def _openapi(app: FastAPI, access: Access) -> dict[str, Any]:
+    """The schema, declaring the bearer scheme only while keys are required: a server without
+    RAG_API_KEY and keys takes requests without one (and takes them once a key is made)."""
+    if app.openapi_schema is None:
+        app.openapi_schema = get_openapi(title=app.title, version=app.version,
+                                         routes=app.routes)
+    if access.required():
+        return app.openapi_schema
+    open_schema = copy.deepcopy(app.openapi_schema)
+    open_schema.get("components", {}).pop("securitySchemes", None)
+    for operations in open_schema["paths"].values():
+        for operation in operations.values():
+            operation.pop("security", None)
+    return open_schema
+
+
 def create_app(settings: Settings, pipeline: Pipeline | None = None,
                hosts: Sequence[str] = ()) -> FastAPI:
     """``hosts``: the addresses `rag serve --host` binds, which requests may name in their
@@ -122,6 +141,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
         app.include_router(included, dependencies=keyed)
     # Included routes are not listed in app.router.routes.
     every_route = [*app.router.routes, *(r for included in routers for r in included.routes)]
+    app.openapi = lambda: _openapi(app, access)  # type: ignore[method-assign]
     app.router.routes.append(mcp.route)  # MCP over streamable HTTP, behind the same keys
     # Added first, run last: the host and origin checks, just before the routes.
     app.add_middleware(RequestChecks, rule=rule)

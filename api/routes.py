@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -36,6 +36,7 @@ from api.schemas import (
     UploadResponse,
 )
 from rag import metadata
+from rag.collections import NAME
 from rag.errors import InputError, RagError
 from rag.generate import Sentence
 from rag.types import Answer
@@ -48,10 +49,19 @@ ERRORS: dict[int | str, dict[str, object]] = {
 router = APIRouter(responses=ERRORS)  # the routes' template: mounted() places them
 
 
+CollectionName = Annotated[str, Path(pattern=f"^{NAME.pattern}$",
+                                    description="the collection's name")]
+
+
+async def _named(collection: CollectionName) -> None:
+    """Declares (and checks) the {collection} of the routes mounted under one."""
+
+
 def mounted(prefix: str) -> APIRouter:
     """The routes under ``prefix``, each an APIRoute of its own whose path is the whole
     template ("/v1/collections/{collection}/search": what /metrics labels by)."""
-    out = APIRouter(prefix=prefix, responses=ERRORS)
+    named = [Depends(_named)] if "{collection}" in prefix else []
+    out = APIRouter(prefix=prefix, responses=ERRORS, dependencies=named)
     for route in router.routes:
         assert isinstance(route, APIRoute)
         out.add_api_route(route.path, route.endpoint, methods=sorted(route.methods or ()),

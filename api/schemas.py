@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
@@ -17,7 +22,7 @@ from rag import filters
 from rag.config import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, AnswerMode, RetrieverName
 from rag.errors import InputError
 from rag.keys import Role
-from rag.metadata import Value
+from rag.metadata import GIVEN_KEY, MAX_KEYS, MAX_VALUE_CHARS, Value
 from rag.retrieval import check_query
 
 Retriever = RetrieverName
@@ -238,10 +243,18 @@ class DocumentOut(BaseModel):
     metadata: dict[str, Value] = Field(default_factory=dict, description=METADATA)
 
 
+GivenKey = Annotated[str, StringConstraints(pattern=GIVEN_KEY)]
+GivenValue = Annotated[StrictStr, StringConstraints(max_length=MAX_VALUE_CHARS)] | StrictBool \
+    | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+
+
 class MetadataPatch(_Request):
     """JSON Merge Patch of a document's user-given metadata: a key set to null is removed."""
 
-    metadata: dict[str, Value | None]
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")  # GIVEN_KEY looks ahead
+
+    metadata: Annotated[dict[GivenKey, GivenValue | None], Field(
+        max_length=MAX_KEYS, json_schema_extra={"additionalProperties": False})]
 
 
 class MetadataResponse(BaseModel):

@@ -30,6 +30,8 @@ AUTOMATIC = ("source", "folder", "format", "title", "modified", "size")
 STORED_AUTOMATIC = ("format", "modified", "size")
 RESERVED = frozenset({*AUTOMATIC, "doc_id", "path"})  # doc_id and path are filter terms
 KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+# A key users may give: KEY, not a reserved one (what request schemas declare).
+GIVEN_KEY = f"^(?!(?:{'|'.join(sorted(RESERVED))})$){KEY.pattern}$"
 MAX_KEYS = 64
 MAX_VALUE_CHARS = 1000
 SIDECAR = ".meta.json"  # report.pdf's is report.pdf.meta.json
@@ -51,6 +53,7 @@ def parse_value(text: str) -> Value:
 
 
 def check_key(key: object, where: str = "metadata") -> str:
+    """``GIVEN_KEY``, with a message for each way to miss it."""
     if not isinstance(key, str) or not KEY.fullmatch(key):
         raise InputError(f"{where}: {str(key)[:80]!r} is not a metadata key: use letters, "
                          "digits, '_', '.', '-' (a letter or '_' first, at most 64)")
