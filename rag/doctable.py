@@ -89,7 +89,8 @@ class DocTable:
     def column(self, key: str) -> Column:
         found = self._columns.get(key)
         if found is None:
-            found = Column([m.get(key) for m in self._metadata])
+            found = Column(self.doc_ids if key == "doc_id" else
+                           [m.get(key) for m in self._metadata])
             with self._lock:
                 self._columns[key] = found
         return found

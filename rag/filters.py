@@ -13,15 +13,16 @@ deep and ``MAX_NODES`` nodes):
     {"and": [F, ...]}   {"or": [F, ...]}   {"not": F}
 
 ``field`` names an automatic key (rag.metadata.AUTOMATIC: source, folder, format, title,
-modified, size) or a user-given one. A document without the field matches no comparison
-(and so matches ``not`` of one). A filter may also be written as terms, all of which must
-hold (the CLI's --where, the web page's filter box, or a string where a filter goes):
+modified, size), ``doc_id``, or a user-given one. A document without the field matches no
+comparison (and so matches ``not`` of one). A filter may also be written as terms, all of
+which must hold (the CLI's --where, the web page's filter box, or a string where a filter
+goes), one grammar (``TERMS_PATTERN``) for the parser and the JSON schema:
 
     team=legal  year>=2020  year<2024  format=pdf|docx  team!=hr  path=reports/  doc_id=a|b
 
-Values in terms are read as rag.metadata.parse_value says; quote a term with spaces
-(``title="Annual report"``). A filter that matches no document selects nothing: a search
-finds nothing and an answer abstains.
+Values in terms are read as rag.metadata.parse_value says; quote a value with spaces or
+"|" in it (``title="Annual report"``). A filter that matches no document selects nothing: a
+search finds nothing and an answer abstains.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from __future__ import annotations
 import json
 import operator
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -53,14 +53,46 @@ from rag import metadata
 from rag.errors import InputError
 
 MAX_DEPTH = 8
-MAX_NODES = 256
+MAX_NODES = 1024  # a string of terms (at most MAX_TERMS_CHARS) stays under it
 MAX_LIST = 1000
 Scalar = Annotated[StrictStr | StrictBool | StrictInt | StrictFloat,
                    Field(union_mode="left_to_right")]
 FieldName = Annotated[str, Field(pattern=f"^{metadata.KEY.pattern}$", max_length=64)]
-_TERM = re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)(?P<op>!=|>=|<=|=|>|<)(?P<value>.*)",
-                   re.DOTALL)
+# Terms: KEY, an operator, a value of plain characters and quoted runs ("..." or '...', to hold
+# spaces and "|"); one rule, for the parser and for the JSON schema of a filter given as terms.
+_CHUNK = r"""(?:"[^"]*"|'[^']*'|[^\s"'])"""
+_TERM_TEXT = rf"({metadata.KEY.pattern})(!=|>=|<=|=|>|<)({_CHUNK}*)"
+TERMS_PATTERN = rf"^\s*{_TERM_TEXT}(?:\s+{_TERM_TEXT})*\s*$"
+MAX_TERMS_CHARS = 1000
+_TERM = re.compile(_TERM_TEXT)
+_TERMS = re.compile(TERMS_PATTERN)
+_CHUNKS = re.compile(_CHUNK)
 _RANGE = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
+_BOUNDS = tuple(_RANGE.values())
+_TESTS = ("eq", "in", "exists", *_BOUNDS)
+
+# What the JSON schema (OpenAPI, the MCP tools) says a filter is, as exactly as JSON schema
+# can: the validators below are the rule, these describe it.
+_FIELD_SCHEMA = {"type": "string", "maxLength": 64, "pattern": f"^{metadata.KEY.pattern}$",
+                 "not": {"const": "path"}}
+_SCALARS = [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
+
+
+def _shape(test: dict[str, Any], required: list[str], **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False, "required": ["field", *required],
+            "properties": {"field": _FIELD_SCHEMA, **test}, **extra}
+
+
+def _range(kind: str) -> dict[str, Any]:
+    return _shape({b: {"type": kind} for b in _BOUNDS}, [], minProperties=2)
+
+
+COMPARE_SCHEMA = {"oneOf": [
+    _shape({"eq": {"anyOf": _SCALARS}}, ["eq"]),
+    _shape({"in": {"type": "array", "items": {"anyOf": _SCALARS}, "minItems": 1,
+                   "maxItems": MAX_LIST}}, ["in"]),
+    _shape({"exists": {"type": "boolean"}}, ["exists"]),
+    _range("number"), _range("string")]}
 
 
 class _Node(BaseModel):
@@ -90,13 +122,18 @@ class DocIds(_Node):
 
 
 class PathPrefix(_Node):
-    path: str = Field(min_length=1, max_length=1000)
+    path: str = Field(max_length=1000)  # "": every document
 
     def matches(self, doc_id: str, meta: Mapping[str, Any]) -> bool:
         return str(meta.get("source", "")).startswith(self.path)
 
 
 class Compare(_Node):
+    """One test of one field: eq, in, exists, or a range of bounds of one kind."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              json_schema_extra=lambda schema: _exactly(schema))
+
     field: FieldName
     eq: Scalar | None = None
     in_: Annotated[list[Scalar], Field(min_length=1, max_length=MAX_LIST)] | None = \
@@ -107,11 +144,21 @@ class Compare(_Node):
     lte: Scalar | None = None
     exists: bool | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        """A test given as null is a mistake, not an absent test."""
+        if isinstance(data, Mapping):
+            for key in _TESTS:
+                if key in data and data[key] is None:
+                    raise ValueError(f"{key} is null: give a value, or leave {key} out")
+        return data
+
     @model_validator(mode="after")
     def _one_test(self) -> Compare:
-        if self.field in ("doc_id", "path"):
-            raise ValueError(f'{self.field} is not a metadata field: use {{"{self.field}": '
-                             '...}')
+        if self.field == "path":
+            raise ValueError('path is not a metadata field: use {"path": PREFIX}, or the '
+                             'field "source"')
         bounds = [b for b in (self.gt, self.gte, self.lt, self.lte) if b is not None]
         kinds = sum(x is not None for x in (self.eq, self.in_, self.exists)) + bool(bounds)
         if kinds != 1:
@@ -124,6 +171,8 @@ class Compare(_Node):
         return self
 
     def matches(self, doc_id: str, meta: Mapping[str, Any]) -> bool:
+        if self.field == "doc_id":  # every document has one; it is not in its metadata
+            meta = {**meta, "doc_id": doc_id}
         if self.exists is not None:
             return (self.field in meta) == self.exists
         if self.field not in meta:
@@ -163,6 +212,12 @@ class Not(_Node):
         return not self.not_.matches(doc_id, meta)
 
 
+def _exactly(schema: dict[str, Any]) -> None:
+    """Compare's JSON schema: its shapes one by one (the model's own would allow any mix)."""
+    schema.clear()
+    schema.update(title="Compare", **COMPARE_SCHEMA)
+
+
 _TAGS = ("and", "or", "not", "doc_id", "path", "field")
 
 
@@ -188,31 +243,57 @@ for _model in (And, Or, Not):
 
 
 def terms(text: str | Sequence[str]) -> dict[str, Any]:
-    """The JSON form of terms (a string of them, or each one): all must hold."""
-    parts = shlex.split(text) if isinstance(text, str) else list(text)
-    if not parts:
+    """The JSON form of terms (a string of them, or each one): all must hold.
+
+    ``KEY=VALUE`` is equal, ``KEY=A|B`` any of them, ``KEY!=...`` not so; ``KEY>=VALUE`` (and
+    >, <=, <) a bound; ``doc_id=ID|ID`` and ``path=PREFIX`` (with ``!=`` too) their shapes.
+    A bound is a number or text (``true`` is text there: booleans have no order), and a range
+    on ``path`` compares the source.
+    """
+    parts = [text] if isinstance(text, str) else list(text)
+    if not any(p.strip() for p in parts):
         raise InputError("an empty filter: give terms like team=legal")
-    nodes = [_term(p) for p in parts]
-    return nodes[0] if len(nodes) == 1 else {"and": nodes}
+    found = []
+    for part in parts:
+        if len(part) > MAX_TERMS_CHARS:
+            raise InputError(f"filter terms: {len(part)} characters, over the limit of "
+                             f"{MAX_TERMS_CHARS}")
+        if not _TERMS.fullmatch(part):
+            bad = next((t for t in part.split() if not _TERM.fullmatch(t)), part.strip())
+            raise InputError(f"filter term {bad[:80]!r}: expected KEY=VALUE (or !=, >=, <=, >, "
+                             "<), like team=legal or year>=2020; quote a value with spaces")
+        found += [_term(*m.groups()) for m in _TERM.finditer(part)]
+    return found[0] if len(found) == 1 else {"and": found}
 
 
-def _term(term: str) -> dict[str, Any]:
-    m = _TERM.fullmatch(term.strip())
-    if m is None:
-        raise InputError(f"filter term {term[:80]!r}: expected KEY=VALUE (or !=, >=, <=, >, "
-                         "<), like team=legal or year>=2020")
-    key, op, text = m["key"], m["op"], m["value"]
-    if key in ("doc_id", "path") and op != "=":
-        raise InputError(f"filter term {term[:80]!r}: {key} takes = only")
-    if key == "doc_id":
-        return {"doc_id": text.split("|")}
-    if key == "path":
-        return {"path": text}
+def _values(text: str) -> list[str]:
+    """A term's value, unquoted, split at the "|" outside quotes."""
+    values, current = [], ""
+    for chunk in _CHUNKS.findall(text):
+        if chunk == "|":
+            values.append(current)
+            current = ""
+        else:
+            current += chunk[1:-1] if chunk[0] in "\"'" else chunk
+    return [*values, current]
+
+
+def _term(key: str, op: str, text: str) -> dict[str, Any]:
+    values = _values(text)
     if op in _RANGE:
-        return {"field": key, _RANGE[op]: metadata.parse_value(text)}
-    values = [metadata.parse_value(v) for v in text.split("|")]
-    test = {"field": key, "eq": values[0]} if len(values) == 1 else \
-        {"field": key, "in": values}
+        value = "".join(c[1:-1] if c[0] in "\"'" else c for c in _CHUNKS.findall(text))
+        bound = metadata.parse_value(value)
+        field = "source" if key == "path" else key
+        return {"field": field, _RANGE[op]: value if isinstance(bound, bool) else bound}
+    if key == "doc_id":
+        test: dict[str, Any] = {"doc_id": values}
+    elif key == "path":
+        test = {"path": values[0]} if len(values) == 1 else \
+            {"or": [{"path": v} for v in values]}
+    else:
+        parsed = [metadata.parse_value(v) for v in values]
+        test = {"field": key, "eq": parsed[0]} if len(parsed) == 1 else \
+            {"field": key, "in": parsed}
     return {"not": test} if op == "!=" else test
 
 
@@ -242,7 +323,8 @@ def _accept(value: object) -> object:
 
 
 # What request bodies declare: a filter object, or terms in a string.
-FilterIn = Annotated[Filter, BeforeValidator(_accept)]
+TermsText = Annotated[str, Field(max_length=MAX_TERMS_CHARS, pattern=TERMS_PATTERN)]
+FilterIn = Annotated[Filter, BeforeValidator(_accept, json_schema_input_type=Filter | TermsText)]
 _ADAPTER: TypeAdapter[Filter] = TypeAdapter(FilterIn)
 
 

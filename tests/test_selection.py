@@ -249,7 +249,7 @@ def test_the_columns_select_what_each_documents_filter_says(tmp_path: Path) -> N
 
     def leaf() -> dict[str, Any]:
         kind = int(rng.integers(5))
-        field = ("x", "y", "team", "none")[int(rng.integers(4))]
+        field = ("x", "y", "team", "none", "doc_id")[int(rng.integers(5))]
         value = values[1 + int(rng.integers(len(values) - 1))]
         if kind == 0:
             return {"doc_id": [f"d{int(i)}" for i in rng.integers(0, 320, 5)]}
