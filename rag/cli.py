@@ -214,9 +214,12 @@ def docs(ctx: click.Context, collection: str, as_json: bool) -> None:
 @_errors
 def show(ctx: click.Context, doc_id: str, collection: str, as_json: bool) -> None:
     """The stored text of DOC_ID (what every citation offset points into)."""
+    from rag.metadata import full
+
     doc = _pipeline(ctx, collection).document(doc_id)
     if as_json:
-        _emit({"doc_id": doc.doc_id, "title": doc.title, "source": doc.source, "text": doc.text})
+        _emit({"doc_id": doc.doc_id, "title": doc.title, "source": doc.source, "text": doc.text,
+               "metadata": full(doc.title, doc.source, doc.metadata)})
         return
     click.echo(f"# {doc.title}\n# {doc.source}\n")
     click.echo(doc.text)

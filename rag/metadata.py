@@ -118,6 +118,12 @@ def merge_patch(user: Mapping[str, Value], patch: Mapping[str, object]) -> dict[
     return check(out)
 
 
+def patched(stored: Mapping[str, Value], patch: Mapping[str, object]) -> dict[str, Value]:
+    """A document's stored metadata with its user-given part changed by ``patch``."""
+    automatic = {k: v for k, v in stored.items() if k in RESERVED}
+    return {**automatic, **merge_patch(user_part(stored), patch)}
+
+
 def of_file(file: Path, data_size: int) -> dict[str, Value]:
     """The stored automatic metadata of a file read from disk."""
     stat = file.stat()

@@ -94,6 +94,12 @@ class Pipeline:
                 raise
             raise CollectionNotFoundError(self.collection) from None
 
+    def _exists(self) -> None:
+        """A named collection must exist before anything is read or embedded for it (only
+        "default" is made by its first write)."""
+        if self.collection != DEFAULT and current_snapshot(self.root) is None:
+            raise CollectionNotFoundError(self.collection)
+
     def close(self) -> None:
         """Wait for this pipeline's background merges (its collection is being deleted). The
         snapshot it holds is left to the requests still reading it: their files stay
@@ -130,6 +136,7 @@ class Pipeline:
         ``metadata``: user metadata for every file (a file's sidecar wins: rag.metadata).
         """
         t0 = time.perf_counter()
+        self._exists()
         paths = [Path(p) for p in paths]
         failed: list[tuple[str, str]] = []
         with ingest.indexed(self.root) as catalog:
@@ -145,6 +152,7 @@ class Pipeline:
 
     def ingest_documents(self, docs: Sequence[Document], progress: bool = False) -> IngestReport:
         """Index documents made in code (eval, other sources): upsert by doc_id and sha256."""
+        self._exists()
         with ingest.indexed(self.root) as catalog:
             return self._upsert(docs, catalog, progress, time.perf_counter())
 
@@ -170,8 +178,8 @@ class Pipeline:
         ``replace`` (DocumentExistsError otherwise, also when another upload added it
         meanwhile); the same file uploaded again is written again. ``cancelled`` stops the
         parse (the client went away). ``metadata``: its user metadata."""
-        s = self.settings
-        given = meta.check(metadata or {})
+        s, given = self.settings, meta.check(metadata or {})
+        self._exists()
         with ingest.indexed(self.root) as catalog:
             known = ingest.known(catalog)
             doc = ingest.read_upload(filename, data, s.max_upload_bytes, self.parse_limits(),
@@ -187,11 +195,9 @@ class Pipeline:
         doc = self.index.store.document(doc_id, with_marks=True)
         if doc is None:
             raise DocumentNotFoundError(doc_id)
-        automatic = {k: v for k, v in doc.metadata.items() if k in meta.RESERVED}
-        changed = replace(doc, metadata={
-            **automatic, **meta.merge_patch(meta.user_part(doc.metadata), patch)})
         report = ingest.IngestReport(replaced=[doc_id])
-        self._write([changed], report, False, self.settings.request_lock_wait_s, (),
+        self._write([replace(doc, metadata=meta.patched(doc.metadata, patch))], report, False,
+                    self.settings.request_lock_wait_s, (),
                     unchanged={doc_id: meta.fingerprint(doc.sha256, doc.metadata)})
         return report
 

@@ -401,9 +401,11 @@ def test_the_cli_uses_collections_keys_and_filters(lab: Lab) -> None:
                "--label", "both")
     assert made["key"].startswith("rag_") and made["collections"] == ["alpha", "beta"]
     assert any(k["id"] == made["id"] for k in rag("keys", "list")["keys"])
-    bad = subprocess.run([RAG, "keys", "create", "--collection", "nope", "--role", "read"],
-                         capture_output=True, text=True, env=env)
-    assert bad.returncode == 1 and "no collection 'nope'" in bad.stderr
+    for args in (["keys", "create", "--collection", "nope", "--role", "read"],
+                 ["ingest", "--collection", "nope", str(SEEDS)]):  # refused before any work
+        bad = subprocess.run([RAG, *args], capture_output=True, text=True, env=env)
+        assert bad.returncode == 1 and "no collection 'nope'" in bad.stderr, bad.stderr
+    assert not (lab.root / "collections" / "nope").exists()
 
 
 def test_the_web_page_switches_collections_and_filters(lab: Lab,
