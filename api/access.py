@@ -66,6 +66,19 @@ class Access:
             return await anyio.to_thread.run_sync(self.keys.verify, token, time.time())
         return found  # type: ignore[return-value]
 
+    def known(self, token: str | None) -> Grant | None:
+        """``grant`` without paying a scrypt: a key verified before, or RAG_API_KEY (for the
+        open routes, where an unknown key must not cost the server anything)."""
+        if not self.required():
+            return ADMIN
+        if not token:
+            return None
+        token = token.strip()
+        if self._admin_key(token):
+            return ADMIN
+        found = self.keys.remembered(token, time.time())
+        return found if isinstance(found, Grant) else None
+
     def grant_now(self, token: str | None) -> Grant | None:
         """``grant``, in a worker thread already (the MCP tools)."""
         if not self.required():
