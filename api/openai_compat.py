@@ -23,12 +23,12 @@ from urllib.parse import quote
 import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import reach
 from api.deps import GrantDep, LaneDep, PipelinesDep, PublicUrlDep, SettingsDep
 from api.routes import ERRORS
-from api.schemas import FILTER, AskResponse, filter_messages
+from api.schemas import AskResponse
 from rag import filters
 from rag.collections import DEFAULT
 from rag.config import AnswerMode, Settings
@@ -69,15 +69,20 @@ class ChatMessage(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """What OpenAI clients send; fields we do not use (temperature, …) are accepted."""
+    """What OpenAI clients send; fields we do not use (temperature, …) are accepted, and a
+    ``filter`` (as on /v1/ask: README, Collections and keys) is read from them."""
 
     model_config = ConfigDict(extra="allow")
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
-    filter: filters.FilterIn | None = Field(default=None, description=FILTER)
 
-    _filter = field_validator("filter", mode="wrap")(filter_messages)
+    @property
+    def where(self) -> filters.Filter | None:
+        """The request's filter: an extension field, kept out of the schema (the recursive
+        filter in an OpenAI request's schema sends schema-driven clients in circles)."""
+        given = (self.model_extra or {}).get("filter")
+        return None if given is None else filters.parse(given)
 
 
 class UrlCitation(BaseModel):
@@ -204,7 +209,7 @@ async def chat_completions(body: ChatRequest, pipelines: PipelinesDep, grant: Gr
                            settings: SettingsDep, lane: LaneDep, base: PublicUrlDep) -> Response:
     mode, pipeline = _model(body.model, pipelines, grant)
     question = question_of(body.messages)
-    events = pipeline.ask_stream(question, mode=mode, where=body.filter)
+    events = pipeline.ask_stream(question, mode=mode, where=body.where)
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     where = pipeline.collection
     if body.stream:

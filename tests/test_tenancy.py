@@ -274,6 +274,14 @@ def test_openai_models_and_chat_follow_the_key(lab: Lab) -> None:
     with lab.http("read") as http:
         span = http.get(urls[0]).json()["span"]["text"]
     assert span in {c["quote"] for c in reply.model_dump()["rag"]["citations"]}
+    narrowed = client("read").chat.completions.create(
+        model="rag-extractive@alpha", messages=[{"role": "user", "content": LIGHTHOUSE}],
+        extra_body={"filter": "team=nobody"})
+    assert narrowed.model_dump()["rag"]["abstained"]
+    with pytest.raises(openai.BadRequestError, match="filter: range bounds are all numbers"):
+        client("read").chat.completions.create(
+            model="rag-extractive@alpha", messages=[{"role": "user", "content": LIGHTHOUSE}],
+            extra_body={"filter": {"field": "year", "gte": True}})
     streamed = client("read").chat.completions.create(
         model="rag-extractive@alpha", stream=True,
         messages=[{"role": "user", "content": "What is the vault code of beta?"}])
