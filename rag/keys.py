@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from rag.collections import check_name
-from rag.errors import InputError, RagError
+from rag.errors import InputError, RagError, SettingsError
 from rag.writer import flock, fsync_dir
 
 Role = Literal["read", "write", "admin"]
@@ -174,10 +174,14 @@ class KeyStore:
     def _read(self) -> dict[str, KeyRecord]:
         try:
             data = json.loads(self.path.read_text())
+            return {r["id"]: KeyRecord(**{**r, "collections": tuple(r["collections"])})
+                    for r in data["keys"]}
         except FileNotFoundError:
             return {}
-        return {r["id"]: KeyRecord(**{**r, "collections": tuple(r["collections"])})
-                for r in data["keys"]}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SettingsError(f"{self.path} is not a key file ({type(exc).__name__}): "
+                                "restore it from a backup, or delete it (every key made "
+                                "is then gone)") from None
 
     def any(self) -> bool:
         """Whether any key was ever made here (then requests need one)."""

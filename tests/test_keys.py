@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.errors import InputError
+from rag.errors import InputError, SettingsError
 from rag.keys import ADMIN, Grant, KeyNotFoundError, KeyStore, parse_expiry
 
 pytestmark = pytest.mark.unit
@@ -91,3 +91,9 @@ def test_bad_requests_for_keys_say_what_to_give(tmp_path: Path) -> None:
             store.create(now=time.time(), **kwargs)  # type: ignore[arg-type]
     assert not (tmp_path / "keys.json").exists()
     assert store.create(["a", "*"], "read", time.time())[1].collections == ("*",)
+
+
+def test_a_damaged_key_file_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "keys.json").write_text('{"keys": [{"id": "x"}]}')
+    with pytest.raises(SettingsError, match="is not a key file .*restore it"):
+        KeyStore(tmp_path).verify("rag_x_y", time.time())
