@@ -249,6 +249,7 @@ class Pipeline:
         """Merge segments until the policy asks for no more (or, with ``max_segments``, until
         at most that many remain, none holding deleted documents). An index without segments
         (format 2, 3, or 4 of one folder) is turned into segments first."""
+        self._exists()
         snapshot = read_snapshot(self.root)
         if snapshot is None:
             raise NoIndexError(self.root)
@@ -262,6 +263,7 @@ class Pipeline:
 
     def segments(self) -> list[SegmentInfo]:
         """The current snapshot's segments, from its manifest (nothing is loaded)."""
+        self._exists()
         snapshot = read_snapshot(self.root)
         if snapshot is None:
             raise NoIndexError(self.root)
