@@ -13,6 +13,7 @@ import click
 from rag import filters
 from rag.collections import DEFAULT
 from rag.errors import InputError, RagError
+from rag.terms import terms
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,7 +69,7 @@ def where_of(where: Sequence[str], docs: Sequence[str], path: str | None,
     """The filter the options give (None: none)."""
     parts: list[filters.Filter] = []
     if where:
-        parts.append(filters.parse(filters.terms(list(where)), "--where"))
+        parts.append(filters.parse(terms(list(where)), "--where"))
     if docs:
         parts.append(filters.parse({"doc_id": list(docs)}, "--doc"))
     if path:

@@ -16,7 +16,7 @@ deep and ``MAX_NODES`` nodes):
 modified, size), ``doc_id``, or a user-given one. A document without the field matches no
 comparison (and so matches ``not`` of one). A filter may also be written as terms, all of
 which must hold (the CLI's --where, the web page's filter box, or a string where a filter
-goes), one grammar (``TERMS_PATTERN``) for the parser and the JSON schema:
+goes; rag.terms: one grammar for the parser and the JSON schema):
 
     team=legal  year>=2020  year<2024  format=pdf|docx  team!=hr  path=reports/  doc_id=a|b
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import operator
-import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -51,6 +50,7 @@ from pydantic import (
 
 from rag import metadata
 from rag.errors import InputError
+from rag.terms import MAX_TERMS_CHARS, RANGE, TERMS_PATTERN, terms
 
 MAX_DEPTH = 8
 MAX_NODES = 1024  # a string of terms (at most MAX_TERMS_CHARS) stays under it
@@ -58,17 +58,7 @@ MAX_LIST = 1000
 Scalar = Annotated[StrictStr | StrictBool | StrictInt | StrictFloat,
                    Field(union_mode="left_to_right")]
 FieldName = Annotated[str, Field(pattern=f"^{metadata.KEY.pattern}$", max_length=64)]
-# Terms: KEY, an operator, a value of plain characters and quoted runs ("..." or '...', to hold
-# spaces and "|"); one rule, for the parser and for the JSON schema of a filter given as terms.
-_CHUNK = r"""(?:"[^"]*"|'[^']*'|[^\s"'])"""
-_TERM_TEXT = rf"({metadata.KEY.pattern})(!=|>=|<=|=|>|<)({_CHUNK}*)"
-TERMS_PATTERN = rf"^\s*{_TERM_TEXT}(?:\s+{_TERM_TEXT})*\s*$"
-MAX_TERMS_CHARS = 1000
-_TERM = re.compile(_TERM_TEXT)
-_TERMS = re.compile(TERMS_PATTERN)
-_CHUNKS = re.compile(_CHUNK)
-_RANGE = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
-_BOUNDS = tuple(_RANGE.values())
+_BOUNDS = tuple(RANGE.values())
 _TESTS = ("eq", "in", "exists", *_BOUNDS)
 
 # What the JSON schema (OpenAPI, the MCP tools) says a filter is, as exactly as JSON schema
@@ -240,61 +230,6 @@ Filter = Annotated[
                                        "not, doc_id, path, field")]
 for _model in (And, Or, Not):
     _model.model_rebuild()
-
-
-def terms(text: str | Sequence[str]) -> dict[str, Any]:
-    """The JSON form of terms (a string of them, or each one): all must hold.
-
-    ``KEY=VALUE`` is equal, ``KEY=A|B`` any of them, ``KEY!=...`` not so; ``KEY>=VALUE`` (and
-    >, <=, <) a bound; ``doc_id=ID|ID`` and ``path=PREFIX`` (with ``!=`` too) their shapes.
-    A bound is a number or text (``true`` is text there: booleans have no order), and a range
-    on ``path`` compares the source.
-    """
-    parts = [text] if isinstance(text, str) else list(text)
-    if not any(p.strip() for p in parts):
-        raise InputError("an empty filter: give terms like team=legal")
-    found = []
-    for part in parts:
-        if len(part) > MAX_TERMS_CHARS:
-            raise InputError(f"filter terms: {len(part)} characters, over the limit of "
-                             f"{MAX_TERMS_CHARS}")
-        if not _TERMS.fullmatch(part):
-            bad = next((t for t in part.split() if not _TERM.fullmatch(t)), part.strip())
-            raise InputError(f"filter term {bad[:80]!r}: expected KEY=VALUE (or !=, >=, <=, >, "
-                             "<), like team=legal or year>=2020; quote a value with spaces")
-        found += [_term(*m.groups()) for m in _TERM.finditer(part)]
-    return found[0] if len(found) == 1 else {"and": found}
-
-
-def _values(text: str) -> list[str]:
-    """A term's value, unquoted, split at the "|" outside quotes."""
-    values, current = [], ""
-    for chunk in _CHUNKS.findall(text):
-        if chunk == "|":
-            values.append(current)
-            current = ""
-        else:
-            current += chunk[1:-1] if chunk[0] in "\"'" else chunk
-    return [*values, current]
-
-
-def _term(key: str, op: str, text: str) -> dict[str, Any]:
-    values = _values(text)
-    if op in _RANGE:
-        value = "".join(c[1:-1] if c[0] in "\"'" else c for c in _CHUNKS.findall(text))
-        bound = metadata.parse_value(value)
-        field = "source" if key == "path" else key
-        return {"field": field, _RANGE[op]: value if isinstance(bound, bool) else bound}
-    if key == "doc_id":
-        test: dict[str, Any] = {"doc_id": values}
-    elif key == "path":
-        test = {"path": values[0]} if len(values) == 1 else \
-            {"or": [{"path": v} for v in values]}
-    else:
-        parsed = [metadata.parse_value(v) for v in values]
-        test = {"field": key, "eq": parsed[0]} if len(parsed) == 1 else \
-            {"field": key, "in": parsed}
-    return {"not": test} if op == "!=" else test
 
 
 def _size(node: object, depth: int = 1) -> int:

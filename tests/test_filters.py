@@ -9,6 +9,7 @@ import pytest
 
 from rag import filters
 from rag.errors import InputError
+from rag.terms import terms
 
 pytestmark = pytest.mark.unit
 
@@ -72,7 +73,7 @@ def test_each_shape_selects_what_it_says(given: object, expected: list[str]) -> 
 def test_terms_mean_the_same_as_objects(text: str, expected: list[str]) -> None:
     assert chosen(text) == expected
     if '"' not in text:
-        assert chosen(filters.terms(text.split(" "))) == expected  # given one by one
+        assert chosen(terms(text.split(" "))) == expected  # given one by one
 
 
 @pytest.mark.parametrize(("given", "message"), [
