@@ -2,33 +2,40 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 
-from api import openai_compat
-from api.deps import pipeline_of, require_api_key
+from api import admin, openai_compat
+from api.access import KEY_MISSING, Access, bearer_token
+from api.deps import get_grant, pipelines_of
 from api.limits import BodyLimitMiddleware, RateLimitMiddleware, UploadSlots, route_path
 from api.mcp import HttpEndpoint
 from api.metrics import Metrics, MetricsMiddleware
-from api.routes import router
+from api.routes import mounted
 from api.schemas import Status
 from api.security import HostRule, RequestChecks, SecurityHeaders, public_url, scrub
 from api.web import add_pages
 from rag import __version__
+from rag.collections import DEFAULT, folder
 from rag.config import Settings
 from rag.errors import NoIndexError, RagError
+from rag.keys import KeyStore
 from rag.pipeline import Pipeline
+from rag.pipelines import Pipelines
 from rag.sync import Syncer
 
 log = logging.getLogger("rag.api")
@@ -36,7 +43,7 @@ log = logging.getLogger("rag.api")
 
 def _load(app: FastAPI) -> None:
     """Load the models and the index in the background so /healthz answers at once."""
-    pipeline: Pipeline = app.state.pipeline
+    pipeline: Pipeline = app.state.pipelines.default
     try:
         pipeline.load()  # the first load exports the cross-encoder (seconds, once)
     except NoIndexError as exc:
@@ -54,14 +61,17 @@ def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        # A message naming its own place (a filter's: rag.filters.explain) stands alone.
+        parts.append(message if message.startswith((f"{where}.", f"{where}:"))
+                     else f"{where}: {message}")
     return "; ".join(parts)
 
 
-def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+def _allowed_methods(routes: Sequence[BaseRoute], request: Request) -> list[str]:
     """Every method any route serves on this path (Starlette names only the first route's)."""
     methods: set[str] = set()
-    for route in [*app.router.routes, *router.routes]:  # included routes are not listed in app
+    for route in routes:
         if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE:
             methods |= route.methods or set()
     return sorted(methods)
@@ -79,12 +89,31 @@ def _error(request: Request, status: int, message: str,
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
-def _syncer(settings: Settings, pipeline: Pipeline) -> Syncer | None:
-    """`rag serve --watch` (RAG_WATCH): the folders' sync, started once the index loads."""
+def _syncer(settings: Settings, pipelines: Pipelines) -> Syncer | None:
+    """`rag serve --watch` (RAG_WATCH): the folders' sync into RAG_WATCH_COLLECTION, started
+    once the index loads. The collection is looked up at each run: one not made yet fails
+    its runs (GET /v1/sync and the log say so, and they are retried) until it is."""
     if not settings.watch:
         return None
-    return Syncer(settings.watch, lambda paths: pipeline.ingest(paths, prune=True),
-                  settings.sync_quiet_ms, ignore=pipeline.root)
+    name = settings.watch_collection
+    return Syncer(settings.watch, lambda paths: pipelines.get(name).ingest(paths, prune=True),
+                  settings.sync_quiet_ms, ignore=folder(settings.index_dir, name))
+
+
+def _openapi(app: FastAPI, access: Access) -> dict[str, Any]:
+    """The schema, declaring the bearer scheme only while keys are required: a server without
+    RAG_API_KEY and keys takes requests without one (and takes them once a key is made)."""
+    if app.openapi_schema is None:
+        app.openapi_schema = get_openapi(title=app.title, version=app.version,
+                                         routes=app.routes)
+    if access.required():
+        return app.openapi_schema
+    open_schema = copy.deepcopy(app.openapi_schema)
+    open_schema.get("components", {}).pop("securitySchemes", None)
+    for operations in open_schema["paths"].values():
+        for operation in operations.values():
+            operation.pop("security", None)
+    return open_schema
 
 
 def create_app(settings: Settings, pipeline: Pipeline | None = None,
@@ -93,18 +122,21 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
     Host header besides RAG_HOST, the loopback names and RAG_ALLOWED_HOSTS (api.security)."""
     metrics = Metrics()
     rule = HostRule.of(settings, hosts)
-    mcp = HttpEndpoint(settings, rule)
+    keys = KeyStore(settings.index_dir, settings.request_lock_wait_s)
+    access = Access(settings, keys)
+    mcp = HttpEndpoint(settings, rule, access)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.pipeline = pipeline or Pipeline(settings)
+        app.state.pipelines = Pipelines(pipeline or Pipeline(settings))
+        app.state.keys, app.state.access = keys, access
         app.state.ready = threading.Event()
         app.state.load_error = None
         app.state.search_lane = anyio.CapacityLimiter(settings.search_threads)
         app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads)
         app.state.public_url = public_url(settings, hosts)
-        app.state.syncer = _syncer(settings, app.state.pipeline)
+        app.state.syncer = _syncer(settings, app.state.pipelines)
         loader = threading.Thread(target=_load, args=(app,), name="rag-loader", daemon=True)
         loader.start()
         async with mcp.running(app.state):  # the MCP session manager lives as long as the app
@@ -117,11 +149,18 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
     app = FastAPI(title="rag: cited answers from your documents", version=__version__,
                   lifespan=lifespan, docs_url=None, redoc_url=None)
     add_pages(app, settings)
-    # With a key, every /v1 route requires it and OpenAPI declares the bearer scheme.
-    keyed = [Depends(require_api_key)] if settings.api_key else []
-    app.include_router(router, dependencies=keyed)
-    app.include_router(openai_compat.router, dependencies=keyed)
-    app.router.routes.append(mcp.route)  # MCP over streamable HTTP, behind the same key as /v1
+    # Every /v1 route asks who the request is (a key when RAG_API_KEY is set or keys were
+    # made: api.access); OpenAPI declares the bearer scheme. The collection routes are
+    # mounted twice: on the default collection, and on any by name.
+    keyed = [Depends(get_grant)]
+    routers = [admin.router, mounted("/v1"), mounted("/v1/collections/{collection}"),
+               openai_compat.router]
+    for included in routers:
+        app.include_router(included, dependencies=keyed)
+    # Included routes are not listed in app.router.routes.
+    every_route = [*app.router.routes, *(r for included in routers for r in included.routes)]
+    app.openapi = lambda: _openapi(app, access)  # type: ignore[method-assign]
+    app.router.routes.append(mcp.route)  # MCP over streamable HTTP, behind the same keys
     # Added first, run last: the host and origin checks, just before the routes.
     app.add_middleware(RequestChecks, rule=rule)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
@@ -135,7 +174,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            headers["Allow"] = ", ".join(_allowed_methods(app, request))
+            headers["Allow"] = ", ".join(_allowed_methods(every_route, request))
         return _error(request, exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(RagError)
@@ -152,26 +191,33 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None,
         return Status(status="ok")
 
     @app.get("/readyz", response_model=Status, responses={503: {"model": Status}})
-    def readyz(request: Request) -> Status | JSONResponse:
-        """The index is loaded and answering, with its snapshot and size; a 503 with the
-        reason before that, or when there is no index yet."""
+    async def readyz(request: Request) -> Status | JSONResponse:
+        """The index is loaded and answering; a 503 with the reason before that, or when
+        there is no index yet. Open to all; the default collection's snapshot and size only to
+        a request that may read it (a key scoped elsewhere learns nothing of it; a key this
+        server has not verified yet on /v1 counts as none: an open route costs no scrypt)."""
         state = request.app.state
         if not state.ready.is_set():
             reason = scrub(state.load_error or "loading", settings)
             return JSONResponse({"status": reason}, status_code=503)
         try:
-            index = pipeline_of(request).index
+            index = pipelines_of(request).default.index
         except NoIndexError as exc:
             return JSONResponse({"status": scrub(str(exc), settings)}, status_code=503)
+        grant = access.known(bearer_token(request.headers.get("authorization")))
+        if grant is None or not grant.sees(DEFAULT):
+            return Status(status="ready")
         docs, chunks = index.store.counts()
         return Status(status="ready", snapshot=index.snapshot, documents=docs, chunks=chunks)
 
-    # Behind the key like /v1 when one is set, unless RAG_METRICS_PUBLIC opens it.
-    closed = settings.api_key is not None and not settings.metrics_public
-
-    @app.get("/metrics", include_in_schema=False,
-             dependencies=[Depends(require_api_key)] if closed else [])
-    def prometheus() -> Response:
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus(request: Request) -> Response:
+        """Behind an admin key when keys are required, unless RAG_METRICS_PUBLIC opens it
+        (its labels are route templates: no collection or document is named)."""
+        if access.required() and not settings.metrics_public:
+            grant = await access.grant(bearer_token(request.headers.get("authorization")))
+            if grant is None or grant.role != "admin" or grant.collections is not None:
+                return _error(request, 401, KEY_MISSING, {"WWW-Authenticate": "Bearer"})
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

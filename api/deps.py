@@ -1,20 +1,23 @@
-"""Dependencies: the pipeline from app.state, readiness, and the API key."""
+"""Dependencies: readiness, the request's grant, the collection it acts on, and app state."""
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import anyio
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.access import KEY_MISSING, Access, reach
 from api.limits import UploadSlots
+from rag.collections import DEFAULT
 from rag.config import Settings
+from rag.keys import Grant, Role
 from rag.pipeline import Pipeline
+from rag.pipelines import Pipelines
 
 STARTING = "the service is starting: the model and index are loading"
-KEY_MISSING = "missing or wrong API key: send 'Authorization: Bearer <key>'"
 
 # The dependencies are async because FastAPI runs a sync dependency on its thread pool: one
 # more thread hop per request, for work that never blocks.
@@ -25,31 +28,23 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-def pipeline_of(request: Request) -> Pipeline:
-    """The pipeline, once its model and index are loaded; 503 until then."""
+def pipelines_of(request: Request) -> Pipelines:
+    """Every collection's pipeline, once the model and index are loaded; 503 until then."""
     state = request.app.state
     if not state.ready.is_set():
         raise HTTPException(503, STARTING)
-    pipeline: Pipeline = state.pipeline
-    return pipeline
+    pipelines: Pipelines = state.pipelines
+    return pipelines
 
 
-async def get_pipeline(request: Request) -> Pipeline:
-    return pipeline_of(request)
+async def get_pipelines(request: Request) -> Pipelines:
+    return pipelines_of(request)
 
 
 async def get_lane(request: Request) -> anyio.CapacityLimiter:
     """The search lane: at most ``RAG_SEARCH_THREADS`` searches and asks at once."""
     lane: anyio.CapacityLimiter = request.app.state.search_lane
     return lane
-
-
-def key_ok(settings: Settings, token: str | None) -> bool:
-    """Whether ``token`` is RAG_API_KEY (compared in constant time); any, when none is set."""
-    if settings.api_key is None:
-        return True
-    expected = settings.api_key.get_secret_value().encode()
-    return token is not None and hmac.compare_digest(token.strip().encode(), expected)
 
 
 async def get_public_url(request: Request) -> str:
@@ -63,18 +58,42 @@ async def get_upload_slots(request: Request) -> UploadSlots:
     return slots
 
 
-bearer = HTTPBearer(auto_error=False, description="the server's RAG_API_KEY")
+bearer = HTTPBearer(auto_error=False, description="RAG_API_KEY, or a key made by "
+                                                  "`rag keys create` (the docs: Collections "
+                                                  "and keys)")
 
 
-async def require_api_key(settings: Annotated[Settings, Depends(get_settings)],
-                    credentials: Annotated[HTTPAuthorizationCredentials | None,
-                                           Depends(bearer)]) -> None:
-    """Every /v1 route when RAG_API_KEY is set (create_app adds it, so OpenAPI shows it)."""
-    if not key_ok(settings, credentials.credentials if credentials else None):
+async def get_grant(request: Request, credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Grant:
+    """What the request may do; 401 without a valid key when keys are required (every /v1
+    route has it: create_app adds it, so OpenAPI shows the scheme)."""
+    access: Access = request.app.state.access
+    grant = await access.grant(credentials.credentials if credentials else None)
+    if grant is None:
         raise HTTPException(401, KEY_MISSING, headers={"WWW-Authenticate": "Bearer"})
+    return grant
 
 
-PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+def collection_name(request: Request) -> str:
+    """The collection a route acts on: its {collection}, or "default" on the routes
+    without one."""
+    return str(request.path_params.get("collection", DEFAULT))
+
+
+def acting(role: Role) -> Callable[..., Awaitable[Pipeline]]:
+    """A dependency: the pipeline of the route's collection, if the request may act on it
+    as ``role`` (api.access.reach: 404 for a collection it does not see, 403 for a role)."""
+    async def dependency(request: Request, grant: Annotated[Grant, Depends(get_grant)]
+                         ) -> Pipeline:
+        return reach(pipelines_of(request), grant, collection_name(request), role)
+
+    return dependency
+
+
+PipelinesDep = Annotated[Pipelines, Depends(get_pipelines)]
+GrantDep = Annotated[Grant, Depends(get_grant)]
+ReaderDep = Annotated[Pipeline, Depends(acting("read"))]
+WriterDep = Annotated[Pipeline, Depends(acting("write"))]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LaneDep = Annotated[anyio.CapacityLimiter, Depends(get_lane)]
 PublicUrlDep = Annotated[str, Depends(get_public_url)]

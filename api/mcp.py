@@ -1,8 +1,13 @@
-"""The MCP server (official ``mcp`` SDK): search, ask, get_document and list_documents as tools.
+"""The MCP server (official ``mcp`` SDK): search, ask, get_document, list_documents and
+list_collections as tools.
 
-``rag mcp`` serves it over stdio (``run_stdio``); ``create_app`` routes ``/mcp`` to it over
-streamable HTTP behind the API key (``HttpEndpoint``). Library errors come back as tool errors
-(``isError`` with the message), never as a crash.
+``rag mcp`` serves it over stdio (``run_stdio``: the local user, who may read every
+collection); ``create_app`` routes ``/mcp`` to it over streamable HTTP behind the same keys as
+/v1 (``HttpEndpoint``). Each tool takes the collection to read (default "default") and search
+and ask a filter; over HTTP each call is checked against the key of the request that carries
+it, so a key reaches only its collections (any other is "no collection", as one that does
+not exist). Library errors come back as tool errors (``isError`` with the message), never
+as a crash.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import anyio
 import anyio.to_thread
 from fastapi.responses import JSONResponse
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
@@ -25,13 +31,19 @@ from starlette.datastructures import Headers, State
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from api.deps import KEY_MISSING, STARTING, key_ok
+from api.access import KEY_MISSING, Access, bearer_token, reach
+from api.admin_schemas import CollectionList, CollectionOut
+from api.deps import STARTING
 from api.schemas import CitationOut, DocumentList, SearchResponse
 from api.security import HostRule, scrub
 from rag import __version__
+from rag.collections import DEFAULT
 from rag.config import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, AnswerMode, RetrieverName, Settings
 from rag.errors import NoIndexError, RagError
+from rag.filters import FilterIn
+from rag.keys import ADMIN, Grant
 from rag.pipeline import Pipeline
+from rag.pipelines import Pipelines
 
 log = logging.getLogger("rag.mcp")
 T = TypeVar("T")
@@ -61,6 +73,11 @@ class DocumentText(BaseModel):
 
 
 Query = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
+Collection = Annotated[str, Field(max_length=63, description="the collection to read "
+                                  "(list_collections names those you may)")]
+Where = Annotated[FilterIn | None, Field(description=(
+    'which documents to read: {"field": "team", "eq": "legal"}, {"path": "reports/"}, '
+    '{"doc_id": [...]}, {"and"/"or": [...]}, {"not": ...}, or terms "team=legal year>=2020"'))]
 K = Annotated[int, Field(ge=1, le=MAX_K, description="passages to retrieve")]
 Offset = Annotated[int | None, Field(ge=0, description="a character offset into the stored text")]
 
@@ -68,11 +85,13 @@ Offset = Annotated[int | None, Field(ge=0, description="a character offset into 
 Lifespan = Callable[[MCPServer], AbstractAsyncContextManager[None]]
 
 
-def create_server(pipeline: Callable[[], Pipeline], lane: anyio.CapacityLimiter,
+def create_server(pipelines: Callable[[], Pipelines], lane: anyio.CapacityLimiter,
                   lifespan: Lifespan | None = None,
-                  tell: Callable[[str], str] = lambda message: message) -> MCPServer:
-    """The tools over ``pipeline()``; their blocking work runs in ``lane``'s threads. A
-    library error becomes a tool error whose text is ``tell(message)``."""
+                  tell: Callable[[str], str] = lambda message: message,
+                  grant_of: Callable[[Context], Grant] = lambda _: ADMIN) -> MCPServer:
+    """The tools over ``pipelines()``; their blocking work runs in ``lane``'s threads, each
+    call allowed what ``grant_of`` its context says. A library error becomes a tool error
+    whose text is ``tell(message)``."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     server: MCPServer = MCPServer("rag", version=__version__, instructions=INSTRUCTIONS,
@@ -83,36 +102,39 @@ def create_server(pipeline: Callable[[], Pipeline], lane: anyio.CapacityLimiter,
         root.removeHandler(handler)
     root.setLevel(level)
 
-    async def run(work: Callable[[Pipeline], T]) -> T:
+    async def run(ctx: Context, collection: str, work: Callable[[Pipeline], T]) -> T:
         def call() -> T:
             try:
-                return work(pipeline())
+                return work(reach(pipelines(), grant_of(ctx), collection, "read"))
             except RagError as exc:
                 raise ToolError(tell(str(exc))) from exc
 
         return await anyio.to_thread.run_sync(call, limiter=lane)
 
     @server.tool()
-    async def search(query: Query, k: K = DEFAULT_K,
-                     retriever: RetrieverName | None = None) -> SearchResponse:
+    async def search(query: Query, ctx: Context, k: K = DEFAULT_K,
+                     retriever: RetrieverName | None = None, collection: Collection = DEFAULT,
+                     filter: Where = None) -> SearchResponse:
         """Ranked passages for the query, each with its document and character span."""
-        hits = await run(lambda p: p.search(query, k, retriever))
+        hits = await run(ctx, collection, lambda p: p.search(query, k, retriever, filter))
         return SearchResponse.model_validate({"query": query, "hits": [h.as_dict() for h in hits]})
 
     @server.tool()
-    async def ask(question: Query, k: K = DEFAULT_K, mode: AnswerMode | None = None,
-                  retriever: RetrieverName | None = None) -> AskResult:
+    async def ask(question: Query, ctx: Context, k: K = DEFAULT_K,
+                  mode: AnswerMode | None = None, retriever: RetrieverName | None = None,
+                  collection: Collection = DEFAULT, filter: Where = None) -> AskResult:
         """A short answer whose every sentence cites a verified quote (doc_id, char_start,
         char_end), or an abstention. mode: extractive (quotes) or generative (needs an LLM
         configured with RAG_LLM_BASE_URL); default: generative when one is configured."""
-        answer = await run(lambda p: p.ask(question, k, retriever, mode))
+        answer = await run(ctx, collection, lambda p: p.ask(question, k, retriever, mode, filter))
         return AskResult.model_validate({**answer.as_dict(), "mode": answer.provenance.mode})
 
     @server.tool()
-    async def get_document(doc_id: str, start: Offset = None, end: Offset = None) -> DocumentText:
+    async def get_document(doc_id: str, ctx: Context, start: Offset = None, end: Offset = None,
+                           collection: Collection = DEFAULT) -> DocumentText:
         """The stored text of a document (what every citation offset points into), or its
         [start:end] slice."""
-        doc = await run(lambda p: p.document(doc_id))
+        doc = await run(ctx, collection, lambda p: p.document(doc_id))
         n = len(doc.text)
         lo, hi = 0 if start is None else start, n if end is None else end
         if not lo <= hi <= n:
@@ -123,9 +145,22 @@ def create_server(pipeline: Callable[[], Pipeline], lane: anyio.CapacityLimiter,
                             length=n)
 
     @server.tool()
-    async def list_documents() -> DocumentList:
-        """The indexed documents: doc_id, title, source, sha256, characters and chunks."""
-        return DocumentList.model_validate({"documents": await run(lambda p: p.documents())})
+    async def list_documents(ctx: Context, collection: Collection = DEFAULT) -> DocumentList:
+        """The indexed documents: doc_id, title, source, sha256, characters, chunks and
+        metadata."""
+        return DocumentList.model_validate(
+            {"documents": await run(ctx, collection, lambda p: p.documents())})
+
+    @server.tool()
+    async def list_collections(ctx: Context) -> CollectionList:
+        """The collections you may read, with their documents and chunks."""
+        def call() -> CollectionList:
+            served, grant = pipelines(), grant_of(ctx)
+            return CollectionList(collections=[
+                CollectionOut.model_validate({"name": n, **served.counts(n)})
+                for n in served.names() if grant.sees(n)])
+
+        return await anyio.to_thread.run_sync(call, limiter=lane)
 
     return server
 
@@ -134,6 +169,7 @@ def run_stdio(settings: Settings) -> None:
     """Serve over stdin/stdout until the client leaves; the SDK points fd 1 at stderr meanwhile,
     so nothing but protocol reaches stdout. The model and index load in the background."""
     pipeline = Pipeline(settings)
+    served = Pipelines(pipeline)
 
     def load() -> None:
         try:
@@ -148,7 +184,7 @@ def run_stdio(settings: Settings) -> None:
         threading.Thread(target=load, name="rag-loader", daemon=True).start()
         yield
 
-    create_server(lambda: pipeline, anyio.CapacityLimiter(settings.search_threads),
+    create_server(lambda: served, anyio.CapacityLimiter(settings.search_threads),
                   lifespan).run("stdio")
 
 
@@ -169,23 +205,35 @@ class HttpEndpoint:
     """``/mcp`` (``route``): the API key as on /v1, then the SDK's streamable-HTTP session
     manager, which ``running`` starts and stops inside the app's lifespan."""
 
-    def __init__(self, settings: Settings, rule: HostRule, path: str = "/mcp") -> None:
+    def __init__(self, settings: Settings, rule: HostRule, access: Access,
+                 path: str = "/mcp") -> None:
         self.settings = settings
+        self.access = access
         self.security = transport_security(rule)
         self.route = Route(path, self)  # every method: the transport answers POST, GET, DELETE
         self._sessions: StreamableHTTPSessionManager | None = None
 
     @asynccontextmanager
     async def running(self, state: State) -> AsyncIterator[None]:
-        def ready() -> Pipeline:
+        def ready() -> Pipelines:
             if not state.ready.is_set():
                 failed = state.load_error
                 raise ToolError(f"start-up failed: {failed}" if failed else STARTING)
-            pipeline: Pipeline = state.pipeline
-            return pipeline
+            pipelines: Pipelines = state.pipelines
+            return pipelines
+
+        def grant_of(ctx: Context) -> Grant:
+            """The key of the HTTP request carrying this call, checked again (the endpoint
+            refused the request without one; this call may belong to another's session)."""
+            headers = ctx.headers or {}
+            grant = self.access.grant_now(bearer_token(headers.get("authorization")))
+            if grant is None:
+                raise ToolError(KEY_MISSING)
+            return grant
 
         server = create_server(ready, state.search_lane,
-                               tell=lambda message: scrub(message, self.settings))
+                               tell=lambda message: scrub(message, self.settings),
+                               grant_of=grant_of)
         # Builds server.session_manager; its Starlette app is unused: /mcp is a route of ours.
         server.streamable_http_app(transport_security=self.security)
         async with server.session_manager.run():
@@ -197,8 +245,8 @@ class HttpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["route"] = self.route  # a plain Route does not record itself; metrics label by it
-        scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
-        if not key_ok(self.settings, token if scheme.lower() == "bearer" else None):
+        token = bearer_token(Headers(scope=scope).get("authorization"))
+        if await self.access.grant(token) is None:
             await _error(401, KEY_MISSING, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
         elif self._sessions is None:
             await _error(503, STARTING, {})(scope, receive, send)

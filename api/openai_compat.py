@@ -1,11 +1,14 @@
 """OpenAI-compatible chat: `GET /v1/models` and `POST /v1/chat/completions`.
 
 Chat front ends (Open WebUI, LibreChat) and code using the `openai` SDK reach the
-same answers as `POST /v1/ask`: one model per answer mode, the question is the
-last user message, the content is the answer with its [n] markers, and each
-marker carries a `url_citation` annotation whose url opens the document at the
-exact quoted span. Our full citations and provenance ride along in the `rag`
-field. Errors on these paths take OpenAI's shape (api.app).
+same answers as `POST /v1/ask`: one model per answer mode and collection
+(``rag-extractive`` answers from the default collection, ``rag-extractive@legal`` from
+"legal"; `/v1/models` lists those the key may read), the question is the last user
+message, the content is the answer with its [n] markers, and each marker carries a
+`url_citation` annotation whose url opens the document at the exact quoted span, in
+its collection. Our full citations and provenance ride along in the `rag` field; an
+optional `filter` field narrows the documents as on /v1/ask. Errors on these paths take
+OpenAI's shape (api.app).
 """
 
 from __future__ import annotations
@@ -22,13 +25,18 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import LaneDep, PipelineDep, PublicUrlDep, SettingsDep
+from api.access import reach
+from api.deps import GrantDep, LaneDep, PipelinesDep, PublicUrlDep, SettingsDep
 from api.routes import ERRORS
 from api.schemas import AskResponse
+from rag import filters
+from rag.collections import DEFAULT
 from rag.config import AnswerMode, Settings
-from rag.errors import InputError, RagError
+from rag.errors import CollectionNotFoundError, InputError, RagError
 from rag.generate import Sentence
+from rag.keys import Grant
 from rag.pipeline import Pipeline
+from rag.pipelines import Pipelines
 from rag.types import Answer, Citation
 
 PATHS = ("/v1/models", "/v1/chat/completions")
@@ -61,12 +69,20 @@ class ChatMessage(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """What OpenAI clients send; fields we do not use (temperature, …) are accepted."""
+    """What OpenAI clients send; fields we do not use (temperature, …) are accepted, and a
+    ``filter`` (as on /v1/ask: the docs, Collections and keys) is read from them."""
 
     model_config = ConfigDict(extra="allow")
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
+
+    @property
+    def where(self) -> filters.Filter | None:
+        """The request's filter: an extension field, kept out of the schema (the recursive
+        filter in an OpenAI request's schema sends schema-driven clients in circles)."""
+        given = (self.model_extra or {}).get("filter")
+        return None if given is None else filters.parse(given)
 
 
 class UrlCitation(BaseModel):
@@ -114,15 +130,20 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
-def offered(pipeline: Pipeline) -> list[str]:
-    return [m for m, mode in MODELS.items() if mode == "extractive" or pipeline.writer]
+def offered(pipelines: Pipelines, grant: Grant) -> list[str]:
+    """The models this key may use: each mode on each collection it sees."""
+    modes = [m for m, mode in MODELS.items() if mode == "extractive"
+             or pipelines.default.writer]
+    return [m if name == DEFAULT else f"{m}@{name}" for name in pipelines.names()
+            if grant.sees(name) for m in modes]
 
 
 @router.get("/models", response_model=ModelList)
-async def models(pipeline: PipelineDep) -> ModelList:
-    """One model per answer mode: ``rag-extractive``, and ``rag-generative`` when an LLM is
-    configured."""
-    return ModelList(data=[ModelCard(id=m) for m in offered(pipeline)])
+async def models(pipelines: PipelinesDep, grant: GrantDep) -> ModelList:
+    """One model per answer mode and collection the key may read: ``rag-extractive`` (and
+    ``rag-generative`` when an LLM is configured) on the default collection,
+    ``rag-extractive@NAME`` on the collection NAME."""
+    return ModelList(data=[ModelCard(id=m) for m in offered(pipelines, grant)])
 
 
 def question_of(messages: Sequence[ChatMessage]) -> str:
@@ -138,13 +159,15 @@ def question_of(messages: Sequence[ChatMessage]) -> str:
     return content
 
 
-def span_url(base: str, c: Citation) -> str:
-    return (f"{base}/v1/documents/{quote(c.doc_id, safe='')}"
+def span_url(base: str, c: Citation, collection: str = DEFAULT) -> str:
+    """The quoted span in its collection (a doc_id means nothing in another one)."""
+    where = "" if collection == DEFAULT else f"/collections/{collection}"
+    return (f"{base}/v1{where}/documents/{quote(c.doc_id, safe='')}"
             f"?start={c.char_start}&end={c.char_end}")
 
 
 def marker_annotations(content: str, citations: Sequence[Citation], base: str,
-                offset: int = 0) -> list[Annotation]:
+                       offset: int = 0, collection: str = DEFAULT) -> list[Annotation]:
     """One url_citation per [n] marker in ``content``; indices count from ``offset``."""
     out = []
     for c in citations:
@@ -152,15 +175,15 @@ def marker_annotations(content: str, citations: Sequence[Citation], base: str,
         at = content.find(marker)
         while at >= 0:
             out.append(Annotation(url_citation=UrlCitation(
-                url=span_url(base, c), title=c.title, start_index=offset + at,
+                url=span_url(base, c, collection), title=c.title, start_index=offset + at,
                 end_index=offset + at + len(marker))))
             at = content.find(marker, at + 1)
     return sorted(out, key=lambda a: a.url_citation.start_index)
 
 
-def source_event(c: Citation, base: str) -> dict[str, Any]:
+def source_event(c: Citation, base: str, collection: str = DEFAULT) -> dict[str, Any]:
     """Open WebUI's own convention for a source, with the quote and its span."""
-    url = span_url(base, c)
+    url = span_url(base, c, collection)
     return {"type": "source", "data": {
         "source": {"id": str(c.n), "name": c.title, "url": url},
         "document": [c.quote],
@@ -168,32 +191,42 @@ def source_event(c: Citation, base: str) -> dict[str, Any]:
                       "char_start": c.char_start, "char_end": c.char_end}]}}
 
 
-def _mode(model: str, pipeline: Pipeline) -> AnswerMode:
-    if model not in offered(pipeline):
-        raise ModelNotFoundError(f"the model {model!r} does not exist here: use one of "
-                                 f"{', '.join(offered(pipeline))} (GET /v1/models)")
-    return MODELS[model]
+def _model(model: str, pipelines: Pipelines, grant: Grant) -> tuple[AnswerMode, Pipeline]:
+    """The answer mode and collection a model name picks ("rag-extractive@legal"); a model
+    of a collection the key does not see does not exist, as one of no collection."""
+    name, _, collection = model.partition("@")
+    known = offered(pipelines, grant)
+    try:
+        if name not in MODELS or (name != "rag-extractive" and pipelines.default.writer is None):
+            raise CollectionNotFoundError(collection)
+        return MODELS[name], reach(pipelines, grant, collection or DEFAULT, "read")
+    except CollectionNotFoundError:
+        raise ModelNotFoundError(f"the model {model[:100]!r} does not exist here: use one of "
+                                 f"{', '.join(known[:20])} (GET /v1/models)") from None
 
 
 @router.post("/chat/completions", response_model=ChatCompletion, responses={
     200: {"content": {"text/event-stream": {}},
           "description": "JSON, or with `stream` chat.completion.chunk events and [DONE]"}})
-async def chat_completions(body: ChatRequest, pipeline: PipelineDep, settings: SettingsDep,
-                           lane: LaneDep, base: PublicUrlDep) -> Response:
-    """The OpenAI chat API: the last user message is the question; the content is the
-    answer with its [n] markers, each with a ``url_citation`` annotation that opens the
-    quoted span, and our whole answer is in ``rag``."""
-    mode = _mode(body.model, pipeline)
+async def chat_completions(body: ChatRequest, pipelines: PipelinesDep, grant: GrantDep,
+                           settings: SettingsDep, lane: LaneDep, base: PublicUrlDep) -> Response:
+    """The OpenAI chat API: the last user message is the question, the model names the
+    answer mode and the collection (``rag-extractive@NAME``); the content is the answer with
+    its [n] markers, each with a ``url_citation`` annotation that opens the quoted span, and
+    our whole answer is in ``rag``. An optional ``filter`` field narrows the documents as on
+    /v1/ask."""
+    mode, pipeline = _model(body.model, pipelines, grant)
     question = question_of(body.messages)
-    events = pipeline.ask_stream(question, mode=mode)
+    events = pipeline.ask_stream(question, mode=mode, where=body.where)
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    where = pipeline.collection
     if body.stream:
-        return await _stream(events, lane, ident, created, body.model, base, settings)
+        return await _stream(events, lane, ident, created, body.model, base, settings, where)
 
     def work() -> dict[str, Any]:
         *_, answer = events
         assert isinstance(answer, Answer)
-        notes = marker_annotations(answer.text, answer.citations, base)
+        notes = marker_annotations(answer.text, answer.citations, base, 0, where)
         message = AssistantMessage(content=answer.text, annotations=notes)
         return ChatCompletion(id=ident, created=created, model=body.model,
                               choices=[Choice(message=message)],
@@ -205,7 +238,7 @@ async def chat_completions(body: ChatRequest, pipeline: PipelineDep, settings: S
 
 async def _stream(events: Generator[Sentence | Answer, None, None], lane: anyio.CapacityLimiter,
                   ident: str, created: int, model: str, base: str,
-                  settings: Settings) -> Response:
+                  settings: Settings, collection: str) -> Response:
     def pull() -> Sentence | Answer | None:
         return next(events, None)
 
@@ -232,15 +265,15 @@ async def _stream(events: Generator[Sentence | Answer, None, None], lane: anyio.
                 delta: dict[str, Any] = {"content": piece}
                 if settings.openai_citations == "openwebui":
                     if new:  # one source event per citation, never also annotations
-                        extra["event"] = source_event(new[0], base)
+                        extra["event"] = source_event(new[0], base, collection)
                 else:
-                    delta["annotations"] = [a.model_dump() for a in
-                                            marker_annotations(piece, event.citations, base, sent)]
+                    delta["annotations"] = [a.model_dump() for a in marker_annotations(
+                        piece, event.citations, base, sent, collection)]
                 shown |= {c.n for c in new}
                 sent += len(piece)
                 yield frame(delta, **extra)
                 for c in new[1:] if settings.openai_citations == "openwebui" else []:
-                    yield frame({"content": ""}, event=source_event(c, base))
+                    yield frame({"content": ""}, event=source_event(c, base, collection))
                 try:
                     event = await anyio.to_thread.run_sync(pull, limiter=lane)
                 except RagError as exc:

@@ -1,5 +1,8 @@
-"""The /v1 routes. Blocking work runs off the event loop: searches and asks in their own lane
-of ``RAG_SEARCH_THREADS`` threads (see ``run_search``), the rest in FastAPI's thread pool."""
+"""The routes of one collection: search, ask, documents. create_app mounts them twice: under
+/v1 (the collection "default") and under /v1/collections/{collection}; each route's
+dependency (api.deps.acting) resolves the collection and checks the request's key. Blocking
+work runs off the event loop: searches and asks in their own lane of ``RAG_SEARCH_THREADS``
+threads (see ``run_search``), the rest in FastAPI's thread pool."""
 
 from __future__ import annotations
 
@@ -11,11 +14,12 @@ from typing import Annotated, Literal
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from api.deps import LaneDep, PipelineDep, SettingsDep, UploadSlotsDep
+from api.deps import LaneDep, ReaderDep, SettingsDep, UploadSlotsDep, WriterDep
 from api.schemas import (
     AskRequest,
     AskResponse,
@@ -23,6 +27,8 @@ from api.schemas import (
     DocumentList,
     DocumentOut,
     ErrorResponse,
+    MetadataPatch,
+    MetadataResponse,
     SearchRequest,
     SearchResponse,
     SentenceEvent,
@@ -31,7 +37,9 @@ from api.schemas import (
     UploadResponse,
 )
 from api.security import scrub
-from rag.errors import RagError
+from rag import metadata
+from rag.collections import NAME
+from rag.errors import InputError, RagError
 from rag.generate import Sentence
 from rag.types import Answer
 
@@ -40,7 +48,29 @@ ERRORS: dict[int | str, dict[str, object]] = {
     for code in (400, 401, 403, 404, 409, 413, 415, 421, 422, 429, 503)
 }
 
-router = APIRouter(prefix="/v1", responses=ERRORS)
+router = APIRouter(responses=ERRORS)  # the routes' template: mounted() places them
+
+
+CollectionName = Annotated[str, Path(pattern=f"^{NAME.pattern}$",
+                                    description="the collection's name")]
+
+
+async def _named(collection: CollectionName) -> None:
+    """Declares (and checks) the {collection} of the routes mounted under one."""
+
+
+def mounted(prefix: str) -> APIRouter:
+    """The routes under ``prefix``, each an APIRoute of its own whose path is the whole
+    template ("/v1/collections/{collection}/search": what /metrics labels by)."""
+    named = [Depends(_named)] if "{collection}" in prefix else []
+    out = APIRouter(prefix=prefix, responses=ERRORS, dependencies=named)
+    for route in router.routes:
+        assert isinstance(route, APIRoute)
+        out.add_api_route(route.path, route.endpoint, methods=sorted(route.methods or ()),
+                          response_model=route.response_model, status_code=route.status_code,
+                          responses=route.responses, description=route.description,
+                          name=route.name)
+    return out
 
 
 async def run_search(lane: anyio.CapacityLimiter, work: Callable[[], BaseModel]) -> Response:
@@ -56,11 +86,11 @@ async def run_search(lane: anyio.CapacityLimiter, work: Callable[[], BaseModel])
 
 
 @router.post("/search", response_model=SearchResponse)
-async def search(body: SearchRequest, pipeline: PipelineDep, lane: LaneDep) -> Response:
+async def search(body: SearchRequest, pipeline: ReaderDep, lane: LaneDep) -> Response:
     """Ranked passages for ``query``, each with its score, every stage's score and where it
-    is in its file (``locator``)."""
+    is in its file (``locator``); with ``filter``, only from the documents it selects."""
     def work() -> SearchResponse:
-        hits = pipeline.search(body.query, body.k, body.retriever)
+        hits = pipeline.search(body.query, body.k, body.retriever, body.filter)
         return SearchResponse.model_validate({"query": body.query,
                                               "hits": [h.as_dict() for h in hits]})
 
@@ -73,17 +103,18 @@ async def search(body: SearchRequest, pipeline: PipelineDep, lane: LaneDep) -> R
                          "(SentenceEvent) per verified sentence, then `answer` (AskResponse); "
                          "`error` ({detail, status}) if the LLM fails midway"},
     502: {"model": ErrorResponse}, 504: {"model": ErrorResponse}})
-async def ask(body: AskRequest, pipeline: PipelineDep, lane: LaneDep) -> Response:
+async def ask(body: AskRequest, pipeline: ReaderDep, lane: LaneDep) -> Response:
     """An answer whose every sentence is a verified quote with its citation, or an abstention
     when the documents don't say; ``provenance`` says how it was chosen. ``"mode":
     "generative"`` has an LLM write it (each sentence then checked), ``"stream": true`` sends
-    server-sent events."""
+    server-sent events, ``filter`` answers from the documents it selects only (none: an
+    abstention)."""
     if body.stream:
         return await stream_answer(pipeline.ask_stream(body.question, body.k, body.retriever,
-                                                       body.mode), lane)
+                                                       body.mode, body.filter), lane)
 
     def work() -> AskResponse:
-        answer = pipeline.ask(body.question, body.k, body.retriever, body.mode)
+        answer = pipeline.ask(body.question, body.k, body.retriever, body.mode, body.filter)
         return AskResponse.model_validate(answer.as_dict())
 
     return await run_search(lane, work)
@@ -125,11 +156,12 @@ async def stream_answer(events: Generator[Sentence | Answer, None, None],
 
 
 @router.get("/sync", response_model=SyncOut)
-def sync_status(request: Request) -> SyncOut:
-    """The watched folders' sync (`rag serve --watch`): its last run, the files changed and
-    not yet indexed, the files that failed and why."""
+def sync_status(request: Request, pipeline: ReaderDep) -> SyncOut:
+    """The watched folders' sync into this collection (`rag serve --watch`, into
+    RAG_WATCH_COLLECTION): its last run, the files changed and not yet indexed, the files that
+    failed and why; nothing watched for any other collection."""
     syncer = request.app.state.syncer
-    if syncer is None:
+    if syncer is None or request.app.state.settings.watch_collection != pipeline.collection:
         return SyncOut(watching=[], running=False, runs=0, last_run=None, pending=[],
                        pending_count=0, failed=[])
     status = syncer.status()
@@ -142,13 +174,13 @@ def sync_status(request: Request) -> SyncOut:
 
 
 @router.get("/documents", response_model=DocumentList)
-def list_documents(pipeline: PipelineDep) -> DocumentList:
-    """The indexed documents: id, title, source, size."""
+def list_documents(pipeline: ReaderDep) -> DocumentList:
+    """The indexed documents: id, title, source, size, metadata."""
     return DocumentList.model_validate({"documents": pipeline.documents()})
 
 
 @router.get("/documents/{doc_id:path}", response_model=DocumentOut)
-def get_document(doc_id: str, pipeline: PipelineDep,
+def get_document(doc_id: str, pipeline: ReaderDep,
                  start: Annotated[int | None, Query(ge=0)] = None,
                  end: Annotated[int | None, Query(ge=0)] = None) -> DocumentOut:
     """The stored text; with ``start`` and ``end`` (a citation's span), also ``span``."""
@@ -161,7 +193,8 @@ def get_document(doc_id: str, pipeline: PipelineDep,
                                      f"{len(doc.text)} characters")
         span = SpanOut(start=a, end=b, text=doc.text[a:b])
     return DocumentOut(doc_id=doc.doc_id, title=doc.title, source=doc.source, sha256=doc.sha256,
-                       text=doc.text, span=span)
+                       text=doc.text, span=span,
+                       metadata=metadata.full(doc.title, doc.source, doc.metadata))
 
 
 REPLACE = ("replace the indexed document of the same doc_id; without it (or the form field "
@@ -169,17 +202,23 @@ REPLACE = ("replace the indexed document of the same doc_id; without it (or the 
 DISCONNECT_POLL_S = 0.25
 
 
+UPLOAD_FIELDS = ("file", "replace")
+
+
 @router.post("/documents", response_model=UploadResponse, status_code=201)
-async def upload_document(request: Request, pipeline: PipelineDep, settings: SettingsDep,
+async def upload_document(request: Request, pipeline: WriterDep, settings: SettingsDep,
                           slots: UploadSlotsDep, file: Annotated[UploadFile, File()],
                           replace: Annotated[bool, Query(description=REPLACE)] = False,
                           replace_field: Annotated[bool, Form(alias="replace",
                                                               description=REPLACE)] = False,
                           ) -> UploadResponse:
     """Parse (in a worker process, rag.isolation) and index one file; at most
-    RAG_MAX_CONCURRENT_UPLOADS at once. A client that goes away stops its parse."""
+    RAG_MAX_CONCURRENT_UPLOADS at once. A client that goes away stops its parse. Every form
+    field besides ``file`` and ``replace`` is user metadata (``team=legal``; values are read
+    as numbers and booleans where they look like one: the docs, Collections and keys)."""
     if not file.filename:
         raise HTTPException(422, "the uploaded file has no name; its extension sets its type")
+    given = await _form_metadata(request)
     if not slots.take():
         raise HTTPException(503, f"{slots.size} uploads are being indexed already, the most "
                                  "this server takes at once (RAG_MAX_CONCURRENT_UPLOADS): "
@@ -190,7 +229,7 @@ async def upload_document(request: Request, pipeline: PipelineDep, settings: Set
         name, gone = file.filename, threading.Event()
 
         def work() -> UploadResponse:
-            doc_id, report = pipeline.upload(name, data, replace or replace_field, gone)
+            doc_id, report = pipeline.upload(name, data, replace or replace_field, gone, given)
             status: Literal["added", "replaced"] = "replaced" if report.replaced else "added"
             return UploadResponse(doc_id=doc_id, status=status, chunks=report.chunks,
                                   snapshot=report.snapshot)
@@ -198,6 +237,18 @@ async def upload_document(request: Request, pipeline: PipelineDep, settings: Set
         return await _while_connected(request, gone, work)
     finally:
         slots.give_back()
+
+
+async def _form_metadata(request: Request) -> dict[str, metadata.Value]:
+    """The upload's other form fields, as metadata (the form is parsed already)."""
+    pairs: dict[str, object] = {}
+    for name, value in (await request.form()).multi_items():
+        if name in UPLOAD_FIELDS:
+            continue
+        if not isinstance(value, str):
+            raise InputError(f"form field {name!r}: one file per upload, in the field 'file'")
+        pairs[name] = metadata.parse_value(value)
+    return metadata.check(pairs, "form field")
 
 
 async def _while_connected(request: Request, gone: threading.Event,
@@ -223,8 +274,18 @@ async def _while_connected(request: Request, gone: threading.Event,
     return done
 
 
+@router.patch("/documents/{doc_id:path}", response_model=MetadataResponse)
+def patch_metadata(doc_id: str, body: MetadataPatch, pipeline: WriterDep) -> MetadataResponse:
+    """Change a document's user metadata only (JSON Merge Patch: null removes a key); its
+    chunks keep their vectors, nothing is embedded again."""
+    report = pipeline.update_metadata(doc_id, body.metadata)
+    doc = pipeline.document(doc_id)
+    return MetadataResponse(doc_id=doc_id, snapshot=report.snapshot,
+                            metadata=metadata.full(doc.title, doc.source, doc.metadata))
+
+
 @router.delete("/documents/{doc_id:path}", response_model=DeleteResponse)
-def delete_document(doc_id: str, pipeline: PipelineDep) -> DeleteResponse:
+def delete_document(doc_id: str, pipeline: WriterDep) -> DeleteResponse:
     """Remove a document: the snapshot it writes no longer holds it."""
     report = pipeline.delete(doc_id)
     return DeleteResponse(doc_id=doc_id, deleted=True, snapshot=report.snapshot)

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    computed_field,
+    field_validator,
+)
 
+from rag import filters
 from rag.config import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS, AnswerMode, RetrieverName
 from rag.errors import InputError
+from rag.metadata import GIVEN_KEY, MAX_KEYS, MAX_VALUE_CHARS, Value
 from rag.retrieval import check_query
 from rag.types import Locator
 
 Retriever = RetrieverName
+FILTER = ("which documents to read: a filter object ({\"field\": \"team\", \"eq\": "
+          "\"legal\"}, {\"path\": \"reports/\"}, {\"doc_id\": [...]}, and/or/not) or "
+          "terms in a string (\"team=legal year>=2020\"); the docs: Collections and keys, "
+          "Filters")
 
 
-class _Request(BaseModel):
+class RequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -25,15 +44,25 @@ def _not_blank(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
-class SearchRequest(_Request):
+def filter_messages(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """The filter's own messages, naming the bad part (rag.filters.explain)."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        raise ValueError(filters.explain(exc)) from None
+
+
+class SearchRequest(RequestBody):
     query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K)
     retriever: Retriever | None = None
+    filter: filters.FilterIn | None = Field(default=None, description=FILTER)
 
     _check = field_validator("query")(_not_blank)
+    _filter = field_validator("filter", mode="wrap")(filter_messages)
 
 
-class AskRequest(_Request):
+class AskRequest(RequestBody):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K)
     retriever: Retriever | None = None
@@ -43,8 +72,10 @@ class AskRequest(_Request):
                                   "configured")
     stream: bool = Field(default=False, description="server-sent events: one `sentence` "
                                                     "event per verified sentence, then `answer`")
+    filter: filters.FilterIn | None = Field(default=None, description=FILTER)
 
     _check = field_validator("question")(_not_blank)
+    _filter = field_validator("filter", mode="wrap")(filter_messages)
 
 
 class LocatorOut(BaseModel):
@@ -201,6 +232,10 @@ class AskResponse(BaseModel):
     provenance: ProvenanceOut
 
 
+METADATA = ("automatic (source, folder, format, title, modified, size) and user-given keys "
+            "(the docs: Collections and keys, Metadata)")
+
+
 class DocumentSummary(BaseModel):
     doc_id: str
     title: str
@@ -208,6 +243,7 @@ class DocumentSummary(BaseModel):
     sha256: str
     chars: int
     chunks: int
+    metadata: dict[str, Value] = Field(default_factory=dict, description=METADATA)
 
 
 class DocumentList(BaseModel):
@@ -229,6 +265,27 @@ class DocumentOut(BaseModel):
     sha256: str
     text: str
     span: SpanOut | None = None
+    metadata: dict[str, Value] = Field(default_factory=dict, description=METADATA)
+
+
+GivenKey = Annotated[str, StringConstraints(pattern=GIVEN_KEY)]
+GivenValue = Annotated[StrictStr, StringConstraints(max_length=MAX_VALUE_CHARS)] | StrictBool \
+    | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+
+
+class MetadataPatch(RequestBody):
+    """JSON Merge Patch of a document's user-given metadata: a key set to null is removed."""
+
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")  # GIVEN_KEY looks ahead
+
+    metadata: Annotated[dict[GivenKey, GivenValue | None], Field(
+        max_length=MAX_KEYS, json_schema_extra={"additionalProperties": False})]
+
+
+class MetadataResponse(BaseModel):
+    doc_id: str
+    metadata: dict[str, Value]
+    snapshot: str | None
 
 
 class UploadResponse(BaseModel):

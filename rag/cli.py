@@ -1,58 +1,26 @@
-"""The `rag` command: a thin layer that builds Settings, calls the Pipeline, prints."""
+"""The `rag` command: a thin layer that builds Settings, calls the Pipeline, prints. Its
+commands are here (indexing and reading) and in rag/cli_serve.py (watch, serve, mcp),
+rag/cli_eval.py (eval, bench) and rag/cli_admin.py (collections, keys, meta)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import click
 
-from rag.config import ANSWER_MODES, DEFAULT_K, MAX_K, RETRIEVER_NAMES, Settings, load_settings
+from rag import cli_admin, cli_eval, cli_serve
+from rag.cli_base import AS_JSON, collection_option, filter_options, use_ray, where_of
+from rag.cli_base import emit as _emit
+from rag.cli_base import errors as _errors
+from rag.cli_base import pipeline as _pipeline
+from rag.config import ANSWER_MODES, DEFAULT_K, MAX_K, RETRIEVER_NAMES, load_settings
 from rag.errors import RagError
 from rag.quiet import quiet_libraries
 
-F = TypeVar("F", bound=Callable[..., Any])
 RETRIEVERS = click.Choice(list(RETRIEVER_NAMES))
-AS_JSON = "Print the result as JSON instead of text."
 RETRIEVER = "How passages are found (default: $RAG_RETRIEVER)."
-
-
-def _errors(func: F) -> F:
-    """Turn library errors into one line on stderr and exit status 1."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except RagError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return cast(F, wrapper)
-
-
-def _pipeline(ctx: click.Context) -> Any:
-    from rag.pipeline import Pipeline
-
-    return Pipeline(ctx.obj)
-
-
-def _emit(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
-
-def _use_ray(ctx: click.Context, address: str | None, shards: int | None) -> None:
-    update: dict[str, Any] = {}
-    if address is not None:
-        update["ray_address"] = address
-    if shards is not None:
-        update["ray_shards"] = shards
-    if update:
-        ctx.obj = ctx.obj.model_copy(update=update)
 
 
 @click.group()
@@ -84,18 +52,27 @@ def main(ctx: click.Context, index_dir: Path | None, verbose: bool) -> None:
                    "nothing changed); without it such files are skipped and listed.")
 @click.option("--no-ocr", is_flag=True,
               help="Do not read scanned pages and images with OCR (as RAG_OCR=off).")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE",
+              help="Metadata of every file ingested (team=legal; repeat for more); a file's "
+                   "sidecar NAME.meta.json wins for it.")
+@collection_option
 @click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
 def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address: str | None,
-           strict: bool, no_ocr: bool, as_json: bool) -> None:
+           strict: bool, no_ocr: bool, meta: tuple[str, ...], collection: str,
+           as_json: bool) -> None:
     """Index files and folders (the formats: the documentation's Formats page); unchanged
     files are skipped."""
-    _use_ray(ctx, ray_address, None)
+    from rag.metadata import parse_pairs
+
+    use_ray(ctx, ray_address, None)
     if no_ocr:
         ctx.obj = ctx.obj.model_copy(update={"ocr": False})
-    pipeline = _pipeline(ctx)
-    report = pipeline.ingest(paths, prune=prune, progress=sys.stderr.isatty(), strict=strict)
+    given = parse_pairs(meta)
+    pipeline = _pipeline(ctx, collection)
+    report = pipeline.ingest(paths, prune=prune, progress=sys.stderr.isatty(), strict=strict,
+                             metadata=given)
     pipeline.wait_for_merges()
     if as_json:
         _emit(report.as_dict())
@@ -117,12 +94,14 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address
 @click.option("--max-segments", type=click.IntRange(1), default=None,
               help="Merge until at most this many segments remain, none holding deleted "
                    "documents (default: only the merges the tiered policy asks for).")
+@collection_option
 @click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
-def compact(ctx: click.Context, max_segments: int | None, as_json: bool) -> None:
+def compact(ctx: click.Context, max_segments: int | None, collection: str,
+            as_json: bool) -> None:
     """Merge the index's segments now (writes and searches go on meanwhile)."""
-    pipeline = _pipeline(ctx)
+    pipeline = _pipeline(ctx, collection)
     reports = pipeline.compact(max_segments)
     segments = len(pipeline.segments())
     if as_json:
@@ -141,12 +120,17 @@ def compact(ctx: click.Context, max_segments: int | None, as_json: bool) -> None
 @click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
               help="Passages to return.")
 @click.option("--retriever", type=RETRIEVERS, default=None, help=RETRIEVER)
+@collection_option
+@filter_options
 @click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
-def search(ctx: click.Context, query: str, k: int, retriever: str | None, as_json: bool) -> None:
+def search(ctx: click.Context, query: str, k: int, retriever: str | None, collection: str,
+           where: tuple[str, ...], docs: tuple[str, ...], path: str | None,
+           filter_json: str | None, as_json: bool) -> None:
     """Ranked passages for QUERY."""
-    hits = _pipeline(ctx).search(query, k, retriever)
+    chosen = where_of(where, docs, path, filter_json)
+    hits = _pipeline(ctx, collection).search(query, k, retriever, chosen)
     if as_json:
         _emit({"query": query, "hits": [h.as_dict() for h in hits]})
         return
@@ -166,16 +150,20 @@ def search(ctx: click.Context, query: str, k: int, retriever: str | None, as_jso
               help="extractive (quotes), or generative (an LLM writes, every sentence checked); "
                    "default: generative when RAG_LLM_BASE_URL is set.")
 @click.option("--stream", is_flag=True, help="Print each verified sentence as it is ready.")
+@collection_option
+@filter_options
 @click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
 def ask(ctx: click.Context, question: str, k: int, retriever: str | None, mode: str | None,
-        stream: bool, as_json: bool) -> None:
+        stream: bool, collection: str, where: tuple[str, ...], docs: tuple[str, ...],
+        path: str | None, filter_json: str | None, as_json: bool) -> None:
     """A short answer to QUESTION whose every sentence cites a verified quote, or an abstention."""
     from rag.types import Answer
 
     answer = None
-    for event in _pipeline(ctx).ask_stream(question, k, retriever, mode):
+    chosen = where_of(where, docs, path, filter_json)
+    for event in _pipeline(ctx, collection).ask_stream(question, k, retriever, mode, chosen):
         if isinstance(event, Answer):
             answer = event
         elif stream and not as_json:
@@ -211,13 +199,14 @@ def _explain(answer: Any) -> None:
 
 
 @main.command()
+@collection_option
 @click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
-def docs(ctx: click.Context, as_json: bool) -> None:
+def docs(ctx: click.Context, collection: str, as_json: bool) -> None:
     """The indexed documents; --json adds each file's path on this machine (where it was
-    ingested from), which the API never shows."""
-    documents = _pipeline(ctx).documents(with_paths=True)
+    ingested from), which the API never shows, and every document's metadata."""
+    documents = _pipeline(ctx, collection).documents(with_paths=True)
     if as_json:
         _emit({"documents": documents})
         return
@@ -227,198 +216,24 @@ def docs(ctx: click.Context, as_json: bool) -> None:
 
 @main.command()
 @click.argument("doc_id")
+@collection_option
 @click.option("--json", "as_json", is_flag=True, help=AS_JSON)
 @click.pass_context
 @_errors
-def show(ctx: click.Context, doc_id: str, as_json: bool) -> None:
+def show(ctx: click.Context, doc_id: str, collection: str, as_json: bool) -> None:
     """The stored text of DOC_ID (what every citation offset points into)."""
-    doc = _pipeline(ctx).document(doc_id)
+    from rag.metadata import full
+
+    doc = _pipeline(ctx, collection).document(doc_id)
     if as_json:
-        _emit({"doc_id": doc.doc_id, "title": doc.title, "source": doc.source, "text": doc.text})
+        _emit({"doc_id": doc.doc_id, "title": doc.title, "source": doc.source, "text": doc.text,
+               "metadata": full(doc.title, doc.source, doc.metadata)})
         return
     click.echo(f"# {doc.title}\n# {doc.source}\n")
     click.echo(doc.text)
 
 
-@main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--no-ocr", is_flag=True, help="Do not read scanned pages and images with OCR.")
-@click.pass_context
-@_errors
-def watch(ctx: click.Context, paths: tuple[Path, ...], no_ocr: bool) -> None:
-    """Keep the index equal to these folders: ingest them now, then again after each burst
-    of changes (added, changed, deleted files); Ctrl-C stops. A `rag serve` on the same
-    index picks up each snapshot."""
-    from rag.sync import Syncer, SyncRun
-
-    if no_ocr:
-        ctx.obj = ctx.obj.model_copy(update={"ocr": False})
-    pipeline = _pipeline(ctx)
-
-    def told(run: SyncRun) -> None:
-        what = (f"error: {run.error}" if run.error else
-                f"{run.added} added, {run.replaced} replaced, {run.deleted} deleted, "
-                f"{run.failed} failed" + (f", snapshot {run.snapshot}" if run.snapshot
-                                          else ", index unchanged"))
-        click.echo(f"[{run.started}] {run.trigger} ({run.changed_files} change(s)): {what} "
-                   f"in {run.seconds:.2f}s", err=run.error is not None)
-
-    syncer = Syncer(paths, lambda p: pipeline.ingest(p, prune=True), ctx.obj.sync_quiet_ms,
-                    ignore=pipeline.root, on_run=told)
-    click.echo(f"watching {', '.join(map(str, syncer.paths))} (Ctrl-C stops)")
-    with contextlib.suppress(KeyboardInterrupt):
-        syncer.watch()
-    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C leaves a merge undone (safe)
-        pipeline.wait_for_merges()
-    for path, reason in syncer.status()["failed"]:
-        click.echo(f"  not indexed: {path}: {reason}")
-
-
-@main.command()
-@click.option("--host", default=None, help="Bind address (default $RAG_HOST or 127.0.0.1).")
-@click.option("--port", default=None, type=int, help="Port (default $RAG_PORT or 8000).")
-@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
-              help="Hold the vectors in shards on this Ray cluster (default $RAG_RAY_ADDRESS).")
-@click.option("--shards", default=None, type=click.IntRange(1, 1024),
-              help="Number of shards with --ray (default $RAG_RAY_SHARDS or 2).")
-@click.option("--watch", "watch_paths", multiple=True, type=click.Path(path_type=Path),
-              help="Keep the index equal to this folder while serving (repeatable; "
-                   "GET /v1/sync shows its state).")
-@click.option("--root-path", default=None, metavar="PREFIX",
-              help="The path prefix a reverse proxy serves this under, having stripped it "
-                   "(/rag; default: the path of $RAG_PUBLIC_URL).")
-@click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, ray_address: str | None,
-          shards: int | None, watch_paths: tuple[Path, ...], root_path: str | None) -> None:
-    """Serve the HTTP API with uvicorn."""
-    import uvicorn
-
-    from api.app import create_app
-    from api.security import root_path as proxy_prefix
-
-    _use_ray(ctx, ray_address, shards)
-    settings: Settings = ctx.obj
-    if port is not None:  # the port links in answers name (api.security.public_url)
-        settings = settings.model_copy(update={"port": port})
-    if watch_paths:
-        settings = settings.model_copy(update={"watch": list(watch_paths)})
-    host = host or settings.host
-    prefix = proxy_prefix(settings) if root_path is None else root_path.rstrip("/")
-    uvicorn.run(create_app(settings, hosts=[host]), host=host, port=settings.port,
-                root_path=prefix, log_level="info")
-
-
-@main.command("mcp")
-@click.pass_context
-def mcp(ctx: click.Context) -> None:
-    """Serve the tools (search, ask, get_document, list_documents) to an MCP client over
-    stdio, for desktop agents; only protocol goes to stdout, logs to stderr."""
-    from api.mcp import run_stdio
-
-    run_stdio(ctx.obj)
-
-
-@main.command("eval")
-@click.option("--task", type=click.Choice(["retrieval", "citations"]), default="retrieval",
-              show_default=True, help="retrieval: rank documents (qrels); citations: score "
-              "the answers' citations against human-marked evidence (--rationales).")
-@click.option("--dataset", "dataset_dir", required=True, type=click.Path(path_type=Path),
-              help="A BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/).")
-@click.option("--rationales", "rationales_file", type=click.Path(path_type=Path), default=None,
-              help="With --task citations: the evidence sentences of the claims (.jsonl).")
-@click.option("--retriever", "retrievers", default="bm25,dense,hybrid", show_default=True,
-              help="Comma-separated retrievers to compare in one run.")
-@click.option("--split", default=None,
-              help="qrels split (default test; with --task citations, every claim of "
-              "--rationales unless a split is named).")
-@click.option("-k", "k", default=DEFAULT_K, show_default=True, type=click.IntRange(1, MAX_K),
-              help="With --task citations: passages per question, as in `rag ask -k`.")
-@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N queries.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
-              help="Also write the report to this file as JSON.")
-@click.option("--plot", "plot_out", type=click.Path(path_type=Path), default=None,
-              help="Draw the figure to this image file (needs the [plot] extra).")
-@click.option("--cache", type=click.Path(path_type=Path), default=Path(".cache/eval"),
-              show_default=True, help="Where per-dataset indexes are kept between runs.")
-@click.pass_context
-@_errors
-def evaluate(ctx: click.Context, task: str, dataset_dir: Path, rationales_file: Path | None,
-             retrievers: str, split: str | None, k: int, limit: int | None,
-             json_out: Path | None, plot_out: Path | None, cache: Path) -> None:
-    """Benchmark on a BEIR dataset: retrieval (nDCG@10, recall, MRR, MAP, latency) or
-    citations (SciFact's sentence-level P/R/F1 against human-marked evidence)."""
-    from eval.extras import pyplot
-    from eval.quality import beir, runner
-    from eval.quality import citations as cite
-
-    if plot_out is not None:
-        pyplot()  # without the [plot] extra, fail before the evaluation rather than after
-    if task == "citations":
-        if rationales_file is None:
-            raise click.BadParameter("--task citations needs the evidence file",
-                                     param_hint="--rationales")
-        # Rationales may cover a split without qrels of its own here: read the corpus
-        # through any split the folder has.
-        dataset = beir.load(dataset_dir, split or beir.any_split(dataset_dir))
-        report = cite.evaluate(dataset, rationales_file, ctx.obj, cache, k,
-                               split_filter=split is not None, limit=limit,
-                               progress=sys.stderr.isatty())
-        table, plot = cite.table, cite.plot
-    else:
-        names = [r.strip() for r in retrievers.split(",") if r.strip()]
-        unknown = [n for n in names if n not in RETRIEVER_NAMES]
-        if unknown or not names:
-            raise click.BadParameter(f"unknown retriever(s) {unknown}: use "
-                                     f"{', '.join(RETRIEVER_NAMES)}",
-                                     param_hint="--retriever")
-        dataset = beir.load(dataset_dir, split or "test")
-        report = runner.evaluate(dataset, names, ctx.obj, cache, limit,  # type: ignore[arg-type]
-                                 progress=sys.stderr.isatty())
-        table, plot = runner.table, runner.plot
-    click.echo(table(report))
-    if json_out is not None:
-        json_out.write_text(json.dumps(report, indent=2))
-        click.echo(f"report: {json_out}")
-    if plot_out is not None:
-        plot(report, plot_out)
-        click.echo(f"plot: {plot_out}")
-
-
-@main.command("bench")
-@click.option("--dataset", "dataset_dir", required=True, type=click.Path(path_type=Path),
-              help="A BEIR dataset folder; its test queries are timed and scored.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
-              help="Also write the report to this file as JSON.")
-@click.option("--cache", type=click.Path(path_type=Path), default=Path(".cache/bench"),
-              show_default=True, help="Work folder: txtai's virtualenv, indexes, raw results.")
-@click.option("--no-http", is_flag=True, help="Skip the HTTP timings.")
-@click.option("--no-txtai-default", is_flag=True, help="Skip txtai in its default configuration.")
-@click.option("--commit", is_flag=True,
-              help="Time writes instead: one-document commits into indexes of 15 chunks, the "
-                   "dataset and a synthetic 1M, ingest with and without checkpoints, search "
-                   "over 1, 8 and 32 segments, merges (eval/bench/commit.py).")
-@click.pass_context
-@_errors
-def bench(ctx: click.Context, dataset_dir: Path, json_out: Path | None, cache: Path,
-          no_http: bool, no_txtai_default: bool, commit: bool) -> None:
-    """Race this project against txtai: ingest, search latency, nDCG@10, memory."""
-    if commit:
-        from eval.bench import commit as writes
-
-        report = writes.run(dataset_dir, ctx.obj, cache.resolve() / "commit",
-                            Path(".cache/eval"), 1_000_000, 11, "fast", log=click.echo)
-        click.echo(writes.table(report))
-    else:
-        from eval.extras import require
-
-        require("httpx", "bench", "rag bench")  # the race times both servers over HTTP
-        from eval.bench import txtai_race as runner
-        from eval.quality import beir
-
-        dataset = beir.load(dataset_dir, "test")
-        report = runner.run(dataset, ctx.obj, cache.resolve(), http=not no_http,
-                            txtai_default=not no_txtai_default)
-        click.echo(runner.table(report))
-    if json_out is not None:
-        json_out.write_text(json.dumps(report, indent=2))
-        click.echo(f"report: {json_out}")
+# The commands of the other modules, in the order `rag --help` and the docs list them.
+for _command in (cli_serve.watch, cli_serve.serve, cli_serve.mcp, cli_eval.evaluate,
+                 cli_eval.bench, cli_admin.collections, cli_admin.keys, cli_admin.meta):
+    main.add_command(_command)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from rag.errors import SettingsError
+from rag.errors import InputError, SettingsError
 
 RetrieverName = Literal["dense", "bm25", "hybrid"]
 RETRIEVER_NAMES: tuple[str, ...] = get_args(RetrieverName)
@@ -217,6 +217,10 @@ class Settings(BaseSettings):
     # here): rag.sync ingests them at start and after each burst of changes, pruning deleted
     # files.
     watch: Annotated[list[Path], NoDecode] = []
+    # The collection the watched folders are kept in (`rag serve --watch-collection NAME`):
+    # "default", or one made by `rag collections create` (until it exists, each run fails
+    # and is retried).
+    watch_collection: str = "default"
     # A burst of changes in the watched folders is over once they were quiet this long, in
     # milliseconds: one snapshot for it all.
     sync_quiet_ms: int = Field(default=1000, ge=50, le=60_000)
@@ -234,6 +238,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [h.strip() for h in value.split(",") if h.strip()]
         return value
+
+    @field_validator("watch_collection")
+    @classmethod
+    def _a_collection_name(cls, value: str) -> str:
+        from rag.collections import check_name  # the rule's home, read only when one is set
+
+        try:
+            return check_name(value)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("public_url")
     @classmethod

@@ -28,6 +28,7 @@ from rag.config import Backend
 from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.errors import RagError
 from rag.index import Index
+from rag.selection import Allowed, exact_top
 from rag.sentence_index import SentenceIndex
 from rag.vector_index import VectorIndex
 
@@ -172,7 +173,11 @@ class ShardedVectors:
     def describe(self) -> str:
         return f"{len(self.shards)} Ray shards of IDMap2,Flat"
 
-    def search(self, queries: Vectors, k: int) -> tuple[Vectors, Ints]:
+    def search(self, queries: Vectors, k: int,
+               allowed: Allowed | None = None) -> tuple[Vectors, Ints]:
+        """With ``allowed`` (a filter), its rows' vectors are fetched and scored exactly."""
+        if allowed is not None:
+            return exact_top(queries, allowed.rows, self.vectors(allowed.rows.tolist()), k)
         parts = self._ray.get([s.search.remote(queries, k) for s in self.shards])
         scores = np.concatenate([p[0] for p in parts], axis=1)
         ids = np.concatenate([p[1] for p in parts], axis=1)

@@ -91,3 +91,34 @@ class LLMTimeoutError(LLMError):
     """The configured LLM server did not answer in time."""
 
     status = 504
+
+
+class CollectionNotFoundError(RagError):
+    """No such collection, or none this key may see: the same answer, so that a key never
+    learns what other collections exist."""
+
+    status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no collection {name[:80]!r}: list yours with `rag collections` or "
+                         "GET /v1/collections")
+        self.name = name
+
+
+class CollectionExistsError(RagError):
+    status = 409
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a collection named {name!r} exists already: choose another name")
+        self.name = name
+
+
+class DocumentChangedError(RagError):
+    """A document changed between reading it and writing a change to it."""
+
+    status = 409
+
+    def __init__(self, doc_id: str) -> None:
+        super().__init__(f"document {doc_id!r} was changed or deleted by another write "
+                         "meanwhile: read it again and retry")
+        self.doc_id = doc_id

@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import IndexMismatchError, NoIndexError, RagError
+from rag.filters import Filter
 from rag.lexical import Lexical, LexicalIndex
 from rag.segment import Segment
 from rag.segments import Live, SegmentSentences, SegmentVectors, Stores
+from rag.selection import Allowed, Selections
 
 # Formats, oldest first. 2: the whole index in one snapshot folder. 3: the store gains its
 # marks (page, slide, sheet and row, heading path). 4 was given twice, by two lines of work
@@ -37,14 +39,18 @@ from rag.segments import Live, SegmentSentences, SegmentVectors, Stores
 # column; the manifest tells them apart (``Snapshot.legacy``). 5 was given twice too: a
 # manifest over segments whose stores have the ``path`` column, and (in a development build)
 # one snapshot folder whose marks gain a table, its caption, an OCR flag and the OCR
-# confidence. 6: all of it, a manifest over segments whose stores have the ``path`` column
-# and those mark columns. An index without segments (2, 3, or 4 or 5 of one folder) is read
-# as one segment, and its next write turns it into a segment of format 6 (rag/writer.py).
-# A store is read with whichever columns it has (rag.store: a missing ``path`` shows its
-# absolute sources cut to their relative part, missing mark columns read as unset), and a
-# merge that rewrites it moves its paths to their column.
-FORMAT = 6
-READABLE_FORMATS = (2, 3, 4, 5, 6)
+# confidence. 6 was given twice as well: a manifest over segments whose stores have the
+# ``path`` column and those mark columns, and (in a development build) one whose stores have
+# the ``path`` column and a ``meta`` column (rag.metadata) but not those mark columns. 7: all
+# of it, segments whose stores have the ``path`` column, the mark columns and ``meta``. An
+# index without segments (2, 3, or 4 or 5 of one folder) is read as one segment, and its next
+# write turns it into a segment of format 7 (rag/writer.py). A store is read with whichever
+# columns it has (rag.store: a missing ``path`` shows its absolute sources cut to their
+# relative part, missing mark columns read as unset, a missing ``meta`` as no user
+# metadata), and a merge that rewrites it moves its paths to their column; an older version
+# must not merge a newer store away (it would drop the columns it does not know).
+FORMAT = 7
+READABLE_FORMATS = (2, 3, 4, 5, 6, 7)
 MANIFEST = "manifest.json"
 SNAPSHOTS = "snapshots"
 SEGMENTS = "segments"
@@ -202,6 +208,7 @@ class Index:
         self.store = Stores(self._parts)
         self.vectors = SegmentVectors(self._parts, dim, search_threads, nprobe)
         self.sentences = SegmentSentences(self._parts, dim)
+        self._selections = Selections(self._parts)
         if not lazy:
             _ = self.lexical
 
@@ -214,6 +221,10 @@ class Index:
     @property
     def snapshot(self) -> str:
         return str(self.manifest["snapshot"])
+
+    def select(self, where: Filter) -> Allowed:
+        """The chunks ``where`` lets a search read (rag.selection)."""
+        return self._selections.allowed(where)
 
     def close(self) -> None:
         self.store.close()

@@ -2,7 +2,8 @@
 
 Three ways in — files and folders, documents made in code, uploads — share one
 rule (``plan``): a document is added when its doc_id is new, replaced when its
-text changed, and skipped when the index already holds the same sha256.
+text or its user-given metadata changed (rag.metadata.fingerprint), and skipped when the
+index already holds the same.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -18,11 +20,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rag import doc_ids, isolation
+from rag import doc_ids, isolation, metadata
 from rag.chunking import Chunker
 from rag.documents import discover
 from rag.embedding import Embedder
 from rag.errors import (
+    DocumentChangedError,
     DocumentExistsError,
     DocumentNotFoundError,
     FileTooLargeError,
@@ -83,6 +86,10 @@ class Catalog:
     def sha256(self, doc_id: str) -> str | None:
         return self._sha.get(doc_id)
 
+    def fingerprint(self, doc_id: str) -> str | None:
+        """Its content and user-given metadata (rag.metadata.fingerprint)."""
+        return self.sha256(doc_id)
+
     def sources(self) -> dict[str, tuple[str, str]]:
         """Every document by path (only a prune needs them all)."""
         return dict(self._sources)
@@ -100,6 +107,9 @@ class IndexCatalog(Catalog):
 
     def sha256(self, doc_id: str) -> str | None:
         return self.stores.sha256(doc_id)
+
+    def fingerprint(self, doc_id: str) -> str | None:
+        return self.stores.fingerprint(doc_id)
 
     def sources(self) -> dict[str, tuple[str, str]]:
         return self.stores.sources()
@@ -123,8 +133,8 @@ def indexed(root: Path) -> Iterator[Catalog | None]:
 
 
 def known(catalog: Catalog | None) -> Callable[[str], str | None]:
-    """doc_id -> the sha256 the index holds for it (what ``plan`` asks)."""
-    return catalog.sha256 if catalog is not None else lambda _: None
+    """doc_id -> the fingerprint of what the index holds for it (what ``plan`` asks)."""
+    return catalog.fingerprint if catalog is not None else lambda _: None
 
 
 class _Taken:
@@ -141,7 +151,8 @@ class _Taken:
 
 def plan(known: Callable[[str], str | None], docs: Sequence[Document],
          rewrite_unchanged: bool = False) -> tuple[list[Document], IngestReport]:
-    """The documents to write, given what the index holds (``known``: doc_id -> sha256).
+    """The documents to write, given what the index holds (``known``: doc_id -> its
+    content's and user metadata's fingerprint).
 
     ``rewrite_unchanged`` writes an unchanged document again as a replacement
     (an upload always makes a snapshot, so its response names one).
@@ -149,10 +160,10 @@ def plan(known: Callable[[str], str | None], docs: Sequence[Document],
     report = IngestReport()
     todo = []
     for doc in docs:
-        sha256 = known(doc.doc_id)
-        if sha256 is None:
+        held = known(doc.doc_id)
+        if held is None:
             report.added.append(doc.doc_id)
-        elif sha256 != doc.sha256 or rewrite_unchanged:
+        elif held != metadata.fingerprint(doc.sha256, doc.metadata) or rewrite_unchanged:
             report.replaced.append(doc.doc_id)
         else:
             report.skipped.append(doc.doc_id)
@@ -189,7 +200,8 @@ class OcrPages:
 def read_paths(paths: Sequence[Path], catalog: Catalog, limits: ParseLimits,
                failed: list[tuple[str, str]] | None = None,
                progress: bool = False, ocr: OcrPages | None = None,
-               unchanged: list[tuple[str, str]] | None = None) -> list[Document]:
+               unchanged: list[tuple[str, str]] | None = None,
+               given: Mapping[str, metadata.Value] | None = None) -> list[Document]:
     """Every supported file under ``paths``, read once, each parsed under ``limits`` in a
     worker of its own (rag.isolation); an indexed file keeps its doc_id, whatever rule made
     it, so a folder indexed before the rule changed is not indexed twice.
@@ -198,8 +210,10 @@ def read_paths(paths: Sequence[Path], catalog: Catalog, limits: ParseLimits,
     found inside a folder that cannot be read, or is refused, is appended to it as
     (path, reason) and skipped, so one bad file never sinks a folder; without one it raises.
     ``ocr`` counts (and with ``progress`` shows) the pages read with OCR. With an
-    ``unchanged`` list, an indexed file whose bytes are the same (sha256) is not parsed again
-    (a scan is not read with OCR again) but appended to it as (path, doc_id).
+    ``unchanged`` list, an indexed file whose bytes (sha256) and user metadata are the same
+    is not parsed again (a scan is not read with OCR again) but appended to it as
+    (path, doc_id). Each document's user metadata is ``given`` (`rag ingest --meta`) and its
+    sidecar's (``NAME.meta.json``, which wins for its file).
     """
     roots: dict[Path, Path] = {}
     for file, root in discover(paths):
@@ -211,11 +225,12 @@ def read_paths(paths: Sequence[Path], catalog: Catalog, limits: ParseLimits,
                            leave=False):
         known = catalog.by_path(str(file))
         doc_id = known[0] if known is not None else doc_ids.for_file(file, root, taken)
-        if unchanged is not None and known is not None and _sha256(file) == known[1]:
+        if unchanged is not None and known is not None and _unchanged(
+                file, catalog.fingerprint(doc_id), given or {}):
             unchanged.append((str(file), doc_id))
             continue
         try:
-            docs.append(read_file(file, root, doc_id, limits, ocr))
+            docs.append(read_file(file, root, doc_id, limits, given or {}, ocr))
         except Exception as exc:  # any one file's failure, a parser's bug included
             if failed is None or file in named:
                 raise
@@ -226,6 +241,20 @@ def read_paths(paths: Sequence[Path], catalog: Catalog, limits: ParseLimits,
     if ocr is not None:
         ocr.close()
     return docs
+
+
+def _unchanged(file: Path, held: str | None, given: Mapping[str, metadata.Value]) -> bool:
+    """Whether the index holds ``file`` as it is (``held``: the fingerprint of what it holds
+    for it): the same bytes and the same user metadata; a sidecar that cannot be read is a
+    change (the read that follows reports it)."""
+    sha = _sha256(file)
+    if held is None or sha is None:
+        return False
+    try:
+        given = {**given, **metadata.sidecar(file)}
+    except RagError:
+        return False
+    return held == metadata.fingerprint(sha, given)
 
 
 def _sha256(file: Path) -> str | None:
@@ -241,15 +270,18 @@ def _sha256(file: Path) -> str | None:
 
 
 def read_file(file: Path, root: Path, doc_id: str, limits: ParseLimits,
+              given: Mapping[str, metadata.Value] | None = None,
               on_page: isolation.OcrProgress | None = None) -> Document:
-    """One file: its source is its path relative to ``root``, its ``path`` the absolute one."""
+    """One file: its source is its path relative to ``root``, its ``path`` the absolute one;
+    its metadata the file's own, ``given`` and its sidecar's."""
     try:
         data = file.read_bytes()
+        meta = {**metadata.of_file(file, len(data)), **(given or {}), **metadata.sidecar(file)}
     except OSError as exc:
         raise UnreadableFileError(f"{file}: cannot read ({exc.strerror})") from None
     source = file.relative_to(root).as_posix()
     return replace(isolation.parse(data, file.name, doc_id, source, limits, on_page=on_page),
-                   path=str(file))
+                   path=str(file), metadata=meta)
 
 
 def _reason(exc: Exception) -> str:
@@ -286,18 +318,22 @@ def gone(paths: Sequence[Path], docs: Sequence[Document],
 def read_upload(filename: str, data: bytes, max_bytes: int, limits: ParseLimits,
                 known: Callable[[str], str | None] = lambda _: None,
                 replace_existing: bool = False,
-                cancelled: threading.Event | None = None) -> Document:
+                cancelled: threading.Event | None = None,
+                given: Mapping[str, metadata.Value] | None = None) -> Document:
     """An uploaded file (its name is used for type and id only, never as a path), parsed
     under ``limits`` in a worker of its own. An id the index holds (``known``, as ``plan``
-    asks it) is refused unless ``replace_existing``, before anything is parsed."""
+    asks it) is refused unless ``replace_existing``, before anything is parsed. Its user
+    metadata is ``given`` (an upload's form fields)."""
     if len(data) > max_bytes:
         raise FileTooLargeError(f"{filename}: {len(data)} bytes is over the upload limit of "
                                 f"{max_bytes} bytes")
     doc_id = doc_ids.for_upload(filename)
     if known(doc_id) is not None and not replace_existing:
         raise DocumentExistsError(doc_id)
-    return isolation.parse(data, filename, doc_id, doc_ids.upload_source(filename), limits,
-                           cancelled)
+    doc = isolation.parse(data, filename, doc_id, doc_ids.upload_source(filename), limits,
+                          cancelled)
+    return replace(doc, metadata={**metadata.of_upload(filename, len(data), time.time()),
+                                  **(given or {})})
 
 
 class Committer:
@@ -305,22 +341,24 @@ class Committer:
     (the slow part), then takes the lock only to write every change at once."""
 
     def __init__(self, root: Path, model_id: str, embedder: Embedder, chunker: Chunker,
-                 batch_size: int, in_context: bool, ann_threshold: int) -> None:
+                 batch_size: int, in_context: bool, ann_threshold: int,
+                 create: bool = True) -> None:
         self.root, self.model_id, self.embedder = root, model_id, embedder
-        self.chunker, self.ann_threshold = chunker, ann_threshold
+        self.chunker, self.ann_threshold, self.create = chunker, ann_threshold, create
         self.preparer = Preparer(embedder, chunker, batch_size, in_context)
 
     def _writer(self, wait_s: float) -> IndexWriter:
         return IndexWriter(self.root, self.model_id, self.embedder.dimension,
-                           self.chunker.describe(), wait_s, self.ann_threshold)
+                           self.chunker.describe(), wait_s, self.ann_threshold, self.create)
 
     def write(self, docs: Sequence[Document], report: IngestReport, index: Index | None,
               progress: bool, wait_s: float, deleted: Sequence[str] = (),
-              new_only: Collection[str] = ()) -> None:
+              new_only: Collection[str] = (), unchanged: Mapping[str, str] | None = None) -> None:
         """One snapshot with ``docs`` written and ``deleted`` gone; counts add to ``report``.
 
         ``index`` is the snapshot whose vectors an edited document may reuse. A doc_id in
-        ``new_only`` that another writer added meanwhile is refused under the lock.
+        ``new_only`` that another writer added meanwhile is refused under the lock, and so
+        is one of ``unchanged`` (doc_id -> fingerprint) that another writer changed.
         """
         prepared, reused = self.preparer.prepare(docs, index, progress)
         report.reused += reused
@@ -328,6 +366,9 @@ class Committer:
             for doc_id in new_only:
                 if w.has(doc_id):
                     raise DocumentExistsError(doc_id)
+            for doc_id, fingerprint in (unchanged or {}).items():
+                if w.fingerprint(doc_id) != fingerprint:
+                    raise DocumentChangedError(doc_id)
             for doc_id in deleted:
                 w.delete(doc_id)
             for p in prepared:

@@ -1,4 +1,8 @@
-"""Query to ranked Hits: dense (FAISS), lexical (BM25) and their fusion."""
+"""Query to ranked Hits: dense (FAISS), lexical (BM25) and their fusion.
+
+A retriever given ``allowed`` (the chunks a filter selects: rag.selection) searches only
+those, in both stages: dense search through a FAISS selector, BM25 over the same rows.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from rag.config import RETRIEVER_NAMES, RetrieverName
 from rag.embedding import Embedder
 from rag.errors import InputError
 from rag.index import Index
-from rag.lexical import top_n
+from rag.lexical import Scores, top_n
+from rag.selection import Allowed
 from rag.types import Hit
 
 Scored = list[tuple[int, float, dict[str, float]]]
@@ -109,8 +114,29 @@ class Retriever(ABC):
 
     name: str
 
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: Index, allowed: Allowed | None = None) -> None:
         self.index = index
+        self.allowed = allowed
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to search: an empty index, or a filter that selects nothing."""
+        return self.index.vectors.count() == 0 or (
+            self.allowed is not None and not len(self.allowed.rows))
+
+    def _dense(self, vectors: Vectors, k: int) -> tuple[Vectors, npt.NDArray[np.int64]]:
+        if self.allowed is None:
+            return self.index.vectors.search(vectors, k)
+        return self.index.vectors.search(vectors, k, self.allowed)
+
+    def _lexical(self, query: str) -> tuple[npt.NDArray[np.int64], Scores]:
+        """The allowed chunks holding a query term (rows ascending) and their BM25 scores
+        (with the statistics of the whole index: a filter narrows, it does not rescore)."""
+        rows, scores = self.index.lexical.matches(query)
+        if self.allowed is None:
+            return rows, scores
+        keep = self.allowed.holds(rows)
+        return rows[keep], scores[keep]
 
     @abstractmethod
     def rank(self, queries: Sequence[str], k: int,
@@ -146,17 +172,17 @@ class Retriever(ABC):
 class DenseRetriever(Retriever):
     name = "dense"
 
-    def __init__(self, index: Index, embedder: Embedder) -> None:
-        super().__init__(index)
+    def __init__(self, index: Index, embedder: Embedder, allowed: Allowed | None = None) -> None:
+        super().__init__(index, allowed)
         self.embedder = embedder
 
     def rank(self, queries: Sequence[str], k: int,
              vectors: Vectors | None = None) -> list[Scored]:
-        if self.index.vectors.count() == 0:
+        if self.empty:
             return [[] for _ in queries]
         if vectors is None:
             vectors = self.embedder.embed_queries(queries)
-        scores, ids = self.index.vectors.search(vectors, k)
+        scores, ids = self._dense(vectors, k)
         return [[(int(i), float(s), {"dense": float(s)}) for s, i in zip(row_s, row_i, strict=True)
                  if i >= 0] for row_s, row_i in zip(scores, ids, strict=True)]
 
@@ -168,7 +194,9 @@ class BM25Retriever(Retriever):
              vectors: Vectors | None = None) -> list[Scored]:
         out: list[Scored] = []
         for q in queries:
-            scores, ids = self.index.lexical.search(q, k)
+            rows, all_scores = self._lexical(q)
+            top = top_n(all_scores, k)
+            scores, ids = all_scores[top], rows[top]
             out.append([(int(i), float(s), {"bm25": float(s)})
                         for s, i in zip(scores, ids, strict=True)])
         return out
@@ -185,8 +213,8 @@ class HybridRetriever(Retriever):
 
     def __init__(self, index: Index, embedder: Embedder, weight: float = 0.5,
                  candidates: int = 100, method: str = "convex",
-                 sentence_weight: float = 0.0) -> None:
-        super().__init__(index)
+                 sentence_weight: float = 0.0, allowed: Allowed | None = None) -> None:
+        super().__init__(index, allowed)
         self.embedder = embedder
         self.weight = weight
         self.candidates = candidates
@@ -196,17 +224,16 @@ class HybridRetriever(Retriever):
     def rank(self, queries: Sequence[str], k: int,
              qvecs: Vectors | None = None) -> list[Scored]:
         vectors = self.index.vectors
-        lexical = self.index.lexical
-        if vectors.count() == 0:
+        if self.empty:
             return [[] for _ in queries]
         n = max(k, self.candidates)
         if qvecs is None:
             qvecs = self.embedder.embed_queries(queries)
-        d_scores, d_ids = vectors.search(qvecs, n)
+        d_scores, d_ids = self._dense(qvecs, n)
         out: list[Scored] = []
         for qi, query in enumerate(queries):
             found = d_ids[qi] >= 0
-            rows, scores = lexical.matches(query)  # rows ascending, every score > 0
+            rows, scores = self._lexical(query)  # rows ascending, every score > 0
             bm25_ids = rows[top_n(scores, n)]
             missing = bm25_ids[~np.isin(bm25_ids, d_ids[qi])]
             ids = np.concatenate([d_ids[qi][found], missing])
@@ -242,13 +269,14 @@ def _lookup(rows: npt.NDArray[np.int64], scores: npt.NDArray[np.float32],
 
 def make_retriever(name: RetrieverName, index: Index, embedder: Callable[[], Embedder],
                    hybrid_weight: float = 0.6, candidates: int = 100, method: str = "zscore",
-                   sentence_weight: float = 0.5) -> Retriever:
-    """The retriever called ``name``; ``embedder`` is only asked for when it is needed."""
+                   sentence_weight: float = 0.5, allowed: Allowed | None = None) -> Retriever:
+    """The retriever called ``name``; ``embedder`` is only asked for when it is needed.
+    ``allowed``: the chunks a filter selects (None: all)."""
     if name == "dense":
-        return DenseRetriever(index, embedder())
+        return DenseRetriever(index, embedder(), allowed)
     if name == "bm25":
-        return BM25Retriever(index)
+        return BM25Retriever(index, allowed)
     if name == "hybrid":
         return HybridRetriever(index, embedder(), hybrid_weight, candidates, method,
-                               sentence_weight)
+                               sentence_weight, allowed)
     raise InputError(f"unknown retriever {name!r}: use {', '.join(RETRIEVER_NAMES)}")

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.arrays import Ints, Vectors
+from rag.doctable import DocTable
 from rag.lexical import Bm25sLexical, Postings
 from rag.sentence_index import SentenceIndex
 from rag.store import Store
@@ -97,6 +98,11 @@ class Segment:
     def doc_ids(self) -> frozenset[str]:
         return frozenset(self.store.doc_ids())
 
+    @cached_property
+    def table(self) -> DocTable:
+        """Its documents' metadata and chunk rows, for filters (read on first use)."""
+        return DocTable(self.store)
+
     def holds(self, doc_id: str) -> bool:
         """Whether it holds the document (deleted or not): from the set of its documents
         once loaded, else one index lookup (a writer need not read every doc_id)."""
@@ -125,7 +131,7 @@ class SegmentBuilder:
     """A segment being written into a temporary folder; ``finish`` completes it."""
 
     def __init__(self, folder: Path, dimension: int, first_row: int = 1) -> None:
-        folder.mkdir(parents=True)
+        folder.mkdir()  # never its parents: a deleted collection is not made again
         self.folder = folder
         self.dimension = dimension
         self.store = Store(folder / STORE)

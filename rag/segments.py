@@ -18,6 +18,7 @@ import numpy as np
 
 from rag.arrays import Ints, Vectors
 from rag.segment import Segment
+from rag.selection import Allowed, exact_top
 from rag.store import Store
 from rag.types import Chunk, Document, Locator
 from rag.vector_index import VectorIndex, excluding
@@ -115,6 +116,15 @@ class Stores:
         part = self.holder(doc_id)
         return part.segment.store.sha256(doc_id) if part else None
 
+    def fingerprint(self, doc_id: str) -> str | None:
+        part = self.holder(doc_id)
+        return part.segment.store.fingerprint(doc_id) if part else None
+
+    def metadata(self) -> list[tuple[str, dict[str, Any]]]:
+        """(doc_id, metadata) of every live document (rag.store.Store.metadata)."""
+        return [(d, m) for p in self.parts for d, m in p.segment.store.metadata()
+                if d not in p.deleted]
+
     def by_path(self, path: str) -> tuple[str, str] | None:
         """(doc_id, sha256) of the live document read from the file at ``path``."""
         for part in reversed(self.parts):
@@ -195,10 +205,16 @@ class SegmentVectors:
     def count(self) -> int:
         return sum(p.live_chunks for p in self.parts)
 
-    def search(self, queries: Vectors, k: int) -> tuple[Vectors, Ints]:
-        """Top-k (scores, ids) per query row; missing slots have id -1."""
-        found = [self._of(p).search(queries, k, exclude)
-                 for p, exclude in zip(self.parts, self._exclude, strict=True) if p.live_chunks]
+    def search(self, queries: Vectors, k: int,
+               allowed: Allowed | None = None) -> tuple[Vectors, Ints]:
+        """Top-k (scores, ids) per query row; missing slots have id -1. With ``allowed``,
+        only its rows are searched (a filter: rag.selection), k of them when it has k."""
+        if allowed is None:
+            found = [self._of(p).search(queries, k, exclude) for p, exclude
+                     in zip(self.parts, self._exclude, strict=True) if p.live_chunks]
+        else:
+            found = [self._allowed(n, queries, k, allowed) for n in range(len(self.parts))
+                     if len(allowed.per_part[n])]
         n = len(queries)
         if not found:
             return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
@@ -213,6 +229,16 @@ class SegmentVectors:
             out_s[q, :len(order)] = scores[q][valid][order]
             out_i[q, :len(order)] = ids[q][valid][order]
         return out_s, out_i
+
+    def _allowed(self, n: int, queries: Vectors, k: int,
+                 allowed: Allowed) -> tuple[Vectors, Ints]:
+        """One segment searched over its allowed rows. An inverted file (approximate) may
+        miss them in the lists it does not probe: then they are scored exactly."""
+        vectors, rows = self._of(self.parts[n]), allowed.per_part[n]
+        scores, ids = vectors.search(queries, k, allowed.selector(n))
+        if vectors.approximate and int((ids >= 0).sum(axis=1).min()) < min(k, len(rows)):
+            return exact_top(queries, rows, vectors.vectors(rows.tolist()), k)
+        return scores, ids
 
     def vectors(self, ids: Sequence[int]) -> Vectors:
         """The stored vectors of these ids (to rescore candidates found elsewhere)."""

@@ -15,16 +15,22 @@ A document's ``source`` is what clients see (a path relative to the ingested fol
 `rag docs`. A store without that column (index formats 2 and 3, and format 4 of segments)
 kept the absolute path in ``source``: its readers show its tail instead (``public_source``),
 and copying it into a new segment (an upgrade, a merge: ``copy_from``) moves it to ``path``.
+
+A document's metadata beyond title and source (rag.metadata: format, modified, size, and
+what users gave) is one JSON object in ``meta``; a store without that column (format 6 and
+older) has none, and a copy of it gets none.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from rag import metadata
 from rag.types import Chunk, Document, Locator, Mark, spanning
 
 SCHEMA = """
@@ -34,7 +40,8 @@ CREATE TABLE IF NOT EXISTS documents (
     source TEXT NOT NULL,
     sha256 TEXT NOT NULL,
     text TEXT NOT NULL,
-    path TEXT
+    path TEXT,
+    meta TEXT
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -125,8 +132,9 @@ class Store:
         mark_columns = {r["name"] for r in self._rows("PRAGMA table_info(marks)")}
         self.has_ocr_marks = "ocr" in mark_columns
         self._locator_columns = _mark_columns(mark_columns)
-        self.has_paths = any(r["name"] == "path" for r in self._rows(
-            "PRAGMA table_info(documents)"))
+        columns = {r["name"] for r in self._rows("PRAGMA table_info(documents)")}
+        self.has_paths = "path" in columns
+        self.has_meta = "meta" in columns
 
     def close(self) -> None:
         self._db.close()
@@ -162,14 +170,17 @@ class Store:
             self._db.executemany("INSERT OR IGNORE INTO temp.dropped VALUES (?)",
                                  [(d,) for d in dropped])
             keep = "WHERE doc_id NOT IN (SELECT doc_id FROM temp.dropped)"
-            columns = "doc_id, title, source, sha256, text, path"
+            columns = "doc_id, title, source, sha256, text, path, meta"
             select = columns
-            if not any(r[1] == "path" for r in self._db.execute(
-                    "PRAGMA src.table_info(documents)")):
+            source_columns = {r[1] for r in self._db.execute(
+                "PRAGMA src.table_info(documents)")}
+            if "path" not in source_columns:
                 self._db.create_function("public_source", 2, public_source, deterministic=True)
                 self._db.create_function("is_absolute", 1, is_absolute, deterministic=True)
                 select = ("doc_id, title, public_source(source, doc_id), sha256, text, "
-                          "CASE WHEN is_absolute(source) THEN source END")
+                          "CASE WHEN is_absolute(source) THEN source END, meta")
+            if "meta" not in source_columns:  # a store of format 6 or older: no metadata
+                select = select.removesuffix("meta") + "NULL"
             self._db.execute(f"INSERT INTO documents ({columns}) SELECT {select} "
                              f"FROM src.documents {keep}")
             self._db.execute(f"INSERT INTO chunks ({_CHUNK_COLUMNS}) SELECT {_CHUNK_COLUMNS} "
@@ -190,10 +201,10 @@ class Store:
     def add_document(self, doc: Document, chunks: Sequence[Chunk]) -> list[int]:
         """Insert a document and its chunks; return the chunks' row ids in order."""
         self._db.execute(
-            "INSERT INTO documents (doc_id, title, source, sha256, text, path) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO documents (doc_id, title, source, sha256, text, path, meta) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (doc.doc_id, doc.title, public_source(doc.source, doc.doc_id), doc.sha256, doc.text,
-             doc.path))
+             doc.path, metadata.dumps(doc.metadata)))
         ids = []
         for c in chunks:
             cur = self._db.execute(
@@ -232,7 +243,8 @@ class Store:
             path = row["source"]
         return Document(doc_id=row["doc_id"], title=row["title"],
                         source=public_source(row["source"], row["doc_id"]), text=row["text"],
-                        sha256=row["sha256"], marks=marks, path=path)
+                        sha256=row["sha256"], marks=marks, path=path,
+                        metadata=self._stored(row["meta"] if self.has_meta else None))
 
     def locators(self, spans: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Locator]:
         """(doc_id, offset) -> where that offset is in the original file: its document's last
@@ -280,6 +292,26 @@ class Store:
         rows = self._rows("SELECT sha256 FROM documents WHERE doc_id = ?", (doc_id,))
         return str(rows[0][0]) if rows else None
 
+    def fingerprint(self, doc_id: str) -> str | None:
+        """Its content and user-given metadata, as rag.metadata.fingerprint says."""
+        rows = self._rows(f"SELECT sha256, {self._meta} AS meta FROM documents WHERE "
+                          "doc_id = ?", (doc_id,))
+        return metadata.fingerprint(rows[0][0], self._stored(rows[0][1])) if rows else None
+
+    @property
+    def _meta(self) -> str:
+        return "meta" if self.has_meta else "NULL"
+
+    @staticmethod
+    def _stored(meta: str | None) -> dict[str, Any]:
+        return dict(json.loads(meta)) if meta else {}
+
+    def metadata(self) -> list[tuple[str, dict[str, Any]]]:
+        """(doc_id, every metadata key: rag.metadata.full) of each document (to filter by)."""
+        rows = self._rows(f"SELECT doc_id, title, source, {self._meta} AS meta FROM documents")
+        return [(r[0], metadata.full(r[1], public_source(r[2], r[0]), self._stored(r[3])))
+                for r in rows]
+
     def by_path(self, path: str) -> list[tuple[str, str]]:
         """(doc_id, sha256) of the documents read from the file at ``path`` (absolute): its
         ``path`` column, or in a store without one its ``source``."""
@@ -308,7 +340,7 @@ class Store:
         was on the ingesting machine) only when asked."""
         rows = self._rows(
             f"SELECT d.doc_id, d.title, d.source, {self._path} AS path, d.sha256, "
-            "length(d.text) AS chars,"
+            f"{self._meta} AS meta, length(d.text) AS chars,"
             " (SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id) AS chunks"
             " FROM documents d ORDER BY d.doc_id")
         out = []
@@ -318,6 +350,8 @@ class Store:
             if with_paths:
                 doc["path"] = path if is_absolute(path) else None
             doc["source"] = public_source(doc["source"], doc["doc_id"])
+            doc["metadata"] = metadata.full(doc["title"], doc["source"],
+                                            self._stored(doc.pop("meta")))
             out.append(doc)
         return out
 

@@ -82,6 +82,9 @@ class Document:
     sha256: str
     marks: tuple[Mark, ...] = ()
     path: str | None = None
+    # Metadata beyond title and source (rag.metadata): format, modified, size, and what
+    # users gave (keys and string, number or boolean values).
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

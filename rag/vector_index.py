@@ -58,7 +58,8 @@ class VectorIndex:
     def search(self, queries: Vectors, k: int, exclude: Any = None) -> tuple[Vectors, Ints]:
         """Top-k (scores, ids) per query row; missing slots have id -1.
 
-        ``exclude``: a selector from ``excluding`` (the rows a snapshot deleted).
+        ``exclude``: a selector from ``excluding`` (the rows a snapshot deleted), or any
+        (selector, its array): only the ids it holds are searched (rag.selection).
         """
         k = max(1, min(k, self.count()))
         if self.count() == 0:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.arrays import Vectors
-from rag.errors import IndexBusyError
+from rag.errors import IndexBusyError, NoIndexError
 from rag.index import (
     KEEP_SNAPSHOTS,
     MANIFEST,
@@ -51,7 +51,7 @@ def new_name() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ-") + uuid.uuid4().hex[:8]
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -65,22 +65,35 @@ def fsync_tree(path: Path) -> None:
             with open(file, "rb") as f:
                 os.fsync(f.fileno())
     for folder in [path, *[p for p in path.rglob("*") if p.is_dir()]]:
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
 
 def place(tmp: Path, final: Path) -> None:
     """Make a complete folder durable, then give it its final name."""
     fsync_tree(tmp)
     os.rename(tmp, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
 
 
 @contextmanager
-def _flock(path: Path, wait_s: float, busy: str | None) -> Iterator[bool]:
+def flock(path: Path, wait_s: float, busy: str | None, create: bool = True) -> Iterator[bool]:
     """Hold an exclusive lock on ``path``; waits up to ``wait_s``, then raises
-    IndexBusyError(``busy``), or yields False when ``busy`` is None."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    IndexBusyError(``busy``), or yields False when ``busy`` is None.
+
+    Without ``create``, the folder must exist and still be there once the lock is held (a
+    collection deleted meanwhile: rag.collections): NoIndexError, or False when ``busy`` is
+    None. Nothing is then ever written into a folder that was renamed away.
+    """
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = open(path, "a+")  # noqa: SIM115  (closed below)
+    except FileNotFoundError:
+        if busy is None:
+            yield False
+            return
+        raise NoIndexError(path.parent) from None
+    with handle:
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -94,22 +107,37 @@ def _flock(path: Path, wait_s: float, busy: str | None) -> Iterator[bool]:
                     raise IndexBusyError(busy) from None
                 time.sleep(0.05)
         try:
+            if not create and not _same_file(handle, path):
+                if busy is None:
+                    yield False
+                    return
+                raise NoIndexError(path.parent)
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _same_file(handle: Any, path: Path) -> bool:
+    """Whether ``path`` still names the file ``handle`` has open."""
+    try:
+        return os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
 @contextmanager
-def writer_lock(root: Path, wait_s: float = 0.0) -> Iterator[None]:
-    """One writer at a time; a second one waits up to ``wait_s`` then fails clearly."""
-    with _flock(root / ".lock", wait_s, f"index at {root} is being written by another "
-                "process: retry when that ingest finishes"):
+def writer_lock(root: Path, wait_s: float = 0.0, create: bool = True) -> Iterator[None]:
+    """One writer at a time; a second one waits up to ``wait_s`` then fails clearly.
+    Without ``create`` the index folder must exist (see ``flock``)."""
+    with flock(root / ".lock", wait_s, f"index at {root} is being written by another "
+               "process: retry when that ingest finishes", create):
         yield
 
 
 def merge_lock(root: Path, wait_s: float = 0.0) -> Any:
-    """One merger at a time; yields whether this one got the lock."""
-    return _flock(root / ".merge.lock", wait_s, None)
+    """One merger at a time; yields whether this one got the lock (never for a folder that
+    is gone: nothing merges into a deleted collection)."""
+    return flock(root / ".merge.lock", wait_s, None, create=False)
 
 
 def publish(root: Path, body: Mapping[str, Any], merging: bool = False) -> None:
@@ -126,7 +154,7 @@ def publish(root: Path, body: Mapping[str, Any], merging: bool = False) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(pointer, root / "CURRENT")
-    _fsync_dir(root)
+    fsync_dir(root)
     previous = body.get("previous")
     collect_garbage(root, {name, str(previous)} if previous else {name}, merging)
 
@@ -156,8 +184,11 @@ class IndexWriter:
     """Builds the next snapshot from the current one. Use as a context manager."""
 
     def __init__(self, root: Path, model: str, dimension: int, chunker: Mapping[str, Any],
-                 wait_s: float = 0.0, ann_threshold: int = 200_000) -> None:
+                 wait_s: float = 0.0, ann_threshold: int = 200_000, create: bool = True) -> None:
+        """``create``: make the index folder if it is missing (the default collection's
+        first ingest); a named collection's writer writes only into an existing one."""
         self.root = root
+        self.create = create
         self.ann_threshold = ann_threshold
         self.settings = {"model": model, "dimension": dimension, "metric": "inner_product",
                          "chunker": dict(chunker), "lexical": parameters()}
@@ -174,7 +205,7 @@ class IndexWriter:
         self._deleted: dict[str, dict[str, list[int]]] = {}  # segment -> doc_id -> its rows
 
     def __enter__(self) -> IndexWriter:
-        self._lock = writer_lock(self.root, self._wait_s)
+        self._lock = writer_lock(self.root, self._wait_s, self.create)
         self._lock.__enter__()
         try:
             self._open()
@@ -234,6 +265,12 @@ class IndexWriter:
 
     def has(self, doc_id: str) -> bool:
         return doc_id in self.builder.docs or self._holder(doc_id) is not None
+
+    def fingerprint(self, doc_id: str) -> str | None:
+        """What the snapshot being written holds for ``doc_id`` (rag.metadata.fingerprint);
+        None for a document not there (or added by this writer)."""
+        part = self._holder(doc_id)
+        return part.segment.store.fingerprint(doc_id) if part is not None else None
 
     def _holder(self, doc_id: str) -> Live | None:
         part = self.stores.holder(doc_id)

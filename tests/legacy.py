@@ -8,7 +8,10 @@ table, caption, OCR and confidence columns; issue 26's format 4 lacks those mark
 keeps the absolute path as the source instead, and 2 has no marks table either.
 ``write_unpathed_segments``: issue 27's format 4, segments whose stores keep the absolute path
 as the source. ``write_old_segments``: issue 27's format 5, segments whose stores have the
-``path`` column but marks without the columns of format 6."""
+``path`` column but marks without the columns of format 6. ``write_format_6``: either format
+6, segments whose stores have the mark columns but no ``meta`` (issue 29's release), or
+``meta`` but not the mark columns (issue 28's development build). Every layout but the last
+lacks the documents' ``meta`` column of format 7."""
 
 from __future__ import annotations
 
@@ -35,6 +38,13 @@ def without_paths(store: Path) -> None:
         db.execute("UPDATE documents SET source = path WHERE path IS NOT NULL")
         db.execute("DROP INDEX IF EXISTS documents_path")
         db.execute("ALTER TABLE documents DROP COLUMN path")
+    db.close()
+
+
+def without_meta(store: Path) -> None:
+    """Make a store as written before format 7 (issue 28's 6 aside): no metadata column."""
+    with sqlite3.connect(store) as db:
+        db.execute("ALTER TABLE documents DROP COLUMN meta")
     db.close()
 
 
@@ -79,6 +89,7 @@ def write_legacy(root: Path, fmt: int = 3) -> Path:
         "model": m["model"], "dimension": m["dimension"], "metric": m["metric"],
         "vectors": info.vectors, "chunker": m["chunker"], "lexical": m["lexical"],
         "documents": info.documents, "chunks": info.chunks, "sentences": info.sentences}))
+    without_meta(folder / STORE)
     if fmt < 4:
         without_paths(folder / STORE)
     if fmt in (3, 4):
@@ -103,6 +114,7 @@ def write_unpathed_segments(root: Path) -> Path:
     for info in snapshot.segments:
         without_paths(root / SEGMENTS / info.name / STORE)
         without_later_marks(root / SEGMENTS / info.name / STORE)
+        without_meta(root / SEGMENTS / info.name / STORE)
     (snapshot.path / MANIFEST).write_text(json.dumps({**snapshot.manifest, "format": 4}))
     return snapshot.path
 
@@ -114,5 +126,22 @@ def write_old_segments(root: Path) -> Path:
     assert snapshot is not None and not snapshot.legacy
     for info in snapshot.segments:
         without_later_marks(root / SEGMENTS / info.name / STORE)
+        without_meta(root / SEGMENTS / info.name / STORE)
     (snapshot.path / MANIFEST).write_text(json.dumps({**snapshot.manifest, "format": 5}))
+    return snapshot.path
+
+
+def write_format_6(root: Path, issue: int) -> Path:
+    """Rewrite the index at ``root`` into a format 6: issue 29's (its segments' stores without
+    ``meta``) or issue 28's (without the mark columns of issue 29); returns the snapshot
+    folder."""
+    assert issue in (28, 29)
+    snapshot = read_snapshot(root)
+    assert snapshot is not None and not snapshot.legacy
+    for info in snapshot.segments:
+        if issue == 29:
+            without_meta(root / SEGMENTS / info.name / STORE)
+        else:
+            without_later_marks(root / SEGMENTS / info.name / STORE)
+    (snapshot.path / MANIFEST).write_text(json.dumps({**snapshot.manifest, "format": 6}))
     return snapshot.path

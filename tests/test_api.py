@@ -19,6 +19,7 @@ from api import create_app
 from eval.harness import RAG, serve_rag, wait_ready
 from rag.config import RetrieverName, Settings
 from rag.embedding import SentenceTransformerEmbedder
+from rag.filters import Filter
 from rag.pipeline import Pipeline
 from rag.scorer import EvidenceScorer
 from rag.types import Hit
@@ -148,10 +149,14 @@ def test_api_key_guards_v1_but_not_health(tmp_path: Path, seed_index: Path,
         assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
         operations = [(path, method, op) for path, ops in spec["paths"].items()
                       for method, op in ops.items() if path.startswith("/v1/")]
-        assert len(operations) == 9  # seven of our own (/v1/sync too), and OpenAI models and chat
+        # Eight routes of a collection (/v1/sync too), on "default" and under
+        # /v1/collections/{collection}; seven of collections and keys; the OpenAI-compatible
+        # models and chat.
+        assert len(operations) == 25
         for path, method, op in operations:
             assert op.get("security") == [{"HTTPBearer": []}], (method, path)
-            url = path.replace("{doc_id}", SEED_A)
+            url = path.replace("{doc_id}", SEED_A).replace("{collection}", "default") \
+                .replace("{key_id}", "0123456789ab")
             assert c.request(method, url).status_code == 401, (method, path)
         assert c.get("/v1/documents", headers=good).json()["documents"]  # nothing was deleted
 
@@ -164,11 +169,11 @@ class _HeldPipeline(Pipeline):
         self.started = 0
         self.release = threading.Event()
 
-    def search(self, query: str, k: int = 5,
-               retriever: RetrieverName | None = None) -> list[Hit]:
+    def search(self, query: str, k: int = 5, retriever: RetrieverName | None = None,
+               where: Filter | None = None) -> list[Hit]:
         self.started += 1
         assert self.release.wait(60)
-        return super().search(query, k, retriever)
+        return super().search(query, k, retriever, where)
 
 
 def test_searches_wait_in_their_own_lane_and_uploads_and_listings_pass(
@@ -204,13 +209,14 @@ def test_searches_wait_in_their_own_lane_and_uploads_and_listings_pass(
 def test_without_a_key_openapi_declares_none(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "securitySchemes" not in spec.get("components", {})
+    assert client.get("/v1/documents").status_code == 200
 
 
 def test_method_not_allowed_lists_every_method_of_the_path(client: TestClient) -> None:
     r = client.put("/v1/documents")
     assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
     r = client.post(f"/v1/documents/{SEED_A}")
-    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET"
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET, PATCH"
 
 
 def test_undecodable_bodies_are_documented_400s(client: TestClient) -> None:

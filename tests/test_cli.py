@@ -70,7 +70,8 @@ def test_ingest_search_ask_docs_show(tmp_path: Path, corpus: Path) -> None:
     assert {(d["source"], d["path"]) for d in docs} == {  # the path only here, on this machine
         (f"{d}.txt", str((corpus / f"{d}.txt").resolve())) for d in (SEED_A, SEED_B)}
     shown = json.loads(rag("show", doc_id, "--json", index=index).stdout)
-    assert set(shown) == {"doc_id", "title", "source", "text"}
+    assert set(shown) == {"doc_id", "title", "source", "text", "metadata"}
+    assert shown["metadata"]["format"] == "txt" and shown["metadata"]["folder"] == ""
     c = asked["citations"][0]
     assert shown["text"][c["char_start"]:c["char_end"]] == c["quote"]
 

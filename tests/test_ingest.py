@@ -4,8 +4,12 @@ planning ones are in the unit tier."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +69,39 @@ def test_read_paths_keeps_indexed_ids_and_reads_a_file_named_twice_once(tmp_path
     assert sorted(d.doc_id for d in docs) == ["kept-id", "x/tea"]
     assert sorted((d.source, d.path) for d in docs) == [
         ("tea.md", first), ("x/tea.md", str((tmp_path / "x" / "tea.md").resolve()))]
+
+
+def test_a_file_is_read_again_only_when_its_bytes_or_user_metadata_changed(
+        tmp_path: Path) -> None:
+    """A folder ingest (a sync run) does not parse an indexed file whose bytes are the same
+    (a scan is not read with OCR again), unless its user metadata changed: a new sidecar, or
+    other --meta; then it is read and, by the plan, replaced."""
+    (tmp_path / "a.txt").write_text("The ferry leaves at noon.\n")
+    (tmp_path / "b.txt").write_text("The bus leaves at one.\n")
+    held = {str((tmp_path / n).resolve()): (n.removesuffix(".txt"), hashlib.sha256(
+        (tmp_path / n).read_bytes()).hexdigest()) for n in ("a.txt", "b.txt")}
+
+    def read(given: dict[str, Any]) -> tuple[list[str], list[str]]:
+        unchanged: list[tuple[str, str]] = []
+        docs = read_paths([tmp_path], Catalog(held), LIMITS, [], unchanged=unchanged,
+                          given=given)
+        return sorted(d.doc_id for d in docs), sorted(doc_id for _, doc_id in unchanged)
+
+    os.utime(tmp_path / "a.txt", (1, 1))  # touched, not changed
+    assert read({}) == ([], ["a", "b"])
+    (tmp_path / "b.txt.meta.json").write_text(json.dumps({"team": "transport"}))
+    assert read({}) == (["b"], ["a"])
+    assert read({"owner": "ann"}) == (["a", "b"], [])
+    (tmp_path / "b.txt.meta.json").write_text("{not json")  # read, so that it is reported
+    assert read({}) == ([], ["a"])
+
+    pipeline = Pipeline(Settings(index_dir=tmp_path / "index"), embedder=HashingEmbedder())
+    (tmp_path / "b.txt.meta.json").write_text(json.dumps({"team": "transport"}))
+    pipeline.ingest([tmp_path])
+    (tmp_path / "b.txt.meta.json").write_text(json.dumps({"team": "buses"}))
+    report = pipeline.ingest([tmp_path])
+    assert report.replaced == ["b"] and report.skipped == ["a"] and report.reused == 1
+    assert pipeline.document("b").metadata["team"] == "buses"
 
 
 def test_read_paths_lists_a_folder_file_it_cannot_read_and_raises_for_a_named_one(

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from api import create_app
 from eval.harness import RAG, wait_ready
+from rag import filters
 from rag.config import Settings
 from rag.documents import clean_marked, clean_text, extract, parse_bytes
 from rag.embedding import SentenceTransformerEmbedder
@@ -26,7 +27,7 @@ from rag.scorer import EvidenceScorer
 from rag.segment import STORE
 from rag.types import Document, Locator, Mark, locate
 from tests import formats_corpus as fc
-from tests.legacy import write_legacy, write_old_segments
+from tests.legacy import write_format_6, write_legacy, write_old_segments
 from tests.standin import HashingEmbedder
 
 unit = pytest.mark.unit
@@ -292,7 +293,7 @@ def test_an_index_of_format_2_loads_searches_and_takes_writes(
 
     for unknown in (1, FORMAT + 1, None):
         with pytest.raises(IndexMismatchError,
-                           match="this version reads 2, 3, 4, 5 and 6: re-ingest"):
+                           match="this version reads 2, 3, 4, 5, 6 and 7: re-ingest"):
             check_manifest({"format": unknown}, settings.index_dir, None, None)
 
 
@@ -301,43 +302,64 @@ _TABLE_HTML = """<html><body><h1>{title}</h1><p>Read the rows.</p><table>
 <tr><td>{item}</td><td>{amount}</td></tr></table></body></html>"""
 
 
-@pytest.mark.parametrize("layout", ["issue 27's format 5", "issue 29's format 5"])
-def test_either_format_5_loads_and_its_next_write_is_format_6(tmp_path: Path,
-                                                               layout: str) -> None:
-    """Format 5 was given twice: segments whose marks lack the table and OCR columns (issue
-    27), and one snapshot folder whose marks have them (issue 29, a development build). Both
-    load with their locators (columns a store lacks read as unset); the next write commits
-    format 6, whose new documents keep their table locators, and a merge that folds the
-    older store in keeps every locator as it was."""
+LAYOUTS = ["issue 27's format 5", "issue 29's format 5", "issue 29's format 6",
+           "issue 28's format 6"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_older_layout_loads_and_its_next_write_is_format_7(tmp_path: Path,
+                                                                 layout: str) -> None:
+    """Formats 5 and 6 were each given twice: segments whose marks lack the table and OCR
+    columns (issue 27's 5), one snapshot folder whose marks have them (issue 29's 5, a
+    development build), segments with them but no metadata column (issue 29's 6), segments
+    with metadata but not them (issue 28's 6, a development build). Each loads with its
+    locators and metadata (columns a store lacks read as unset: no table marks, no user
+    metadata, and a filter finds nothing in it); the next write commits format 7, whose new
+    documents keep their table locators; a document whose sidecar its store could not hold is
+    written again with it; and a merge that folds the older store in keeps every locator and
+    every metadata as they were."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "ferries.html").write_text(_TABLE_HTML.format(
         title="Ferries", caption="Summer sailings", item="Skarra to Holm", amount="12 euros"))
     (docs / "deck.pptx").write_bytes(fc.pptx_bytes())
+    (docs / "deck.pptx.meta.json").write_text(json.dumps({"team": "harbour"}))
     settings = Settings(index_dir=tmp_path / "index", auto_merge=False)
     Pipeline(settings, embedder=HashingEmbedder()).ingest([docs])
     if layout == "issue 27's format 5":
         write_old_segments(settings.index_dir)
-    else:
+    elif layout == "issue 29's format 5":
         write_legacy(settings.index_dir, fmt=5)
+    else:
+        write_format_6(settings.index_dir, 28 if "28" in layout else 29)
+    with_marks = "issue 29" in layout
+    with_meta = layout == "issue 28's format 6"
 
     def where(p: Pipeline, doc_id: str, words: str) -> Locator | None:
         doc = p.index.store.document(doc_id)
         assert doc is not None
         return p.index.store.locator(doc_id, doc.text.index(words))
 
+    def harbour(p: Pipeline) -> set[str]:
+        team = filters.parse({"field": "team", "eq": "harbour"})
+        return {h.chunk.doc_id for h in p.search("churn rate", k=5, where=team)}
+
     full = Locator(heading="Ferries", table=1, row=2, caption="Summer sailings")
-    ferry = full if layout == "issue 29's format 5" else Locator(heading="Ferries", row=2)
+    ferry = full if with_marks else Locator(heading="Ferries", row=2)
     old = Pipeline(settings, embedder=HashingEmbedder())
     assert where(old, "ferries", "Item: Skarra to Holm") == ferry
     assert where(old, "deck", "The churn rate") == Locator(slide=2)
+    assert harbour(old) == ({"deck"} if with_meta else set())
+    ferries_meta = old.document("ferries").metadata
+    assert ("format" in ferries_meta) == with_meta
 
     (docs / "fees.html").write_text(_TABLE_HTML.format(
         title="Fees", caption="Port fees", item="Mooring", amount="30 euros"))
-    assert old.ingest([docs]).added == ["fees"]
+    report = old.ingest([docs])
+    assert report.added == ["fees"] and report.replaced == ([] if with_meta else ["deck"])
     snapshot = current_snapshot(settings.index_dir)
     assert snapshot is not None
-    assert json.loads((snapshot / MANIFEST).read_text())["format"] == FORMAT == 6
+    assert json.loads((snapshot / MANIFEST).read_text())["format"] == FORMAT == 7
     fees = Locator(heading="Fees", table=1, row=2, caption="Port fees")
     for p in (Pipeline(settings, embedder=HashingEmbedder()), old):
         if p is old:
@@ -345,3 +367,6 @@ def test_either_format_5_loads_and_its_next_write_is_format_6(tmp_path: Path,
         assert where(p, "ferries", "Item: Skarra to Holm") == ferry
         assert where(p, "deck", "The churn rate") == Locator(slide=2)
         assert where(p, "fees", "Item: Mooring") == fees
+        assert harbour(p) == {"deck"}
+        assert p.document("ferries").metadata == ferries_meta
+        assert p.document("fees").metadata["format"] == "html"

@@ -26,10 +26,11 @@ from eval.harness import RAG, serve_rag
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.pipeline import Pipeline
+from rag.pipelines import Pipelines
 from rag.scorer import EvidenceScorer
 from tests.seed_facts import SEED_A, SEED_B, SEED_QUESTIONS, SEEDS, holds
 
-TOOLS = {"search", "ask", "get_document", "list_documents"}
+TOOLS = {"search", "ask", "get_document", "list_documents", "list_collections"}
 KEY = "s3cret"
 RAG_HOST = "rag.example.internal"  # a name the server is reached by, not loopback
 
@@ -90,7 +91,8 @@ def run(client: Callable[[], AbstractAsyncContextManager[Client]],
 
 @pytest.fixture
 def server(seed_pipeline: Pipeline) -> MCPServer:
-    return create_server(lambda: seed_pipeline, anyio.CapacityLimiter(2))
+    served = Pipelines(seed_pipeline)
+    return create_server(lambda: served, anyio.CapacityLimiter(2))
 
 
 def test_in_process_tools_schemas_and_cited_answers(server: MCPServer) -> None:

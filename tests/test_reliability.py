@@ -1,6 +1,9 @@
 """The quick parts of `make check-reliability`: a few crash points (a merge's and a sync's
 among them), a short fuzz, and queries while the index changes and merges. All against real
-processes on 127.0.0.1."""
+processes on 127.0.0.1. The crash and concurrency runs happen in a collection of their own
+("team"), beside the collection "default", which must come out of them unchanged: every
+guarantee of an index holds per collection (the harnesses' default runs cover "default"
+itself)."""
 
 from __future__ import annotations
 
@@ -11,8 +14,9 @@ from eval.reliability import concurrency, crash, fuzz
 pytestmark = pytest.mark.slow
 
 def test_sigkill_at_five_points_leaves_a_whole_snapshot() -> None:
-    report = crash.run(quick=True, log=lambda _: None)
+    report = crash.run(quick=True, log=lambda _: None, collection="team")
     s = report["summary"]
+    assert s["collection"] == "team"
     assert s["trials"] == s["killed"] == 5, report["trials"]
     assert s["failed"] == 0, report["trials"]
     assert set(s["phases"]) == {"writing", "swap", "commit", "merging"}
@@ -27,8 +31,9 @@ def test_short_schemathesis_run_finds_no_5xx_and_no_schema_violation() -> None:
 
 
 def test_queries_never_fail_while_the_index_changes() -> None:
-    report = concurrency.run()
+    report = concurrency.run("team")
     assert report["ok"], report
+    assert report["default_unchanged"] and report["total"]["by_op"]["search"] > 0
     assert report["merges"] >= 2  # in the server's background, and by `rag compact`
     assert "rag compact exit 0" in report["phases"][4]["detail"]
     assert report["total"]["errors"] == 0 and report["database_locked"] == 0

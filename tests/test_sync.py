@@ -18,7 +18,9 @@ from eval.scans import FONTS, PARAGRAPHS, render
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.index import read_snapshot
+from rag.keys import KeyStore
 from rag.pipeline import Pipeline
+from rag.pipelines import Pipelines
 from rag.sync import Syncer
 from tests.standin import HashingEmbedder
 
@@ -228,3 +230,48 @@ def test_rag_watch_says_what_each_run_did(tmp_path: Path) -> None:
         watcher.send_signal(signal.SIGINT)
         watcher.wait(60)
     assert watcher.returncode == 0
+
+
+def test_a_folder_syncs_into_the_collection_named_and_no_other(
+        tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
+    """`rag serve --watch DIR --watch-collection team`: the folder's files are in "team" only;
+    its sync status is that collection's (the default's says it watches nothing, and a key of
+    another collection gets a 404 for it); `rag watch --collection` of a collection that does
+    not exist stops at once, reading nothing."""
+    import os
+    import subprocess
+
+    from eval.harness import RAG
+
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    (folder / "rota.txt").write_text("The night rota is kept by the harbour master.\n")
+    index = tmp_path / "index"
+    default = Pipeline(Settings(index_dir=index), embedder=embedder)
+    default.ingest_documents([])  # an empty default collection
+    Pipelines(default).create("team")
+    Pipelines(default).create("other")
+    env = {"RAG_INDEX_DIR": str(index), "RAG_SYNC_QUIET_MS": "300", "RAG_API_KEY": "admin"}
+    other, _ = KeyStore(index).create(["other"], "read", time.time())
+    with serve_rag(env, "--watch", str(folder), "--watch-collection", "team",
+                   wait=300) as server:
+        admin = {"Authorization": "Bearer admin"}
+        team = "/v1/collections/team"
+
+        def settled() -> dict[str, Any] | None:
+            s: dict[str, Any] = server.http.get(f"{team}/sync", headers=admin).json()
+            return s if s["runs"] and not s["running"] else None
+
+        status = _until(settled, "the first run into team", server)
+        assert status["watching"] == ["watched"] and status["last_run"]["added"] == 1
+        listed = server.http.get(f"{team}/documents", headers=admin).json()["documents"]
+        assert [d["doc_id"] for d in listed] == ["rota"]
+        assert server.http.get("/v1/documents", headers=admin).json()["documents"] == []
+        assert server.http.get("/v1/sync", headers=admin).json()["watching"] == []
+        refused = server.http.get(f"{team}/sync", headers={"Authorization": f"Bearer {other}"})
+        assert refused.status_code == 404, refused.text
+
+    done = subprocess.run([RAG, "watch", "--collection", "nope", str(folder)],
+                          env={**os.environ, "RAG_INDEX_DIR": str(index)}, capture_output=True,
+                          text=True, timeout=WAIT_S)
+    assert done.returncode == 1 and "no collection 'nope'" in done.stderr

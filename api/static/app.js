@@ -1,4 +1,5 @@
-// The rag web page: ask (answers with [n] links to the quoted span), search, documents.
+// The rag web page: ask (answers with [n] links to the quoted span), search, documents, in
+// the collection chosen above them and within the documents its filter box selects.
 // Plain JavaScript, no dependencies. Text from the server is only ever put in the page as
 // text nodes (append / textContent), never as HTML. Every URL is relative to the page
 // ('v1/ask', never a path from the host's root), so the page works under a reverse
@@ -6,9 +7,29 @@
 'use strict';
 
 const KEY = 'rag-api-key';  // sessionStorage: the key lives as long as this tab
+const COLLECTION = 'rag-collection';
 const $ = (selector) => document.querySelector(selector);
 const documentsById = new Map();  // doc_id -> summary, for titles
 let shownDoc = null;  // {doc_id, text, ...} of the document in the viewer
+
+// The collection's routes, relative to the page: api('ask') is v1/ask for "default",
+// v1/collections/NAME/ask for the others.
+function collection() { return sessionStorage.getItem(COLLECTION) || 'default'; }
+function api(path) {
+  const name = collection();
+  return (name === 'default' ? 'v1/' : 'v1/collections/' + encodeURIComponent(name) + '/') + path;
+}
+
+// The filter box: terms ("team=legal path=reports/") go as they are (the server reads
+// them), a JSON filter as its object; empty: no filter.
+function filterOf() {
+  const text = $('#filter').value.trim();
+  if (!text) return null;
+  if (text.startsWith('{')) {
+    try { return JSON.parse(text); } catch { /* the server says what is wrong */ }
+  }
+  return text;
+}
 
 // ---- small helpers ----------------------------------------------------------------
 
@@ -24,7 +45,7 @@ function el(tag, attrs = {}, ...children) {
 
 const code = (text) => el('code', {}, text);
 const num = (x, digits = 3) => (typeof x === 'number' ? x.toFixed(digits) : String(x));
-const docPath = (docId) => 'v1/documents/' + docId.split('/').map(encodeURIComponent).join('/');
+const docPath = (docId) => api('documents/' + docId.split('/').map(encodeURIComponent).join('/'));
 
 function say(target, kind, ...parts) {  // kind: '' | 'error' | 'ok'
   target.replaceChildren(...parts);
@@ -308,6 +329,8 @@ async function ask(question) {
   const box = $('#answer');
   const button = $('#ask-button');
   const body = { question, stream: true };
+  const filter = filterOf();
+  if (filter) body.filter = filter;
   if (!$('#mode').hidden) body.mode = document.querySelector('input[name=mode]:checked').value;
   button.disabled = true;
   closeDocument();
@@ -318,7 +341,7 @@ async function ask(question) {
   const streamed = el('p', { class: 'answer-text' });
   const seen = [];
   try {
-    const response = await call('POST', 'v1/ask', body);
+    const response = await call('POST', api('ask'), body);
     for await (const { event, data } of serverEvents(response)) {
       if (event === 'sentence') {
         if (!seen.length) box.replaceChildren(streamed);
@@ -397,12 +420,14 @@ $('#search-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const body = { query: $('#query').value.trim(), k: Number($('#k').value) || 5 };
   if ($('#retriever').value) body.retriever = $('#retriever').value;
+  const filter = filterOf();
+  if (filter) body.filter = filter;
   const message = $('#search-message');
   say(message, '', 'Searching…');
   closeDocument();
   $('#hits').replaceChildren();
   try {
-    const found = await (await call('POST', 'v1/search', body)).json();
+    const found = await (await call('POST', api('search'), body)).json();
     say(message, '', found.hits.length ? '' : 'No passages matched.');
     $('#hits').replaceChildren(...found.hits.map(hitItem));
   } catch (err) {
@@ -416,7 +441,7 @@ async function loadDocuments() {
   const rows = $('#documents');
   let listed;
   try {
-    listed = (await getJSON('v1/documents')).documents;
+    listed = (await getJSON(api('documents'))).documents;
   } catch (err) {
     rows.replaceChildren(el('tr', {}, el('td', { colspan: 5 }, ...explain(err))));
     return;
@@ -460,7 +485,7 @@ function upload(file, replace = false) {
   const message = $('#upload-message');
   const progress = $('#upload-progress');
   const xhr = new XMLHttpRequest();
-  xhr.open('POST', 'v1/documents' + (replace ? '?replace=true' : ''));
+  xhr.open('POST', api('documents') + (replace ? '?replace=true' : ''));
   for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
   progress.hidden = false;
   progress.value = 0;
@@ -548,21 +573,26 @@ async function checkReady() {
 async function loadModels() {
   try {
     const models = (await getJSON('v1/models')).data.map((m) => m.id);
-    const generative = models.includes('rag-generative');
+    const name = collection();
+    const generative = models.includes(name === 'default' ? 'rag-generative' : 'rag-generative@' + name);
     $('#mode').hidden = !generative;
     if (generative) document.querySelector('input[name=mode][value=generative]').checked = true;
   } catch { /* 401 shows the key form; otherwise the page stays extractive */ }
 }
 
-// `rag serve --watch`: one line on how the folders' sync is going, refreshed while watching.
+// `rag serve --watch`: one line on how the folders' sync into the chosen collection is going,
+// refreshed while watching (one timer, whichever collection asked last).
+let syncTimer = null;
 async function loadSync() {
+  clearTimeout(syncTimer);
+  const line = $('#sync-status');
   let sync;
   try {
-    sync = await getJSON('v1/sync');
+    sync = await getJSON(api('sync'));
   } catch {
+    line.hidden = true;
     return;
   }
-  const line = $('#sync-status');
   line.hidden = !sync.watching.length;
   if (line.hidden) return;
   const parts = ['Watching ' + sync.watching.join(', ')];
@@ -579,11 +609,44 @@ async function loadSync() {
       sync.failed.slice(0, 3).map((f) => f.path + ': ' + f.reason).join('; ') + ')');
   }
   line.textContent = parts.join(' · ');
-  setTimeout(loadSync, 5000);
+  clearTimeout(syncTimer);
+  syncTimer = setTimeout(loadSync, 5000);
 }
 
-function start() {
+// ---- collections ------------------------------------------------------------------------
+
+// The collections this key may read; the chosen one is kept in this tab.
+async function loadCollections() {
+  const select = $('#collection');
+  let listed;
+  try {
+    listed = (await getJSON('v1/collections')).collections;
+  } catch { return; }  // 401 shows the key form
+  if (!listed.length) return;
+  if (!listed.some((c) => c.name === collection())) sessionStorage.setItem(COLLECTION, listed[0].name);
+  select.replaceChildren(...listed.map((c) => el('option', { value: c.name }, c.name)));
+  select.value = collection();
+  const chosen = listed.find((c) => c.name === collection());
+  $('#collection-count').textContent = chosen.documents + ' document' + (chosen.documents === 1 ? '' : 's');
+}
+
+$('#collection').addEventListener('change', (event) => {
+  sessionStorage.setItem(COLLECTION, event.target.value);
+  shownDoc = null;
+  closeDocument();
+  $('#welcome').hidden = false;
+  $('#answer').replaceChildren();
+  renderSources([], 'Citations appear here.');
+  $('#hits').replaceChildren();
+  say($('#search-message'), '');
+  start();
+});
+
+$('#scope').addEventListener('submit', (event) => event.preventDefault());
+
+async function start() {
   checkReady();
+  await loadCollections();
   loadModels();
   loadDocuments();
   loadSync();

@@ -9,8 +9,10 @@ compare an index grown by writes, deletions and merges with one written in one c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,17 +21,23 @@ from rag.writer import IndexWriter
 
 
 def rewrite(source: Index, root: Path, commits: int = 1, ann_threshold: int = 200_000,
-            order: Sequence[str] | None = None) -> None:
-    """``source``'s documents (in ``order``, default by doc_id) into ``commits`` commits."""
+            order: Sequence[str] | None = None,
+            metadata: Callable[[int, str], Mapping[str, Any]] | None = None) -> None:
+    """``source``'s documents (in ``order``, default by doc_id) into ``commits`` commits;
+    ``metadata(n, doc_id)`` is added to the n-th document's, when given."""
     m = source.manifest
     doc_ids = list(order) if order is not None else [d["doc_id"] for d in
                                                       source.store.documents()]
+    position = 0
     for part in np.array_split(np.array(doc_ids, dtype=object), commits):
         with IndexWriter(root, m["model"], int(m["dimension"]), m["chunker"],
                          ann_threshold=ann_threshold) as w:
             for doc_id in part.tolist():
                 doc = source.store.document(doc_id, with_marks=True)
                 assert doc is not None
+                if metadata is not None:
+                    doc = replace(doc, metadata={**doc.metadata, **metadata(position, doc_id)})
+                position += 1
                 rows = [r for r, _ in source.store.chunk_rows(doc_id)]
                 by_row = source.store.chunks_by_ids(rows)
                 sentences, vectors = [], []

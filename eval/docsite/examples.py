@@ -6,7 +6,8 @@ status and body that came back. The API page shows them; nothing in them is type
 
 `tests/test_docs.py` runs it too, so the file follows the code: every route of the app's
 OpenAPI must have an example here, and every example must get the status it expects. The file
-is rewritten only when something other than snapshot names, timings and response ids changed.
+is rewritten only when something other than snapshot names, timings, response ids, key ids
+and secrets, and modification times changed.
 """
 
 from __future__ import annotations
@@ -14,90 +15,39 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from eval.docsite.recording import BASE, Call, Recorder
 from eval.harness import RAG, serve_rag
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "api-examples.json"
 SEEDS = ROOT / "seeds"
-# The address the examples show: where `make run` serves. The server's links say it too.
-BASE = "http://127.0.0.1:8000"
 ANSWERED = "Which countries has Japan negotiated defense equipment cooperation agreements with?"
 UNANSWERED = "Who won the football World Cup final in 2018?"
 NOTE_NAME = "notes.md"
 NOTE = (b"# Field notes\n\nThe Lindenfeld bicycle scheme opened in May 2019 with 400 bicycles. "
         b"It is run by the city's transport office.\n")
+COLLECTION = "legal"  # the collection the collection and key examples make, fill and delete
+MEMO_NAME = "nda.md"
+MEMO = (b"# Non-disclosure agreement\n\nThis agreement binds both parties for five years after "
+        b"it is signed.\n\nAny dispute under this agreement is settled by arbitration in "
+        b"Geneva.\n")
+MEMO_QUESTION = "Where are disputes under the agreement settled?"
 # What changes from run to run without the behaviour changing.
 VOLATILE = frozenset({"snapshot", "timings_ms", "llm_ms", "verify_ms", "id", "created",
-                      "started", "seconds"})
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request: the route it documents (OpenAPI's method and path) and what it sends."""
-
-    route: str
-    title: str
-    path: str
-    json: Any = None
-    upload: tuple[str, bytes] | None = None
-    expect: int = 200
-
-    @property
-    def method(self) -> str:
-        return self.route.split()[0]
-
-    def curl(self) -> str:
-        url = shlex.quote(BASE + self.path)
-        streams = isinstance(self.json, dict) and self.json.get("stream")
-        words = ["curl", "-sN" if streams else "-s"]
-        if self.method not in ("GET", "POST"):
-            words += ["-X", self.method]
-        if self.upload is not None:
-            return " ".join([*words, "-F", f"file=@{self.upload[0]}", url])
-        if self.json is None:
-            return " ".join([*words, url])
-        body = shlex.quote(json.dumps(self.json, ensure_ascii=False))
-        return " ".join(words) + f" {url} \\\n  -H 'Content-Type: application/json' -d {body}"
-
-
-@dataclass
-class Recorder:
-    """Sends calls to a server and keeps what each got back."""
-
-    http: httpx.Client
-    examples: list[dict[str, Any]] = field(default_factory=list)
-
-    def __call__(self, call: Call) -> dict[str, Any]:
-        files = {"file": (call.upload[0], call.upload[1])} if call.upload else None
-        response = self.http.request(call.method, call.path, json=call.json, files=files)
-        media = response.headers.get("content-type", "").split(";")[0]
-        answered: dict[str, Any] = {"status": response.status_code, "content_type": media}
-        if media == "application/json":
-            answered["json"] = response.json()
-        else:
-            answered["text"] = response.text
-        if response.status_code != call.expect:
-            raise AssertionError(f"{call.route} ({call.title}): expected {call.expect}, got "
-                                 f"{response.status_code}: {response.text[:500]}")
-        example = {"route": call.route, "title": call.title, "curl": call.curl(),
-                   "request": {"method": call.method, "path": call.path, "json": call.json,
-                               "upload": call.upload[0] if call.upload else None},
-                   "response": answered}
-        self.examples.append(example)
-        return answered
+                      "started", "seconds", "key", "revoked", "modified"})
+KEY_ID = re.compile(r"(?<=/v1/keys/)[0-9a-f]{12}")
 
 
 def _synced(http: httpx.Client, within_s: float = 120.0) -> None:
@@ -113,7 +63,9 @@ def _synced(http: httpx.Client, within_s: float = 120.0) -> None:
 
 
 def record(http: httpx.Client) -> list[dict[str, Any]]:
-    """Every example, in an order that leaves the index as it found it."""
+    """Every example, in an order that leaves the seeds' documents as it found them; the
+    collection it makes is deleted at the end, and the keys it makes are left revoked or
+    unused in this (temporary) index."""
     run = Recorder(http)
     run(Call("GET /healthz", "The process is up", "/healthz"))
     run(Call("GET /readyz", "The index is loaded", "/readyz"))
@@ -147,7 +99,9 @@ def record(http: httpx.Client) -> list[dict[str, Any]]:
              upload=(NOTE_NAME, NOTE), expect=201))
     run(Call("DELETE /v1/documents/{doc_id}", "Delete it",
              f"/v1/documents/{added['json']['doc_id']}"))
-    run(Call("GET /v1/models", "The models: one per answer mode", "/v1/models"))
+    _metadata_and_filters(run, cited["doc_id"])
+    _collection(run)
+    run(Call("GET /v1/models", "The models: one per answer mode and collection", "/v1/models"))
     chat = {"model": "rag-extractive", "messages": [{"role": "user", "content": ANSWERED}]}
     run(Call("POST /v1/chat/completions", "An OpenAI chat completion", "/v1/chat/completions",
              chat))
@@ -155,7 +109,89 @@ def record(http: httpx.Client) -> list[dict[str, Any]]:
              "/v1/chat/completions", {**chat, "stream": True}))
     run(Call("POST /v1/chat/completions", "An unknown model, in OpenAI's error shape",
              "/v1/chat/completions", {**chat, "model": "gpt-4o"}, expect=404))
+    run(Call("POST /v1/chat/completions", "A collection's model: rag-extractive@NAME",
+             "/v1/chat/completions", {"model": f"rag-extractive@{COLLECTION}", "messages": [
+                 {"role": "user", "content": MEMO_QUESTION}]}))
+    _keys(run)
     return run.examples
+
+
+def _metadata_and_filters(run: Recorder, doc_id: str) -> None:
+    """PATCH of a seed's metadata (then undone), and filters on /v1/search and /v1/ask."""
+    run(Call("PATCH /v1/documents/{doc_id}", "Give a document metadata (nothing is embedded)",
+             f"/v1/documents/{doc_id}", {"metadata": {"reviewed": True, "year": 2021}}))
+    run(Call("POST /v1/search", "Only the documents a filter selects (terms)", "/v1/search",
+             {"query": "defense equipment cooperation", "k": 2,
+              "filter": "reviewed=true year>=2020"}))
+    run(Call("POST /v1/ask", "A filter that matches nothing: an abstention", "/v1/ask",
+             {"question": ANSWERED, "filter": {"field": "year", "lt": 2000}}))
+    run(Call("POST /v1/search", "A bad filter is refused, naming the bad part", "/v1/search",
+             {"query": "cooperation", "filter": {"or": [{"field": "year", "gte": 2020,
+                                                          "lt": "2024"}]}}, expect=422))
+    run(Call("PATCH /v1/documents/{doc_id}", "null removes a key (JSON Merge Patch)",
+             f"/v1/documents/{doc_id}", {"metadata": {"reviewed": None, "year": None}}))
+
+
+def _collection(run: Recorder) -> None:
+    """A collection made, filled by an upload with metadata, read, searched and asked; its
+    routes are those of /v1 under /v1/collections/{collection}. Deleted by ``_keys``."""
+    base = f"/v1/collections/{COLLECTION}"
+    run(Call("POST /v1/collections", "Make a collection", "/v1/collections",
+             {"name": COLLECTION}, expect=201))
+    run(Call("POST /v1/collections", "A name that is not one", "/v1/collections",
+             {"name": "Legal Team"}, expect=422))
+    added = run(Call("POST /v1/collections/{collection}/documents",
+                     "Upload into it, with metadata in form fields", f"{base}/documents",
+                     upload=(MEMO_NAME, MEMO), form=(("team", "legal"), ("year", "2024")),
+                     expect=201))
+    memo = added["json"]["doc_id"]
+    run(Call("GET /v1/collections", "The collections, with their counts", "/v1/collections"))
+    run(Call("GET /v1/collections/{collection}", "One collection", base))
+    run(Call("GET /v1/collections/{collection}/documents", "Its documents, with their metadata",
+             f"{base}/documents"))
+    run(Call("GET /v1/collections/{collection}/documents/{doc_id}", "One of its documents",
+             f"{base}/documents/{memo}"))
+    run(Call("PATCH /v1/collections/{collection}/documents/{doc_id}", "Change its metadata",
+             f"{base}/documents/{memo}", {"metadata": {"reviewed": True}}))
+    run(Call("POST /v1/collections/{collection}/search", "Search it, filtered",
+             f"{base}/search", {"query": "arbitration", "k": 1, "filter": "team=legal"}))
+    run(Call("POST /v1/collections/{collection}/ask", "Ask it", f"{base}/ask",
+             {"question": MEMO_QUESTION, "k": 1}))
+    run(Call("GET /v1/collections/{collection}/sync", "Its sync (rag serve watches default)",
+             f"{base}/sync"))
+    run(Call("POST /v1/collections/{collection}/search", "A collection that does not exist",
+             "/v1/collections/no-such/search", {"query": "arbitration"}, expect=404))
+    run(Call("DELETE /v1/collections/{collection}/documents/{doc_id}", "Delete a document of it",
+             f"{base}/documents/{memo}"))
+    run(Call("POST /v1/collections/{collection}/documents", "Upload it again",
+             f"{base}/documents", upload=(MEMO_NAME, MEMO), form=(("team", "legal"),),
+             expect=201))
+
+
+def _keys(run: Recorder) -> None:
+    """Keys, last: the first one made closes this open server to requests without a key."""
+    admin = run(Call("POST /v1/keys", "An admin key of every collection (the first key made "
+                     "closes the server to requests without one)", "/v1/keys",
+                     {"collections": ["*"], "role": "admin", "label": "IT"}, expect=201))
+    run.keys["ADMIN_KEY"] = admin["json"]["key"]
+    reader = run(Call("POST /v1/keys", "A read key of one collection", "/v1/keys",
+                      {"collections": [COLLECTION], "role": "read", "label": "legal team",
+                       "expires": "2099-01-01"}, key="ADMIN_KEY", expect=201))
+    run.keys["LEGAL_KEY"] = reader["json"]["key"]
+    run(Call("GET /v1/keys", "The keys (never their secrets)", "/v1/keys", key="ADMIN_KEY"))
+    run(Call("GET /v1/collections", "A key sees only its collections", "/v1/collections",
+             key="LEGAL_KEY"))
+    run(Call("POST /v1/search", "Any other is not found, as if it did not exist", "/v1/search",
+             {"query": "cooperation"}, key="LEGAL_KEY", expect=404))
+    run(Call("DELETE /v1/collections/{collection}", "A read key may not delete",
+             f"/v1/collections/{COLLECTION}", key="LEGAL_KEY", expect=403))
+    run(Call("GET /v1/documents", "No key, once keys exist", "/v1/documents", expect=401))
+    run(Call("DELETE /v1/keys/{key_id}", "Revoke a key", f"/v1/keys/{reader['json']['id']}",
+             key="ADMIN_KEY"))
+    run(Call("GET /v1/collections", "A revoked key is refused at once", "/v1/collections",
+             key="LEGAL_KEY", expect=401))
+    run(Call("DELETE /v1/collections/{collection}", "Delete a collection, whole",
+             f"/v1/collections/{COLLECTION}", key="ADMIN_KEY"))
 
 
 def stable(value: Any) -> Any:
@@ -168,6 +204,8 @@ def stable(value: Any) -> Any:
         return round(value, 3)
     if isinstance(value, str) and value.startswith(("event:", "data:")):
         return "(stream)"  # an event stream carries ids and timings inside its text
+    if isinstance(value, str):
+        return KEY_ID.sub("KEY_ID", value)
     return value
 
 

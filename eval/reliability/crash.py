@@ -1,7 +1,8 @@
 """Crash safety: SIGKILL a real ingest, upload, delete, merge and folder sync, then check what
 is left.
 
-    python -m eval.reliability.crash [--random 8] [--seed 7] [--quick] [--json out.json]
+    python -m eval.reliability.crash [--random 8] [--seed 7] [--quick] [--collection NAME]
+        [--json out.json]
 
 Every trial starts from a copy of the same index (the seeds, six survey files and an
 upload: two segments, two snapshots), runs one change in a separate process — `rag ingest
@@ -23,6 +24,10 @@ random moment. Then (eval/reliability/states.py):
 - the same change run again (in-process, no kill) ends in the after state and leaves no
   folder that no kept snapshot needs (the dead process's temporary or orphaned segment);
   for a sync, that run is a new watcher's catch-up run (rag.sync.Syncer).
+
+With ``--collection NAME`` every trial runs on that collection of the index root (the
+changes through `rag ... --collection NAME` and /v1/collections/NAME/...), beside the
+collection "default" holding the seeds, which must come out of every trial unchanged.
 """
 
 from __future__ import annotations
@@ -47,10 +52,12 @@ import httpx
 from eval import SEEDS
 from eval.harness import Server, serve_rag
 from eval.reliability.states import Broken, State, inspect, leftovers, side
+from rag.collections import DEFAULT, folder
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.index import current_snapshot
 from rag.pipeline import Pipeline
+from rag.pipelines import Pipelines
 from rag.sync import Syncer
 
 TOPICS = ["rivers", "glaciers", "volcanoes", "deserts", "forests", "reefs", "tundra"]
@@ -120,37 +127,53 @@ def survey(i: int, edition: int = 1) -> str:
 class Lab:
     """The corpus, the before and after states, and the model, shared by all trials."""
 
-    def __init__(self, work: Path, embedder: SentenceTransformerEmbedder, onnx: Path) -> None:
+    def __init__(self, work: Path, embedder: SentenceTransformerEmbedder, onnx: Path,
+                 collection: str = DEFAULT) -> None:
         self.work = work
         self.embedder = embedder
         self.onnx = onnx
+        self.collection = collection
         self.corpus = work / "corpus"
         shutil.copytree(SEEDS, self.corpus)
         for i in range(6):
             (self.corpus / f"survey_{i:02d}.txt").write_text(survey(i))
         self.base = work / "base"
+        if collection != DEFAULT:  # the seeds in "default", which no trial may change
+            default = Pipeline(self.settings(self.base), embedder=self.embedder)
+            default.ingest([SEEDS])
+            Pipelines(default).create(collection)
+            self.neighbour = inspect(self.base)
         self.pipeline(self.base).ingest([self.corpus])
         # A second snapshot, so that the next commit has an old one to collect.
         self.pipeline(self.base).upload("base_note.txt", survey(50).encode())
-        self.before = inspect(self.base)
+        self.before = inspect(self.index(self.base))
         # The ingest change: 14 new files, one edited, one gone.
         for i in range(6, 20):
             (self.corpus / f"survey_{i:02d}.txt").write_text(survey(i))
         (self.corpus / "survey_01.txt").write_text(survey(1, edition=2))
         (self.corpus / "survey_02.txt").unlink()
         self.upload_data = survey(99).encode()
+        self.api = "/v1" if collection == DEFAULT else f"/v1/collections/{collection}"
         self.after: dict[str, State] = {}
         for kind in ("ingest", "upload", "delete", "merge", "sync"):
             root = self.fresh(f"expected-{kind}")
             self.redo(kind, root)
-            self.after[kind] = inspect(root)
+            self.after[kind] = inspect(self.index(root))
 
     def settings(self, root: Path) -> Settings:
         # No background merges in this process: it copies and deletes these folders.
         return Settings(index_dir=root, onnx_dir=self.onnx, auto_merge=False)
 
     def pipeline(self, root: Path) -> Pipeline:
-        return Pipeline(self.settings(root), embedder=self.embedder)
+        return Pipeline(self.settings(root), embedder=self.embedder, collection=self.collection)
+
+    def index(self, root: Path) -> Path:
+        """The folder of the collection the trials change."""
+        return folder(root, self.collection)
+
+    def rag(self, *args: str) -> list[str]:
+        """A `rag` command on the trials' collection."""
+        return [*args, "--collection", self.collection]
 
     def fresh(self, name: str) -> Path:
         root = self.work / name
@@ -198,11 +221,12 @@ def _last_phase(phases: Path) -> str:
 
 def _spawn(lab: Lab, root: Path, kind: str, at: str | None,
            nth: int) -> tuple[subprocess.Popen[bytes], Path]:
-    """The ingest or merge change in a child process (under the kill point, if any), and
+    """The ingest, merge or sync change in a child process (under the kill point, if any), and
     its phase log."""
     phases = root.parent / f"{root.name}.phases"
-    args = {"ingest": ["ingest", str(lab.corpus), "--prune"], "sync": ["watch", str(lab.corpus)],
-            "merge": ["compact", "--max-segments", "1"]}[kind]
+    args = lab.rag(*{"ingest": ["ingest", str(lab.corpus), "--prune"],
+                     "sync": ["watch", str(lab.corpus)],
+                     "merge": ["compact", "--max-segments", "1"]}[kind])
     proc = subprocess.Popen(_child(at, nth, phases, args), env=lab.env(root),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=lab.work)
     return proc, phases
@@ -233,9 +257,9 @@ def _send(lab: Lab, http: httpx.Client, kind: str) -> int | None:
     """The change through the API: its status, or None when the connection dropped."""
     try:
         if kind == "upload":
-            return http.post("/v1/documents",
+            return http.post(f"{lab.api}/documents",
                              files={"file": (UPLOAD_NAME, lab.upload_data)}).status_code
-        return http.delete(f"/v1/documents/{DELETED}").status_code
+        return http.delete(f"{lab.api}/documents/{DELETED}").status_code
     except httpx.TransportError:
         return None
 
@@ -268,12 +292,13 @@ def run_api(lab: Lab, root: Path, kind: str, at: str | None, nth: int,
 
 def trial(lab: Lab, kind: str, at: str | None, nth: int = 1,
           delay: float | None = None) -> dict[str, Any]:
-    root = lab.fresh(f"trial-{kind}")
+    top = lab.fresh(f"trial-{kind}")
+    root = lab.index(top)
     before_snapshot = current_snapshot(root)
     if kind in CLI_KINDS:
-        phase = run_cli(lab, root, kind, at, nth, delay)
+        phase = run_cli(lab, top, kind, at, nth, delay)
     else:
-        phase = run_api(lab, root, kind, at, nth, delay)
+        phase = run_api(lab, top, kind, at, nth, delay)
     point = f"{at} #{nth}" if at else f"random {delay:.2f}s"
     result: dict[str, Any] = {"kind": kind, "point": point, "phase": phase}
     after = lab.after[kind]
@@ -283,10 +308,12 @@ def trial(lab: Lab, kind: str, at: str | None, nth: int = 1,
                                  current_snapshot(root) == before_snapshot)
         if result["outcome"] == "previous" and current_snapshot(root) != before_snapshot:
             raise Broken("previous content under a new snapshot id")
-        hits = lab.pipeline(root).search("survey of glaciers in region", 3)
+        hits = lab.pipeline(top).search("survey of glaciers in region", 3)
         if not hits:
             raise Broken("the index loads but a search finds nothing")
-        wrote = lab.redo(kind, root)
+        if lab.collection != DEFAULT and inspect(top).digest != lab.neighbour.digest:
+            raise Broken("the collection 'default' changed")
+        wrote = lab.redo(kind, top)
         if side(kind, inspect(root), lab.before, after, False) != "new":
             raise Broken("re-running the change did not reach the new state")
         if wrote and leftovers(root):
@@ -342,11 +369,11 @@ def measure(lab: Lab, kind: str) -> tuple[float, float]:
 
 
 def run(quick: bool = False, n_random: int = 8, seed: int = 7,
-        log: Callable[[str], None] = print) -> dict[str, Any]:
+        log: Callable[[str], None] = print, collection: str = DEFAULT) -> dict[str, Any]:
     onnx = Path(".cache/onnx").resolve()  # the model's ONNX export, made once and reused
     embedder = SentenceTransformerEmbedder("all-MiniLM-L6-v2", backend="onnx", onnx_cache=onnx)
     with tempfile.TemporaryDirectory() as tmp:
-        lab = Lab(Path(tmp), embedder, onnx)
+        lab = Lab(Path(tmp), embedder, onnx, collection)
         durations = {} if quick else {k: measure(lab, k) for k in ("ingest", "upload")}
         log(f"states: before {lab.before.documents} docs/{lab.before.chunks} chunks; after "
             + ", ".join(f"{k} {s.documents}/{s.chunks}" for k, s in lab.after.items())
@@ -360,7 +387,7 @@ def run(quick: bool = False, n_random: int = 8, seed: int = 7,
             log(f"{r['kind']:7} {r['point']:45} phase {r['phase']:9} -> "
                 f"{r.get('outcome', '-'):8} {'ok' if r['ok'] else 'FAILED: ' + r['error']}")
     killed = [r for r in results if not r["phase"].startswith(("finished", "after reply"))]
-    summary = {"trials": len(results), "killed": len(killed),
+    summary = {"collection": collection, "trials": len(results), "killed": len(killed),
                "previous": sum(r.get("outcome") == "previous" for r in killed),
                "new": sum(r.get("outcome") == "new" for r in killed),
                "failed": sum(not r["ok"] for r in results),
@@ -375,9 +402,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="five kill points (CI)")
     parser.add_argument("--random", type=int, default=8, help="kills at random moments")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--collection", default=DEFAULT,
+                        help="the collection the trials change (beside 'default')")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    report = run(args.quick, args.random, args.seed)
+    report = run(args.quick, args.random, args.seed, collection=args.collection)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     sys.exit(1 if report["summary"]["failed"] else 0)

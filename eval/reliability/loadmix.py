@@ -52,8 +52,11 @@ def note(n: int) -> bytes:
 
 class MixedLoad:
     def __init__(self, base: str, weights: dict[str, float], workers: int = 4,
-                 api_key: str | None = None, seed: int = 0, prefix: str = "load") -> None:
+                 api_key: str | None = None, seed: int = 0, prefix: str = "load",
+                 api: str = "/v1") -> None:
+        """``api``: the routes of the collection to load ("/v1/collections/NAME")."""
         self.base = base
+        self.api = api
         self.ops = list(weights)
         self.weights = [weights[o] for o in self.ops]
         self.workers = workers
@@ -77,19 +80,20 @@ class MixedLoad:
         try:
             question = self._rng.choice(QUESTIONS)
             if op == "search":
-                status = http.post("/v1/search", json={"query": question, "k": 5}).status_code
+                status = http.post(f"{self.api}/search",
+                                   json={"query": question, "k": 5}).status_code
             elif op == "ask":
-                status = http.post("/v1/ask", json={"question": question}).status_code
+                status = http.post(f"{self.api}/ask", json={"question": question}).status_code
             elif op == "upload":
                 n = next(self._counter)
                 name = f"{self.prefix}_{n}"
-                status = http.post("/v1/documents",
+                status = http.post(f"{self.api}/documents",
                                    files={"file": (f"{name}.txt", note(n))}).status_code
                 if status == 201:
                     with self._lock:
                         self._uploaded.append(name)
             else:
-                status = http.delete(f"/v1/documents/{doc_id}").status_code
+                status = http.delete(f"{self.api}/documents/{doc_id}").status_code
         except httpx.TransportError:
             status = 0
         ms = (time.perf_counter() - t0) * 1000
