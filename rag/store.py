@@ -161,7 +161,8 @@ class Store:
         """Copy another store's documents, chunks (under their row ids) and marks, except
         those of the ``dropped`` documents (a merge of segments). A store without the
         ``path`` column has each absolute source moved there, its public form left; marks
-        without the columns of format 6 keep them unset."""
+        without the columns of format 6 keep them unset, and documents without ``meta``
+        (before format 7) have none."""
         self._db.commit()
         self._db.execute("ATTACH DATABASE ? AS src", (f"file:{path}?mode=ro",))
         try:

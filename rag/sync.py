@@ -1,6 +1,7 @@
 """Folders kept in sync with the index: `rag watch` and `rag serve --watch`.
 
-A run is an ordinary folder ingest with pruning (``Pipeline.ingest(paths, prune=True)``):
+A run is an ordinary folder ingest with pruning (``Pipeline.ingest(paths, prune=True)``) into
+one collection (`rag watch --collection`, RAG_WATCH_COLLECTION):
 added and changed files are indexed, deleted ones pruned, unreadable ones skipped and
 reported, all by the same rules (sha256, checkpoints) as `rag ingest --prune`. So a run
 writes as every write does (rag/writer.py): one new segment with the files it added or
