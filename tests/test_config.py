@@ -43,3 +43,12 @@ def test_the_cli_reports_a_bad_setting_without_a_traceback(
 
 def test_defaults_are_valid() -> None:
     assert Settings().chunk_overlap < Settings().chunk_tokens
+
+
+def test_the_watched_collection_is_a_collection_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_WATCH_COLLECTION", "Legal Team")
+    with pytest.raises(SettingsError, match="RAG_WATCH_COLLECTION: 'Legal Team' is not a "
+                                            "collection name"):
+        load_settings()
+    monkeypatch.setenv("RAG_WATCH_COLLECTION", "legal")
+    assert load_settings().watch_collection == "legal"
