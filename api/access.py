@@ -51,16 +51,23 @@ class Access:
         return expected is not None and hmac.compare_digest(
             token.encode(), expected.get_secret_value().encode())
 
-    async def grant(self, token: str | None) -> Grant | None:
-        """The request's grant, None when it has none (a 401). A key seen before costs a
-        hash; a new one its scrypt, in a worker thread (rag.keys)."""
+    def _settled(self, token: str | None) -> Grant | None | str:
+        """What every way of reading a token decides before any key lookup: ADMIN (no key
+        needed, or RAG_API_KEY), None (no token); otherwise the token to look up."""
         if not self.required():
             return ADMIN
         if not token:
             return None
         token = token.strip()
-        if self._admin_key(token):
-            return ADMIN
+        return ADMIN if self._admin_key(token) else token
+
+    async def grant(self, token: str | None) -> Grant | None:
+        """The request's grant, None when it has none (a 401). A key seen before costs a
+        hash; a new one its scrypt, in a worker thread (rag.keys)."""
+        settled = self._settled(token)
+        if not isinstance(settled, str):
+            return settled
+        token = settled
         found = self.keys.remembered(token, time.time())
         if found is False:
             return await anyio.to_thread.run_sync(self.keys.verify, token, time.time())
@@ -69,24 +76,16 @@ class Access:
     def known(self, token: str | None) -> Grant | None:
         """``grant`` without paying a scrypt: a key verified before, or RAG_API_KEY (for the
         open routes, where an unknown key must not cost the server anything)."""
-        if not self.required():
-            return ADMIN
-        if not token:
-            return None
-        token = token.strip()
-        if self._admin_key(token):
-            return ADMIN
-        found = self.keys.remembered(token, time.time())
+        settled = self._settled(token)
+        if not isinstance(settled, str):
+            return settled
+        found = self.keys.remembered(settled, time.time())
         return found if isinstance(found, Grant) else None
 
     def grant_now(self, token: str | None) -> Grant | None:
         """``grant``, in a worker thread already (the MCP tools)."""
-        if not self.required():
-            return ADMIN
-        if not token:
-            return None
-        token = token.strip()
-        return ADMIN if self._admin_key(token) else self.keys.verify(token, time.time())
+        settled = self._settled(token)
+        return settled if not isinstance(settled, str) else self.keys.verify(settled, time.time())
 
 
 def reach(pipelines: Pipelines, grant: Grant, collection: str, role: Role) -> Pipeline:
