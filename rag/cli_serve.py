@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -11,6 +13,10 @@ from rag.cli_base import collection_option, errors, pipeline, use_ray
 from rag.collections import DEFAULT, Collections, check_name
 from rag.config import Settings
 from rag.errors import CollectionNotFoundError
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _exists(settings: Settings, name: str) -> None:
@@ -27,8 +33,8 @@ def _exists(settings: Settings, name: str) -> None:
 @errors
 def watch(ctx: click.Context, paths: tuple[Path, ...], no_ocr: bool, collection: str) -> None:
     """Keep the collection equal to these folders: ingest them now, then again after each
-    burst of changes (added, changed, deleted files); Ctrl-C stops. A `rag serve` on the same
-    index picks up each snapshot."""
+    burst of changes (added, changed, deleted files); Ctrl-C or SIGTERM stops. A `rag serve`
+    on the same index picks up each snapshot."""
     from rag.sync import Syncer, SyncRun
 
     if no_ocr:
@@ -49,6 +55,9 @@ def watch(ctx: click.Context, paths: tuple[Path, ...], no_ocr: bool, collection:
                     ignore=Path(ctx.obj.index_dir), on_run=told)
     into = "" if collection == DEFAULT else f" into collection {collection!r}"
     click.echo(f"watching {', '.join(map(str, syncer.paths))}{into} (Ctrl-C stops)")
+    # A service manager's stop (systemd, docker stop: SIGTERM) ends it as Ctrl-C does, with
+    # the merges awaited; so does a stop of one started where Ctrl-C is ignored (`... &`).
+    signal.signal(signal.SIGTERM, _interrupt)
     with contextlib.suppress(KeyboardInterrupt):
         syncer.watch()
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C leaves a merge undone (safe)

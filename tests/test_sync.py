@@ -227,7 +227,9 @@ def test_rag_watch_says_what_each_run_did(tmp_path: Path) -> None:
         (folder / "b.txt").write_text("The last bus leaves at midnight.\n")
         assert "changes (1 change(s)): 1 added" in lines.get(timeout=WAIT_S)
     finally:
-        watcher.send_signal(signal.SIGINT)
+        # SIGTERM, a service manager's stop: a SIGINT would be ignored when the suite itself
+        # was started in the background (`bash .ci/run &`), as its children inherit that.
+        watcher.send_signal(signal.SIGTERM)
         watcher.wait(60)
     assert watcher.returncode == 0
 
