@@ -1,0 +1,105 @@
+"""Questions with answer spans, some unanswerable (SQuAD 2.0 layout).
+
+A question set folder holds::
+
+    corpus.jsonl     {"_id", "title", "text"} per article
+    questions.jsonl  {"id", "question", "answerable", "doc_id", "answers":
+                      [{"text", "char_start", "char_end"}, ...], "answer_sentences": [[a, b], ...]}
+
+Offsets in ``questions.jsonl`` point into the article's ``text``; the index stores
+``title + "\\n\\n" + text`` (as ``eval.quality.runner`` indexes any BEIR corpus), so
+they are shifted by the title's length here, once, on reading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from eval.quality.beir import Dataset, DatasetError, json_lines
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A question; an answerable one has its annotators' answers as spans in its document."""
+
+    qid: str
+    text: str
+    doc_id: str
+    answers: tuple[Span, ...]  # in the stored text (title line included)
+    answer_texts: tuple[str, ...]
+    answer_sentences: tuple[Span, ...]
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+    def holds(self, doc_id: str, start: int, end: int) -> bool:
+        """Whether a quote ``[start, end)`` of ``doc_id`` overlaps an annotator's answer."""
+        return doc_id == self.doc_id and any(a < end and start < b for a, b in self.answers)
+
+    def in_answer_sentence(self, doc_id: str, start: int, end: int) -> bool:
+        """Whether a quote overlaps a sentence that holds an answer (or an answer itself)."""
+        return self.holds(doc_id, start, end) or doc_id == self.doc_id and any(
+            a < end and start < b for a, b in self.answer_sentences)
+
+
+@dataclass(frozen=True)
+class QuestionSet:
+    dataset: Dataset  # the corpus, as the BEIR runner indexes it
+    questions: list[Question]
+
+    @property
+    def name(self) -> str:
+        return self.dataset.name
+
+    def articles(self) -> list[str]:
+        return sorted({q.doc_id for q in self.questions})
+
+
+def load(path: Path) -> QuestionSet:
+    """Read a question set folder, checking it so a wrong folder fails with a clear message."""
+    path = Path(path)
+    corpus_file, questions_file = path / "corpus.jsonl", path / "questions.jsonl"
+    for f in (corpus_file, questions_file):
+        if not f.is_file():
+            raise DatasetError(f"{f} is missing: a question set needs corpus.jsonl and "
+                               "questions.jsonl (SQuAD 2.0 layout, see eval.quality.squad)")
+    corpus: dict[str, tuple[str, str]] = {}
+    for n, row in json_lines(corpus_file):
+        if "_id" not in row or "text" not in row:
+            raise DatasetError(f"{corpus_file}:{n}: each line needs _id and text")
+        corpus[str(row["_id"])] = (row.get("title") or "", row["text"])
+    questions = []
+    for n, row in json_lines(questions_file):
+        try:
+            doc_id = str(row["doc_id"])
+            title = corpus[doc_id][0]
+            shift = len(title) + 2 if title else 0
+            answers = tuple((int(a["char_start"]) + shift, int(a["char_end"]) + shift)
+                            for a in row["answers"])
+            texts = tuple(str(a["text"]) for a in row["answers"])
+            sentences = tuple((int(a) + shift, int(b) + shift)
+                              for a, b in row.get("answer_sentences", []))
+            q = Question(str(row["id"]), str(row["question"]), doc_id, answers, texts, sentences)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{questions_file}:{n}: not a question record ({exc!r}); each "
+                               "line needs id, question, doc_id and answers, and doc_id must "
+                               "be in corpus.jsonl") from None
+        if bool(row.get("answerable", q.answerable)) != q.answerable:
+            raise DatasetError(f"{questions_file}:{n}: answerable disagrees with its answers")
+        questions.append(q)
+    if not questions:
+        raise DatasetError(f"{questions_file} holds no questions")
+    sha = hashlib.sha256(corpus_file.read_bytes()).hexdigest()
+    queries = {q.qid: q.text for q in questions}
+    qrels = {q.qid: {q.doc_id: 1} for q in questions if q.answerable}
+    return QuestionSet(Dataset(path.name, path, corpus, queries, qrels, sha), questions)
+
+
+def stored_text(title: str, text: str) -> str:
+    """The text the index holds for an article (eval.quality.runner.documents)."""
+    return f"{title}\n\n{text}".strip() if title else text.strip()
