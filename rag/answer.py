@@ -11,7 +11,8 @@ composer says the documents don't say.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -20,7 +21,7 @@ from rag.arrays import Floats, Vectors
 from rag.evidence import Candidate, features, gather
 from rag.index import Index
 from rag.scorer import EvidenceScorer, Policy, sigmoid
-from rag.types import Answer, Citation, Hit, Passage, Provenance, SentenceScore
+from rag.types import Answer, Citation, Document, Hit, Passage, Provenance, SentenceScore
 
 ABSTENTION = "The documents don't say: no indexed passage answers this question closely enough."
 
@@ -67,6 +68,38 @@ def choose(p: Floats, policy: Policy, candidates: Sequence[Candidate], vectors: 
         chosen.append(i)
         words += candidates[i].words
     return chosen
+
+
+# A sentence that opens on one of these says who or what only through the sentence before.
+_PRONOUN = re.compile(r"(?i)^\W*(?:(?:in addition|however|moreover|also|then|later|instead),?\s+)?"
+                      r"(he|she|it|they|his|her|its|their|this|these|those|him|them)\b")
+
+
+def named_before(i: int, candidates: Sequence[Candidate], text: str) -> int | None:
+    """The candidate right before ``i`` in its document, when ``i`` refers to its subject by
+    a pronoun only and nothing but white space stands between the two."""
+    c = candidates[i]
+    if not _PRONOUN.match(c.quote):
+        return None
+    before = [j for j, d in enumerate(candidates) if d.doc_id == c.doc_id and d.end <= c.start]
+    if not before:
+        return None
+    j = max(before, key=lambda k: candidates[k].end)
+    gap = text[candidates[j].end:c.start]
+    return j if not gap.strip() and "\n\n" not in gap else None
+
+
+def with_subject(i: int, candidates: Sequence[Candidate], chosen: Sequence[int],
+                 fetch: Callable[[str], Document | None]) -> Candidate:
+    """Candidate ``i``, its quote reaching back over the sentence that names its subject
+    when it names it by a pronoun only (unless that sentence is cited on its own)."""
+    c = candidates[i]
+    doc = fetch(c.doc_id)
+    j = named_before(i, candidates, doc.text) if doc is not None else None
+    if doc is None or j is None or j in chosen:
+        return c
+    start = candidates[j].start
+    return replace(c, start=start, quote=doc.text[start:c.end])
 
 
 class Composer:
@@ -119,8 +152,15 @@ class Composer:
         citations: list[Citation] = []
         explained: list[SentenceScore] = []
         passages: dict[str, Passage] = {}
+        words = sum(len(candidates[i].quote.split()) for i in chosen)
         for i in chosen:
-            citation = cite(candidates[i], len(citations) + 1, index)
+            quoted = with_subject(i, candidates, chosen, fetch)
+            extra = len(quoted.quote.split()) - len(candidates[i].quote.split())
+            if words + extra > self.max_words:
+                quoted = candidates[i]  # the answer stays under max_words
+            else:
+                words += extra
+            citation = cite(quoted, len(citations) + 1, index)
             if citation is None:
                 continue
             citations.append(citation)

@@ -3,12 +3,15 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from rag.answer import ABSTENTION
+import pytest
+
+from rag.answer import ABSTENTION, named_before
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
-from rag.evidence import FEATURES
+from rag.evidence import FEATURES, Candidate
 from rag.pipeline import Pipeline
 from rag.scorer import EvidenceScorer
+from rag.types import Chunk, Hit
 from tests.seed_facts import ALL_SEED_QUESTIONS, OFF_TOPIC, holds
 
 
@@ -140,3 +143,52 @@ def test_on_topic_but_unanswered_mostly_abstains(
     assert all(a.abstained for a in questions), [a.text for a in questions]
     for a in claims + questions:
         assert a.provenance.closest if a.abstained else a.citations
+
+
+def _sentences(text: str, quotes: list[str]) -> list[Candidate]:
+    chunk = Chunk("d", "d#0", 0, text, 0, len(text), 0)
+    hit = Hit(1, 1.0, chunk, "D", "src")
+    out = []
+    for q in quotes:
+        start = text.index(q)
+        out.append(Candidate("d", chunk, start, start + len(q), q, 1, hit, hit))
+    return out
+
+
+@pytest.mark.unit
+def test_a_quote_whose_subject_is_a_pronoun_brings_the_sentence_that_names_it() -> None:
+    text = ("Karl Friedhoff is a fellow in Chicago. In addition, he recommends that Seoul "
+            "join the talks.\n\nThey met in Tokyo. The talks ended in May.")
+    named, pronoun, after_break, plain = (
+        "Karl Friedhoff is a fellow in Chicago.",
+        "In addition, he recommends that Seoul join the talks.",
+        "They met in Tokyo.", "The talks ended in May.")
+    candidates = _sentences(text, [named, pronoun, after_break, plain])
+    assert named_before(1, candidates, text) == 0  # "In addition, he ..." needs sentence 0
+    assert named_before(2, candidates, text) is None  # a paragraph break stands between
+    assert named_before(3, candidates, text) is None  # names its subject itself
+    assert named_before(0, candidates, text) is None
+    # the sentence before is not a candidate (another document): nothing to bring
+    other = [candidates[1]]
+    assert named_before(0, other, text) is None
+
+
+def test_the_cited_pronoun_sentence_comes_with_its_subject(
+        tmp_path: Path, embedder: SentenceTransformerEmbedder, scorer: EvidenceScorer) -> None:
+    """The real pipeline: the sentence that answers says "she", so its citation reaches
+    back over the sentence that names her, still one exact span of the stored text."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "museum.txt").write_text(
+        "Bergen harbour museum\n\nMaria Olsen has directed the harbour museum in Bergen since "
+        "2015. In addition, she chairs the city's heritage board, which meets every March.\n\n"
+        "The museum opened in 1998 in a former customs house.")
+    (folder / "ferry.txt").write_text(
+        "Ferries\n\nThe ferry to Stavanger leaves twice a day. Tickets cost 300 kroner.")
+    pipeline = Pipeline(Settings(index_dir=tmp_path / "index"), embedder=embedder, scorer=scorer)
+    pipeline.ingest([folder])
+    answer = pipeline.ask("Who chairs the city's heritage board?")
+    first = answer.citations[0]
+    assert first.quote.startswith("Maria Olsen has directed") and "she chairs" in first.quote
+    text = pipeline.document(first.doc_id).text
+    assert text[first.char_start:first.char_end] == first.quote and first.verified
