@@ -205,8 +205,6 @@ class ProvenanceOut(BaseModel):
     passages: list[PassageOut]
     sentence_scores: list[SentenceScoreOut]
     closest: list[PassageOut]
-    first_stage_best: float | None = None
-    first_stage_threshold: float | None = None
     dropped_citations: int
     snapshot: str | None
     model: str | None

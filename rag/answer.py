@@ -20,7 +20,7 @@ import numpy as np
 from rag.arrays import Floats, Vectors
 from rag.evidence import Candidate, features, gather
 from rag.index import Index
-from rag.scorer import EvidenceScorer, Policy, sigmoid
+from rag.scorer import EvidenceScorer, Policy
 from rag.types import Answer, Citation, Document, Hit, Passage, Provenance, SentenceScore
 
 ABSTENTION = "The documents don't say: no indexed passage answers this question closely enough."
@@ -141,14 +141,8 @@ class Composer:
                         index.lexical.query_tokens)
         scores = self.scorer.score(question, candidates, rows)
         abstain = replace(abstain, best_score=round(float(scores.probability.max()), 6))
-        first = scores.stages.get("linear")
-        if policy.first_stage_below and first is not None:
-            abstain = replace(abstain, first_stage_best=round(float(sigmoid(first).max()), 6),
-                              first_stage_threshold=policy.first_stage_below)
-        gated = abstain.first_stage_best is not None \
-            and abstain.first_stage_best < policy.first_stage_below
-        chosen = [] if gated else choose(scores.probability, policy, candidates, vectors,
-                                         self.max_words, self.duplicate_cosine)
+        chosen = choose(scores.probability, policy, candidates, vectors, self.max_words,
+                        self.duplicate_cosine)
         citations: list[Citation] = []
         explained: list[SentenceScore] = []
         passages: dict[str, Passage] = {}

@@ -43,33 +43,23 @@ class Policy:
 
     Abstain when the best is under ``abstain_below``; otherwise cite, strongest
     first, each sentence at least ``cite_from`` and within ``margin`` of the best,
-    up to ``max_sentences``: one strong sentence beats three weak ones. With
-    ``first_stage_below``, also abstain when the linear stage's best probability is
-    under it: the second stage, trained on SciFact's claims, tells evidence apart
-    well but lets off-topic questions score close to answerable ones, which the
-    linear stage's absolute features keep apart (README "Answers and abstention").
+    up to ``max_sentences``: one strong sentence beats three weak ones.
     """
 
     abstain_below: float
     cite_from: float
     margin: float
     max_sentences: int
-    first_stage_below: float = 0.0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Policy:
         return cls(float(data["abstain_below"]), float(data["cite_from"]),
-                   float(data["margin"]), int(data["max_sentences"]),
-                   float(data.get("first_stage_below", 0.0)))
+                   float(data["margin"]), int(data["max_sentences"]))
 
     def as_dict(self) -> dict[str, float | int]:
-        """What ``from_dict`` reads; the gate only when there is one."""
-        out: dict[str, float | int] = {
-            "abstain_below": float(self.abstain_below), "cite_from": float(self.cite_from),
-            "margin": float(self.margin), "max_sentences": self.max_sentences}
-        if self.first_stage_below:
-            out["first_stage_below"] = float(self.first_stage_below)
-        return out
+        """What ``from_dict`` reads."""
+        return {"abstain_below": float(self.abstain_below), "cite_from": float(self.cite_from),
+                "margin": float(self.margin), "max_sentences": self.max_sentences}
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,7 +217,6 @@ class Provenance:
     """How an answer was made, from which snapshot, model and retriever, and how fast.
 
     ``passages`` are those cited; an abstention lists the ``closest`` instead.
-    ``first_stage_*`` are set when a question was gated by the linear stage alone.
     The pipeline fills in the fields after ``dropped_citations``.
     """
 
@@ -228,8 +227,6 @@ class Provenance:
     passages: tuple[Passage, ...] = ()
     sentence_scores: tuple[SentenceScore, ...] = ()
     closest: tuple[Passage, ...] = ()
-    first_stage_best: float | None = None
-    first_stage_threshold: float | None = None
     dropped_citations: int = 0
     snapshot: str | None = None
     model: str | None = None

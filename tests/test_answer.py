@@ -46,9 +46,7 @@ def test_off_topic_questions_abstain(seed_pipeline: Pipeline) -> None:
         assert answer.abstained and answer.citations == () and answer.text == ABSTENTION
         p = answer.provenance
         assert p.best_score is not None
-        assert p.best_score < p.threshold or (p.first_stage_best is not None
-                                              and p.first_stage_threshold is not None
-                                              and p.first_stage_best < p.first_stage_threshold)
+        assert p.best_score < p.threshold
         assert len(answer.provenance.closest) > 0
 
 
@@ -115,18 +113,25 @@ UNSUPPORTED_CLAIMS = ("The Lindenfeld bicycle scheme was paid for by a private b
 UNANSWERED_QUESTIONS = ("Who manufactured the bicycles?",
                         "How many people use the scheme each day?",
                         "What does a bicycle cost to buy?", "Who is the mayor of Lindenfeld?")
+ANSWERABLE_QUESTIONS = {"How many bicycles does the Lindenfeld scheme have?": "1,200 bicycles",
+                        "When did Lindenfeld open its bicycle sharing scheme?": "March 2019",
+                        "How much is the annual fee?": "40 euros",
+                        "How wide is the river path?": "four metres"}
 
 
 def test_on_topic_but_unanswered_mostly_abstains(
         tmp_path: Path, embedder: SentenceTransformerEmbedder, scorer: EvidenceScorer) -> None:
     """The documents are about the subject but do not say.
 
-    Written before the scorer was run on them, and kept as they came out: 4 of the 6
-    unsupported claims and the 4 unanswered questions abstain (the questions through
-    the linear stage's gate, rag.scorer.Policy), while every supported claim is
-    answered with its fact as [1]. The gate's cost shows on the same corpus: of the
-    answerable questions, "How many bicycles does the Lindenfeld scheme have?" abstains
-    too (README "Answers and abstention").
+    The corpus, claims and unanswered questions were written before the scorer was run
+    on them. 4 of the 6 unsupported claims abstain and every supported claim is answered
+    with its fact as [1]. Of the questions, the 4 answerable ones (written later, before
+    they were asked) are answered with their fact, and 2 of the 4 unanswered ones
+    abstain: "Who manufactured the bicycles?" and "What does a bicycle cost to buy?" are
+    answered with a sentence that does not answer them. Before the linear stage's gate
+    was dropped, all 4 unanswered questions abstained and so did 3 of the 4 answerable
+    ones (docs "Answers and abstention": the gate was worth 1.4 points of qa_accuracy on
+    7,857 SQuAD 2.0 questions and declined most questions over small corpora).
     """
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -137,12 +142,49 @@ def test_on_topic_but_unanswered_mostly_abstains(
     for claim, fact in SUPPORTED.items():
         answer = pipeline.ask(claim)
         assert not answer.abstained and fact in answer.citations[0].quote, (claim, answer.text)
+    for question, fact in ANSWERABLE_QUESTIONS.items():
+        answer = pipeline.ask(question)
+        assert not answer.abstained and fact in answer.text, (question, answer.text)
     claims = [pipeline.ask(c) for c in UNSUPPORTED_CLAIMS]
     questions = [pipeline.ask(q) for q in UNANSWERED_QUESTIONS]
     assert sum(a.abstained for a in claims) >= 4, [a.text for a in claims]
-    assert all(a.abstained for a in questions), [a.text for a in questions]
+    assert sum(a.abstained for a in questions) >= 2, [a.text for a in questions]
     for a in claims + questions:
         assert a.provenance.closest if a.abstained else a.citations
+
+
+def test_a_spreadsheet_row_and_a_one_sentence_document_answer_questions(
+        tmp_path: Path, embedder: SentenceTransformerEmbedder, scorer: EvidenceScorer) -> None:
+    """A row ("Room: Heron hall; Capacity: 120") is a short line, not prose, and a document
+    may be one sentence: each still answers a question about it, cited with its sheet."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    rooms = book.active
+    rooms.title = "Rooms"
+    rooms.append(["Room", "Capacity", "Floor"])
+    for row in (["Heron hall", 120, 2], ["Kestrel room", 14, 1], ["Osprey room", 30, 3]):
+        rooms.append(row)
+    staff = book.create_sheet("Staff")
+    staff.append(["Name", "Role"])
+    staff.append(["Ana Costa", "Caretaker"])
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    book.save(folder / "building.xlsx")
+    pipeline = Pipeline(Settings(index_dir=tmp_path / "index"), embedder=embedder, scorer=scorer)
+    pipeline.ingest([folder])
+    answer = pipeline.ask("How many people fit in Heron hall?")
+    assert not answer.abstained, answer.provenance.closest
+    first = answer.citations[0]
+    assert "Heron hall" in first.quote and "120" in first.quote
+    assert first.locator is not None and first.locator.sheet == "Rooms"
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    (hr / "leave.txt").write_text("Staff holiday allowance is 28 days a year.")
+    one = Pipeline(Settings(index_dir=tmp_path / "hr-index"), embedder=embedder, scorer=scorer)
+    one.ingest([hr])
+    answer = one.ask("How many days of holiday do staff get?")
+    assert not answer.abstained and "28 days" in answer.citations[0].quote
 
 
 def _sentences(text: str, quotes: list[str]) -> list[Candidate]:

@@ -290,17 +290,23 @@ def test_real_server_answers_with_verifiable_quotes(server: str) -> None:
 
 
 def test_real_server_upload_ask_delete(server: str) -> None:
+    """Without the linear stage's gate this off-topic question is answered over the seeds
+    alone, with a sentence about 5G (docs "Answers and abstention"): the upload is what
+    brings the answer, and the delete takes it away."""
     question = "What makes oolong tea different from green tea?"
     body = b"Oolong tea is partly oxidised, while green tea is steamed to stop oxidation."
     with httpx.Client(base_url=server, timeout=60) as http:
-        assert http.post("/v1/ask", json={"question": question}).json()["abstained"]
+        before = http.post("/v1/ask", json={"question": question}).json()
+        assert "oxidised" not in before["answer"]
         up = http.post("/v1/documents", files={"file": ("oolong.txt", body)})
         assert up.status_code == 201
         answer = http.post("/v1/ask", json={"question": question}).json()
         assert "partly oxidised" in answer["answer"]
         assert answer["citations"][0]["doc_id"] == "oolong"
         assert http.delete("/v1/documents/oolong").status_code == 200
-        assert http.post("/v1/ask", json={"question": question}).json()["abstained"]
+        after = http.post("/v1/ask", json={"question": question}).json()
+        assert "oxidised" not in after["answer"]
+        assert all(c["doc_id"] != "oolong" for c in after["citations"])
         assert http.get("/metrics").status_code == 200
 
 

@@ -10,8 +10,10 @@ trivia: not answerable) with abstention off, and prints the best sentence's
 evidence probability of each, per scorer stage. The questions' threshold is the
 midpoint, in log-odds, of the gap between the highest off-topic and the lowest
 answerable probability; with --write it goes into the scorer's ``question_policy``
-(with the claims' margin and cap; the reranked stage's is gated by the linear
-stage's threshold too), and `eval.quality.train_evidence` calls this at its end.
+(with the claims' margin and cap), and `eval.quality.train_evidence` calls this at
+its end. Each stage decides alone: a gate of the linear stage's threshold on the
+reranked stage's answers declined most questions over small corpora, for +1.4 points
+of qa_accuracy on 7,857 SQuAD 2.0 questions (docs "Answers and abstention").
 """
 
 from __future__ import annotations
@@ -81,10 +83,8 @@ def write(scorer: Path, found: dict[str, dict[str, Any]]) -> None:
                              f"{result['answerable_min']:.4f}); question policy unchanged")
         claims = Policy.from_dict(data[stage]["policy"])
         t = result["threshold"]
-        # The linear stage's own threshold gates the second stage's (rag.scorer.Policy).
-        gate = found["linear"]["threshold"] if stage != "linear" and "linear" in found else 0.0
-        data[stage]["question_policy"] = Policy(t, t, claims.margin, claims.max_sentences,
-                                                gate).as_dict()
+        data[stage]["question_policy"] = Policy(t, t, claims.margin,
+                                                claims.max_sentences).as_dict()
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
