@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from eval.extras import pyplot
 from eval.harness import percentiles
 from eval.quality import beir, rationales, runner
 from eval.quality.beir import Dataset, DatasetError
-from eval.quality.metrics import figure_lines
+from eval.quality.metrics import bar_figure, figure_lines
 from eval.quality.rationales import Claim, Counts
 from rag.config import Settings
 from rag.pipeline import Pipeline
@@ -136,16 +135,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def plot(report: dict[str, Any], out: Path) -> None:
-    plt = pyplot()
-    keys = ["precision", "recall", "f1", "citation_precision", "evidence_at_1",
-            "abstained_without_evidence"]
-    values = [report[k] or 0.0 for k in keys]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    bars = ax.bar(range(len(keys)), values)
-    ax.bar_label(bars, fmt="%.3f", fontsize=8)
-    ax.set_xticks(range(len(keys)), ["P", "R", "F1", "cite P", "[1] evid.", "NEI abst."])
-    ax.set_ylim(0, 1.05)
-    ax.set_title(f"{report['dataset']} citations ({report['claims']} claims)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    bar_figure(report, [("P", "precision"), ("R", "recall"), ("F1", "f1"),
+                        ("cite P", "citation_precision"), ("[1] evid.", "evidence_at_1"),
+                        ("NEI abst.", "abstained_without_evidence")],
+               f"{report['dataset']} citations ({report['claims']} claims)", out)

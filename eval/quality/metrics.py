@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+from eval.extras import pyplot
 
 Run = Mapping[str, Mapping[str, float]]
 Qrels = Mapping[str, Mapping[str, int]]
@@ -81,6 +84,22 @@ def evaluate(run: Run, qrels: Qrels) -> dict[str, float]:
     scores = per_query(run, qrels)
     n = max(len(scores), 1)
     return {name: sum(s[name] for s in scores.values()) / n for name in METRICS}
+
+
+def bar_figure(report: Mapping[str, Any], bars: Sequence[tuple[str, str]], title: str,
+               out: Path) -> None:
+    """One bar per (label, key) of a report, its value written on it: the figure of the
+    questions' and the claims' evaluations (``--plot``)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    drawn = ax.bar(range(len(bars)), [report[key] or 0.0 for _, key in bars])
+    ax.bar_label(drawn, fmt="%.3f", fontsize=8)
+    ax.set_xticks(range(len(bars)), [label for label, _ in bars])
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
 
 
 def figure_lines(report: Mapping[str, Any], rows: Sequence[tuple[str, str]],

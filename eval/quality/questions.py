@@ -19,10 +19,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from eval.extras import pyplot
 from eval.harness import percentiles
 from eval.quality import runner
-from eval.quality.metrics import figure_lines
+from eval.quality.metrics import bar_figure, figure_lines
 from eval.quality.squad import Question, QuestionSet
 from rag.config import Settings
 from rag.pipeline import Pipeline
@@ -128,17 +127,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def plot(report: dict[str, Any], out: Path) -> None:
-    plt = pyplot()
-    keys = ["qa_accuracy", "answered_answerable", "abstained_unanswerable",
-            "first_holds_answer", "citation_precision"]
-    values = [report[k] or 0.0 for k in keys]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    bars = ax.bar(range(len(keys)), values)
-    ax.bar_label(bars, fmt="%.3f", fontsize=8)
-    ax.set_xticks(range(len(keys)), ["QA acc.", "answered", "declined", "[1] right",
-                                     "cite P"])
-    ax.set_ylim(0, 1.05)
-    ax.set_title(f"{report['dataset']} questions ({report['questions']})")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    bar_figure(report, [("QA acc.", "qa_accuracy"), ("answered", "answered_answerable"),
+                        ("declined", "abstained_unanswerable"), ("[1] right", "first_holds_answer"),
+                        ("cite P", "citation_precision")],
+               f"{report['dataset']} questions ({report['questions']})", out)
