@@ -34,7 +34,7 @@ from starlette.types import Receive, Scope, Send
 from api.access import KEY_MISSING, Access, bearer_token, reach
 from api.admin_schemas import CollectionList, CollectionOut
 from api.deps import STARTING
-from api.schemas import CitationOut, DocumentList, SearchResponse
+from api.schemas import AnswerSpanOut, CitationOut, DocumentList, SearchResponse
 from api.security import HostRule, scrub
 from rag import __version__
 from rag.collections import DEFAULT
@@ -58,6 +58,7 @@ class AskResult(BaseModel):
     answer: str
     citations: list[CitationOut]
     abstained: bool
+    answer_span: AnswerSpanOut | None = None
     mode: str
 
 

@@ -143,6 +143,16 @@ class CitationOut(BaseModel):
                                        "null for plain text and indexes of format 2")
 
 
+class AnswerSpanOut(BaseModel):
+    """The phrase inside citation [1] that answers the question, as offsets into the same
+    document's text (verified with the quote); null when the model is not confident."""
+
+    text: str
+    char_start: int
+    char_end: int
+    probability: float
+
+
 class PassageOut(BaseModel):
     """A passage the answer read: retrieved (``rank``), or the neighbour of one."""
 
@@ -205,8 +215,6 @@ class ProvenanceOut(BaseModel):
     passages: list[PassageOut]
     sentence_scores: list[SentenceScoreOut]
     closest: list[PassageOut]
-    first_stage_best: float | None = None
-    first_stage_threshold: float | None = None
     dropped_citations: int
     snapshot: str | None
     model: str | None
@@ -229,6 +237,7 @@ class AskResponse(BaseModel):
     answer: str
     citations: list[CitationOut]
     abstained: bool
+    answer_span: AnswerSpanOut | None = None
     provenance: ProvenanceOut
 
 

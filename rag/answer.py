@@ -11,16 +11,26 @@ composer says the documents don't say.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
 
-from rag.arrays import Floats, Vectors
+from rag.arrays import Vectors
 from rag.evidence import Candidate, features, gather
 from rag.index import Index
-from rag.scorer import EvidenceScorer, Policy, sigmoid
-from rag.types import Answer, Citation, Hit, Passage, Provenance, SentenceScore
+from rag.scorer import EvidenceScorer, Policy, Scores
+from rag.types import (
+    Answer,
+    AnswerSpan,
+    Citation,
+    Document,
+    Hit,
+    Passage,
+    Provenance,
+    SentenceScore,
+)
 
 ABSTENTION = "The documents don't say: no indexed passage answers this question closely enough."
 
@@ -44,21 +54,24 @@ def cite(c: Candidate, n: int, index: Index) -> Citation | None:
                     True, index.store.locator(c.doc_id, c.start))
 
 
-def choose(p: Floats, policy: Policy, candidates: Sequence[Candidate], vectors: Vectors,
+def choose(scores: Scores, policy: Policy, candidates: Sequence[Candidate], vectors: Vectors,
            max_words: int = 120, duplicate_cosine: float = 0.92) -> list[int]:
-    """The candidates to cite under ``policy``, strongest first; empty to abstain.
+    """The candidates to cite under ``policy``, most probable first; empty to abstain.
 
-    A sentence nearly the same as one already chosen (cosine over
-    ``duplicate_cosine``) adds nothing; the answer stays under ``max_words``.
+    The best is cited whenever the answerability reaches the threshold; each other
+    must reach ``cite_from`` and lie within ``margin`` of the best. A sentence nearly
+    the same as one already chosen (cosine over ``duplicate_cosine``) adds nothing;
+    the answer stays under ``max_words``.
     """
-    if not len(p) or float(p.max()) < policy.abstain_below:
+    p = scores.probability
+    if not len(p) or scores.answerable < policy.abstain_below or float(p.max()) <= 0:
         return []
     best = float(p.max())
     chosen: list[int] = []
     words = 0
     for i in np.argsort(-p, kind="stable").tolist():
-        if len(chosen) == policy.max_sentences or p[i] < policy.cite_from \
-                or p[i] < best - policy.margin:
+        if len(chosen) == policy.max_sentences or p[i] <= 0 or chosen and (
+                p[i] < policy.cite_from or p[i] < best - policy.margin):
             break
         if any(float(vectors[i] @ vectors[j]) > duplicate_cosine for j in chosen):
             continue
@@ -69,11 +82,43 @@ def choose(p: Floats, policy: Policy, candidates: Sequence[Candidate], vectors: 
     return chosen
 
 
+# A sentence that opens on one of these says who or what only through the sentence before.
+_PRONOUN = re.compile(r"(?i)^\W*(?:(?:in addition|however|moreover|also|then|later|instead),?\s+)?"
+                      r"(he|she|it|they|his|her|its|their|this|these|those|him|them)\b")
+
+
+def named_before(i: int, candidates: Sequence[Candidate], text: str) -> int | None:
+    """The candidate right before ``i`` in its document, when ``i`` refers to its subject by
+    a pronoun only and nothing but white space stands between the two."""
+    c = candidates[i]
+    if not _PRONOUN.match(c.quote):
+        return None
+    before = [j for j, d in enumerate(candidates) if d.doc_id == c.doc_id and d.end <= c.start]
+    if not before:
+        return None
+    j = max(before, key=lambda k: candidates[k].end)
+    gap = text[candidates[j].end:c.start]
+    return j if not gap.strip() and "\n\n" not in gap else None
+
+
+def with_subject(i: int, candidates: Sequence[Candidate], chosen: Sequence[int],
+                 fetch: Callable[[str], Document | None]) -> Candidate:
+    """Candidate ``i``, its quote reaching back over the sentence that names its subject
+    when it names it by a pronoun only (unless that sentence is cited on its own)."""
+    c = candidates[i]
+    doc = fetch(c.doc_id)
+    j = named_before(i, candidates, doc.text) if doc is not None else None
+    if doc is None or j is None or j in chosen:
+        return c
+    start = candidates[j].start
+    return replace(c, start=start, quote=doc.text[start:c.end])
+
+
 class Composer:
     """Gather candidate sentences, score them, cite what the scorer's policy allows.
 
     ``abstain_below`` overrides the policy's abstention threshold (a deployment
-    that would rather answer more, or less, than the calibration on SciFact).
+    that would rather answer more, or less, than the trained trade-off).
     """
 
     def __init__(self, scorer: EvidenceScorer, max_words: int = 120, neighbours: int = 1,
@@ -86,20 +131,20 @@ class Composer:
         self.duplicate_cosine = duplicate_cosine
         self.abstain_below = abstain_below
 
-    def policy(self, question: str) -> Policy:
-        """The scorer's policy for a question or a claim, with the threshold override."""
-        policy = self.scorer.policies.for_text(question)
+    @property
+    def policy(self) -> Policy:
+        """The scorer's policy, with the threshold override."""
+        policy = self.scorer.policy
         if self.abstain_below is None:
             return policy
-        return Policy(self.abstain_below, min(policy.cite_from, self.abstain_below),
-                      policy.margin, policy.max_sentences)  # the override alone decides
+        return replace(policy, abstain_below=self.abstain_below)
 
     def compose(self, question: str, hits: Sequence[Hit], index: Index,
                 query_vector: Vectors) -> Answer:
         fetch = index.store.document
         candidates, vectors = gather(hits, index, fetch, self.neighbours,
                                      max_words=self.max_words, ocr_floor=self.ocr_floor)
-        policy = self.policy(question)
+        policy = self.policy
         abstain = Provenance(self.scorer.name, len(candidates), None, policy.abstain_below,
                              closest=tuple(Passage.of(h) for h in hits[:3]))
         if not candidates:
@@ -107,22 +152,19 @@ class Composer:
         rows = features(question, query_vector, candidates, vectors, index.lexical.idf,
                         index.lexical.query_tokens)
         scores = self.scorer.score(question, candidates, rows)
-        abstain = replace(abstain, best_score=round(float(scores.probability.max()), 6))
-        first = scores.stages.get("linear")
-        if policy.first_stage_below and first is not None:
-            abstain = replace(abstain, first_stage_best=round(float(sigmoid(first).max()), 6),
-                              first_stage_threshold=policy.first_stage_below)
-        gated = abstain.first_stage_best is not None \
-            and abstain.first_stage_best < policy.first_stage_below
-        chosen = [] if gated else choose(scores.probability, policy, candidates, vectors,
-                                         self.max_words, self.duplicate_cosine)
+        abstain = replace(abstain, best_score=round(scores.answerable, 6))
+        chosen = choose(scores, policy, candidates, vectors, self.max_words,
+                        self.duplicate_cosine)
         citations: list[Citation] = []
         explained: list[SentenceScore] = []
         passages: dict[str, Passage] = {}
+        span: AnswerSpan | None = None
         for i in chosen:
-            citation = cite(candidates[i], len(citations) + 1, index)
+            citation = cite(with_subject(i, candidates, chosen, fetch), len(citations) + 1, index)
             if citation is None:
                 continue
+            if not citations:
+                span = answer_span(scores, i, candidates[i], citation, policy)
             citations.append(citation)
             passages.setdefault(candidates[i].chunk.chunk_id, _passage(candidates[i]))
             explained.append(scores.explain(i, rows, citation.n))
@@ -132,4 +174,17 @@ class Composer:
         text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
         provenance = replace(abstain, passages=tuple(passages.values()),
                              sentence_scores=tuple(explained), closest=())
-        return Answer(question, text, tuple(citations), False, provenance)
+        return Answer(question, text, tuple(citations), False, provenance, span)
+
+
+def answer_span(scores: Scores, i: int, c: Candidate, citation: Citation,
+                policy: Policy) -> AnswerSpan | None:
+    """The answer phrase of candidate ``i`` inside its (verified) citation, when confident."""
+    phrase = scores.phrases.get(i)
+    if phrase is None or phrase.probability < policy.phrase_from:
+        return None
+    start, end = c.start + phrase.start, c.start + phrase.end
+    if not citation.char_start <= start < end <= citation.char_end:
+        return None
+    text = citation.quote[start - citation.char_start:end - citation.char_start]
+    return AnswerSpan(text, start, end, round(phrase.probability, 6))

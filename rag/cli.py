@@ -11,14 +11,7 @@ from typing import Any
 import click
 
 from rag import cli_admin, cli_eval, cli_serve
-from rag.cli_base import (
-    AS_JSON,
-    collection_option,
-    filter_options,
-    no_ocr_option,
-    use_ray,
-    where_of,
-)
+from rag.cli_base import AS_JSON, collection_option, filter_options, use_ray, where_of
 from rag.cli_base import emit as _emit
 from rag.cli_base import errors as _errors
 from rag.cli_base import pipeline as _pipeline
@@ -57,7 +50,8 @@ def main(ctx: click.Context, index_dir: Path | None, verbose: bool) -> None:
 @click.option("--strict", is_flag=True,
               help="Any file in a folder that cannot be read stops the ingest (exit 1, "
                    "nothing changed); without it such files are skipped and listed.")
-@no_ocr_option
+@click.option("--no-ocr", is_flag=True,
+              help="Do not read scanned pages and images with OCR (as RAG_OCR=off).")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE",
               help="Metadata of every file ingested (team=legal; repeat for more); a file's "
                    "sidecar NAME.meta.json wins for it.")
@@ -66,13 +60,15 @@ def main(ctx: click.Context, index_dir: Path | None, verbose: bool) -> None:
 @click.pass_context
 @_errors
 def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address: str | None,
-           strict: bool, meta: tuple[str, ...], collection: str,
+           strict: bool, no_ocr: bool, meta: tuple[str, ...], collection: str,
            as_json: bool) -> None:
     """Index files and folders (the formats: the documentation's Formats page); unchanged
     files are skipped."""
     from rag.metadata import parse_pairs
 
     use_ray(ctx, ray_address, None)
+    if no_ocr:
+        ctx.obj = ctx.obj.model_copy(update={"ocr": False})
     given = parse_pairs(meta)
     pipeline = _pipeline(ctx, collection)
     report = pipeline.ingest(paths, prune=prune, progress=sys.stderr.isatty(), strict=strict,
@@ -189,11 +185,18 @@ def _where(doc_id: str, locator: Any) -> str:
 
 def _explain(answer: Any) -> None:
     scores = {s.n: s.probability for s in answer.provenance.sentence_scores}
+    span = answer.answer_span
+    if span is not None:
+        click.echo("\nAnswer: " + click.style(span.text, bold=True) + " [1]")
     for c in answer.citations:
         strength = f", evidence {scores[c.n]:.2f}" if c.n in scores else ""
         click.echo(f"\n[{c.n}] {c.title} ({_where(c.doc_id, c.locator)}, chars "
                    f"{c.char_start}-{c.char_end}{strength})")
-        click.echo(f"    \u201c{c.quote}\u201d")
+        quote = c.quote
+        if span is not None and c.n == 1:
+            a, b = span.char_start - c.char_start, span.char_end - c.char_start
+            quote = quote[:a] + click.style(quote[a:b], bold=True, underline=True) + quote[b:]
+        click.echo(f"    \u201c{quote}\u201d")
     g = answer.provenance.generation
     if g is not None and g.fallback:
         click.echo(f"\n({g.fallback})")

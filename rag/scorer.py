@@ -1,18 +1,22 @@
-"""Candidate features to the probability that a sentence is the evidence.
+"""Candidate features to the evidence for an answer, and whether there is any.
 
-Two stages, both fit by ``python -m eval.quality.train_evidence`` on SciFact's train
-claims and kept in one folder (``rag/data/evidence/`` by default):
+Fit by ``python -m eval.quality.train_evidence`` on questions (SQuAD 2.0's, half of
+them unanswerable) and claims (SciFact's) together, and kept in one folder
+(``rag/data/evidence/`` by default). Two forms:
 
 - ``LinearScorer``: logistic regression over rag.evidence.FEATURES, a few dozen
   numbers in ``scorer.json``. Costs nothing next to retrieval.
 - ``RerankedScorer``: the linear stage picks its ``top`` candidates, the cross-encoder
-  (rag.crossencoder) reads each with the question, and a second logistic regression
-  combines the two stages' evidence for those (``combiner_inputs``); the others
-  cannot be cited.
+  (rag.crossencoder) reads each with the question, and a logistic regression combines
+  the two stages' logits (``combiner_inputs``); the others cannot be cited.
 
-Each stage carries the citation policies chosen with it (thresholds on its own
-probabilities: the two stages' are not on the same scale), one for claims and one
-for questions (``Policies``).
+Either way a candidate gets a logit, and two things are read off the logits of the
+candidates it may cite: how likely it is that they hold the answer at all
+(``Answerability``: a logistic regression over ``ANSWERABILITY_INPUTS``, learned from
+the unanswerable questions and the claims without evidence), and each candidate's
+share of the evidence (a softmax over them). A candidate's probability is the
+product: the chance that it is the answer's evidence. One policy per form decides
+from these; nothing depends on whether the text looks like a question.
 """
 
 from __future__ import annotations
@@ -25,84 +29,101 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from rag.arrays import Floats
 from rag.errors import IndexMismatchError
 from rag.evidence import FEATURES, Candidate, Features
-from rag.sentence_split import is_question
+from rag.phrase import Phrase
 from rag.types import SentenceScore
 
 SCORER_FILE = "scorer.json"
-FORMAT = 1
+FORMAT = 2
+_RETRAIN = "retrain it with `python -m eval.quality.train_evidence`"
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """How many sentences to cite, read off their probabilities.
+    """How many sentences to cite.
 
-    Abstain when the best is under ``abstain_below``; otherwise cite, strongest
-    first, each sentence at least ``cite_from`` and within ``margin`` of the best,
-    up to ``max_sentences``: one strong sentence beats three weak ones. With
-    ``first_stage_below``, also abstain when the linear stage's best probability is
-    under it: the second stage, trained on SciFact's claims, tells evidence apart
-    well but lets off-topic questions score close to answerable ones, which the
-    linear stage's absolute features keep apart (README "Answers and abstention").
+    Abstain when the answerability is under ``abstain_below``; otherwise cite, most
+    probable first, each sentence at least ``cite_from`` and within ``margin`` of the
+    best, up to ``max_sentences``: one strong sentence beats three weak ones. An
+    answer phrase is given when its probability is at least ``phrase_from``.
     """
 
     abstain_below: float
     cite_from: float
     margin: float
     max_sentences: int
-    first_stage_below: float = 0.0
+    phrase_from: float = 1.0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Policy:
         return cls(float(data["abstain_below"]), float(data["cite_from"]),
                    float(data["margin"]), int(data["max_sentences"]),
-                   float(data.get("first_stage_below", 0.0)))
+                   float(data.get("phrase_from", 1.0)))
 
     def as_dict(self) -> dict[str, float | int]:
-        """What ``from_dict`` reads; the gate only when there is one."""
-        out: dict[str, float | int] = {
-            "abstain_below": float(self.abstain_below), "cite_from": float(self.cite_from),
-            "margin": float(self.margin), "max_sentences": self.max_sentences}
-        if self.first_stage_below:
-            out["first_stage_below"] = float(self.first_stage_below)
-        return out
+        return {"abstain_below": float(self.abstain_below), "cite_from": float(self.cite_from),
+                "margin": float(self.margin), "max_sentences": self.max_sentences,
+                "phrase_from": float(self.phrase_from)}
+
+
+def sigmoid(x: Floats) -> Floats:
+    out: Floats = 1 / (1 + np.exp(-np.clip(x, -50, 50)))
+    return out
+
+
+def logsumexp(x: Floats) -> float:
+    m = float(np.max(x))
+    return m + float(np.log(np.exp(x - m).sum()))
+
+
+ANSWERABILITY_INPUTS = ("best", "logsumexp", "best_linear")
+
+
+def answerability_inputs(logits: Floats, linear: Floats) -> Floats:
+    """What the answerability regression reads, from the logits of the citable candidates
+    and the linear stage's logits of all of them: the best logit (absolute evidence),
+    their log-sum-exp (evidence spread over several sentences), the linear stage's best
+    (its cosines and word overlap keep off-topic questions low)."""
+    return np.array([float(np.max(logits)), logsumexp(logits), float(np.max(linear))])
 
 
 @dataclass(frozen=True, slots=True)
-class Policies:
-    """The policy for claims, fit on SciFact, and the one for questions.
+class Answerability:
+    """P(the candidates hold the evidence) from ``answerability_inputs``."""
 
-    SciFact holds claims only, and its claims without evidence are on topic, so
-    its abstention threshold asks a lot; a question scores lower against the
-    sentence that answers it than a claim against its evidence (it does not say
-    the answer), and under that threshold most answerable questions would go
-    unanswered. Questions get the threshold that separates the answerable from the
-    off-topic seed questions (eval.quality.calibrate), with the claims' margin and cap.
-    """
+    weights: tuple[float, ...]
+    bias: float
 
-    claims: Policy
-    questions: Policy
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(ANSWERABILITY_INPUTS):
+            raise IndexMismatchError(f"the answerability model has {len(self.weights)} weights "
+                                     f"for {len(ANSWERABILITY_INPUTS)} inputs: {_RETRAIN}")
 
-    def for_text(self, text: str) -> Policy:
-        return self.questions if is_question(text) else self.claims
+    def __call__(self, logits: Floats, linear: Floats) -> float:
+        z = answerability_inputs(logits, linear) @ np.asarray(self.weights) + self.bias
+        return float(sigmoid(np.asarray(z)))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Policies:
-        claims = Policy.from_dict(data["policy"])
-        questions = data.get("question_policy")
-        return cls(claims, Policy.from_dict(questions) if questions else claims)
+    def from_dict(cls, data: Mapping[str, Any]) -> Answerability:
+        return cls(tuple(float(w) for w in data["weights"]), float(data["bias"]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"inputs": list(ANSWERABILITY_INPUTS),
+                "weights": [round(w, 8) for w in self.weights], "bias": round(self.bias, 8)}
 
 
 @dataclass(frozen=True, slots=True)
 class Scores:
-    """Per candidate: the probability it is evidence, and what each stage said."""
+    """Per candidate: the probability it is the evidence, each stage's logit, and (for the
+    candidates the cross-encoder read) the answer phrase it found."""
 
     probability: Floats
+    answerable: float = 0.0
     stages: Mapping[str, Floats] = field(default_factory=dict)
+    phrases: Mapping[int, Phrase] = field(default_factory=dict)
 
     def explain(self, i: int, rows: Features, n: int = 0) -> SentenceScore:
         """Why candidate ``i`` scored as it did, for provenance (``n``: its citation)."""
@@ -111,45 +132,46 @@ class Scores:
                              {f: round(float(rows[i, j]), 6) for j, f in enumerate(FEATURES)})
 
 
-def sigmoid(x: Floats) -> Floats:
-    out: Floats = 1 / (1 + np.exp(-np.clip(x, -50, 50)))
+def shares(logits: Floats) -> Floats:
+    """Each candidate's share of the evidence: a softmax (-inf for those never citable)."""
+    finite = np.isfinite(logits)
+    out = np.zeros(len(logits))
+    if finite.any():
+        z = logits[finite]
+        e = np.exp(z - z.max())
+        out[finite] = e / e.sum()
     return out
 
 
-COMBINER_INPUTS = ("linear", "cross")
-
-
-def combiner_inputs(linear: Floats, cross: Floats) -> Floats:
-    """The second stage's inputs for the top candidates, one row each: the two logits.
-
-    Both are absolute, so the combined probability also says whether there is any
-    evidence at all. Adding a candidate's share of the cross-encoder's softmax over
-    the top ten raised cross-validated F1 on SciFact train (0.419 to 0.445) but made
-    a relative score of it: an off-topic seed question then outscored an answerable
-    one and no abstention threshold separated them (README "Citations").
-    """
-    return np.column_stack([linear, cross])
+def decide(logits: Floats, linear: Floats, answerability: Answerability,
+           stages: Mapping[str, Floats], phrases: Mapping[int, Phrase] | None = None) -> Scores:
+    """Scores from each candidate's logit (-inf: never citable) and the linear stage's."""
+    finite = np.isfinite(logits)
+    if not finite.any():
+        return Scores(np.zeros(len(logits)), 0.0, stages, phrases or {})
+    p = answerability(logits[finite], linear)
+    return Scores(p * shares(logits), p, stages, phrases or {})
 
 
 class EvidenceScorer(ABC):
     name: str
-    policies: Policies
+    policy: Policy
 
     @abstractmethod
     def score(self, question: str, candidates: Sequence[Candidate], rows: Features) -> Scores:
-        """The probability of each candidate (one row of FEATURES each) being evidence."""
+        """The probability of each candidate (one row of FEATURES each) being the evidence."""
 
 
 class LinearScorer(EvidenceScorer):
-    def __init__(self, weights: Sequence[float], bias: float, policies: Policies,
-                 name: str = "linear") -> None:
+    def __init__(self, weights: Sequence[float], bias: float, answerability: Answerability,
+                 policy: Policy, name: str = "linear") -> None:
         if len(weights) != len(FEATURES):
             raise IndexMismatchError(f"the evidence scorer has {len(weights)} weights for "
-                                     f"{len(FEATURES)} features: retrain it with "
-                                     "`python -m eval.quality.train_evidence`")
+                                     f"{len(FEATURES)} features: {_RETRAIN}")
         self.weights = np.asarray(weights, dtype=np.float64)
         self.bias = float(bias)
-        self.policies = policies
+        self.answerability = answerability
+        self.policy = policy
         self.name = name
 
     def logits(self, rows: Features) -> Floats:
@@ -158,7 +180,15 @@ class LinearScorer(EvidenceScorer):
 
     def score(self, question: str, candidates: Sequence[Candidate], rows: Features) -> Scores:
         z = self.logits(rows)
-        return Scores(sigmoid(z), {"linear": z})
+        return decide(z, z, self.answerability, {"linear": z})
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What the cross-encoder says of each sentence: its logit, and its answer phrase."""
+
+    logits: Floats
+    phrases: tuple[Phrase | None, ...]
 
 
 class PairScorer(ABC):
@@ -167,31 +197,53 @@ class PairScorer(ABC):
     name: str
 
     @abstractmethod
-    def logits(self, question: str, sentences: Sequence[str]) -> npt.NDArray[np.float32]:
-        """One logit per sentence read together with the question."""
+    def read(self, question: str, sentences: Sequence[str]) -> Reading:
+        """Each sentence read together with the question."""
+
+
+COMBINER_INPUTS = ("linear", "cross")
+
+
+def combiner_inputs(linear: Floats, cross: Floats) -> Floats:
+    """The second stage's inputs for the top candidates, one row each: the two logits."""
+    return np.column_stack([linear, cross])
 
 
 class RerankedScorer(EvidenceScorer):
     def __init__(self, first: LinearScorer, cross: PairScorer, top: int,
-                 weights: Sequence[float], bias: float, policies: Policies) -> None:
+                 weights: Sequence[float], bias: float, answerability: Answerability,
+                 policy: Policy) -> None:
         if len(weights) != len(COMBINER_INPUTS):
             raise IndexMismatchError(f"the evidence scorer's second stage has {len(weights)} "
-                                     f"weights for {len(COMBINER_INPUTS)} inputs: retrain it "
-                                     "with `python -m eval.quality.train_evidence`")
+                                     f"weights for {len(COMBINER_INPUTS)} inputs: {_RETRAIN}")
         self.first, self.cross, self.top = first, cross, top
         self.weights = np.asarray(weights, dtype=np.float64)  # one per COMBINER_INPUTS
         self.bias = float(bias)
-        self.policies = policies
+        self.answerability = answerability
+        self.policy = policy
         self.name = f"{first.name}+{cross.name}"
 
     def score(self, question: str, candidates: Sequence[Candidate], rows: Features) -> Scores:
         z1 = self.first.logits(rows)
         chosen = np.argsort(-z1, kind="stable")[:self.top]
+        reading = self.cross.read(question, [candidates[i].quote for i in chosen])
         cross = np.full(len(z1), np.nan)
-        cross[chosen] = self.cross.logits(question, [candidates[i].quote for i in chosen])
+        cross[chosen] = reading.logits
         z = np.full(len(z1), -np.inf)
         z[chosen] = combiner_inputs(z1[chosen], cross[chosen]) @ self.weights + self.bias
-        return Scores(sigmoid(z), {"linear": z1, "cross": cross})
+        phrases = {int(i): p for i, p in zip(chosen, reading.phrases, strict=True)
+                   if p is not None}
+        return decide(z, z1, self.answerability, {"linear": z1, "cross": cross, "combined": z},
+                      phrases)
+
+
+def _stage(data: Mapping[str, Any], key: str, path: Path) -> tuple[Answerability, Policy]:
+    try:
+        return Answerability.from_dict(data[key]["answerability"]), \
+            Policy.from_dict(data[key]["policy"])
+    except (KeyError, TypeError, ValueError):
+        raise IndexMismatchError(f"the evidence scorer {path} lacks the {key} stage's "
+                                 f"answerability or policy: {_RETRAIN}") from None
 
 
 def load(folder: Path, cross_encoder: PairScorer | None = None) -> EvidenceScorer:
@@ -205,12 +257,11 @@ def load(folder: Path, cross_encoder: PairScorer | None = None) -> EvidenceScore
                                  "`python -m eval.quality.train_evidence`") from None
     if data.get("format") != FORMAT or list(data.get("features", [])) != list(FEATURES):
         raise IndexMismatchError(f"the evidence scorer {path} was made for other features or "
-                                 "another format: retrain it with "
-                                 "`python -m eval.quality.train_evidence`")
+                                 f"another format: {_RETRAIN}")
     lin = data["linear"]
-    first = LinearScorer(lin["weights"], lin["bias"], Policies.from_dict(lin))
+    first = LinearScorer(lin["weights"], lin["bias"], *_stage(data, "linear", path))
     rerank = data.get("rerank")
     if cross_encoder is None or rerank is None:
         return first
     return RerankedScorer(first, cross_encoder, int(rerank["top"]), rerank["weights"],
-                          rerank["bias"], Policies.from_dict(rerank))
+                          rerank["bias"], *_stage(data, "rerank", path))

@@ -63,12 +63,3 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
             spans.append((a, b))
     return spans
 
-
-_INTERROGATIVE = re.compile(
-    r"(?i)\s*(who|whom|whose|what|when|where|which|why|how|is|are|am|was|were|do|does|did|"
-    r"can|could|should|would|will|shall|may|might|must|has|have|had)\b")
-
-
-def is_question(text: str) -> bool:
-    """Asked as a question (a question mark, or an interrogative first word), not a claim."""
-    return text.rstrip().endswith("?") or _INTERROGATIVE.match(text) is not None

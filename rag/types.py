@@ -217,7 +217,8 @@ class Provenance:
     """How an answer was made, from which snapshot, model and retriever, and how fast.
 
     ``passages`` are those cited; an abstention lists the ``closest`` instead.
-    ``first_stage_*`` are set when a question was gated by the linear stage alone.
+    ``best_score`` is the scorer's probability that the candidates hold the answer at
+    all (its answerability); the answer abstains when it is under ``threshold``.
     The pipeline fills in the fields after ``dropped_citations``.
     """
 
@@ -228,8 +229,6 @@ class Provenance:
     passages: tuple[Passage, ...] = ()
     sentence_scores: tuple[SentenceScore, ...] = ()
     closest: tuple[Passage, ...] = ()
-    first_stage_best: float | None = None
-    first_stage_threshold: float | None = None
     dropped_citations: int = 0
     snapshot: str | None = None
     model: str | None = None
@@ -241,6 +240,17 @@ class Provenance:
 
 
 @dataclass(frozen=True, slots=True)
+class AnswerSpan:
+    """The phrase inside citation [1] that answers the question: ``quote[start:end]`` of that
+    citation, as offsets into its document's text like every quote (re-read from the store)."""
+
+    text: str
+    char_start: int
+    char_end: int
+    probability: float  # the answer-phrase model's confidence in exactly this span
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """An extractive answer, or an abstention when the evidence is too weak."""
 
@@ -249,9 +259,12 @@ class Answer:
     citations: tuple[Citation, ...]
     abstained: bool
     provenance: Provenance
+    answer_span: AnswerSpan | None = None  # in citation [1]; None when not confident
 
     def as_dict(self) -> dict[str, Any]:
         """The wire form shared by ``rag ask --json`` and ``POST /v1/ask``."""
         return {"question": self.question, "answer": self.text,
                 "citations": [asdict(c) for c in self.citations],
-                "abstained": self.abstained, "provenance": asdict(self.provenance)}
+                "abstained": self.abstained,
+                "answer_span": None if self.answer_span is None else asdict(self.answer_span),
+                "provenance": asdict(self.provenance)}

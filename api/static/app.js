@@ -244,10 +244,18 @@ function highlightSource(n) {
   }
 }
 
-function sourceItem(c) {
+// A quote's text with the answer phrase (offsets into the same document) marked, if inside it.
+function withPhrase(quote, start, span) {
+  if (!span || span.char_start < start || span.char_end > start + quote.length) return [quote];
+  const a = span.char_start - start;
+  const b = span.char_end - start;
+  return [quote.slice(0, a), el('mark', { class: 'phrase' }, quote.slice(a, b)), quote.slice(b)];
+}
+
+function sourceItem(c, span) {
   return el('li', { 'data-n': c.n, value: c.n },
     el('strong', {}, c.title),
-    el('blockquote', {}, c.quote),
+    el('blockquote', {}, ...withPhrase(c.quote, c.char_start, c.n === 1 ? span : null)),
     el('div', { class: 'meta' }, c.doc_id + where(c.locator) + ', characters ' + c.char_start + '–' + c.char_end + ' ',
       el('button', { type: 'button', onclick: () => openDocument(c.doc_id, c.char_start, c.char_end) },
         'Show in document')));
@@ -258,13 +266,13 @@ function where(locator) {
   return locator && locator.label ? ', ' + locator.label : '';
 }
 
-function renderSources(citations, empty = 'No citations.') {
+function renderSources(citations, empty = 'No citations.', span = null) {
   const list = $('#sources');
   if (!citations.length) {
     list.replaceChildren(el('li', { class: 'empty' }, empty));
     return;
   }
-  list.replaceChildren(...citations.map(sourceItem));
+  list.replaceChildren(...citations.map((c) => sourceItem(c, span)));
 }
 
 // A passage an abstention found closest: opens its document at the passage, marked.
@@ -312,7 +320,18 @@ function renderAnswer(answer) {
       prov.closest.length ? el('p', {}, 'The closest passages, for reference:') : null,
       prov.closest.length ? el('ol', { class: 'closest' }, ...prov.closest.map(closestItem)) : null));
   } else {
-    parts.push(el('p', { class: 'answer-text' }, ...withMarkers(answer.answer, answer.citations)));
+    const span = answer.answer_span;
+    if (span) {
+      parts.push(el('p', { class: 'phrase-line' }, 'Answer: ',
+        el('strong', { class: 'phrase' }, span.text), ' ', citeButton(answer.citations[0])));
+    }
+    const first = answer.citations[0];
+    const text = answer.answer;
+    const lead = span && first && text.startsWith(first.quote)
+      ? withPhrase(first.quote, first.char_start, span) : null;
+    parts.push(el('p', { class: 'answer-text' },
+      ...(lead ? [...lead, ...withMarkers(text.slice(first.quote.length), answer.citations)]
+        : withMarkers(text, answer.citations))));
   }
   const gen = prov.generation;
   const facts = [prov.mode + ' answer', prov.retriever && 'retriever ' + prov.retriever,
@@ -322,7 +341,8 @@ function renderAnswer(answer) {
   if (gen && gen.failure) parts.push(el('p', { class: 'meta' }, 'LLM failure: ' + gen.failure));
   if (gen) parts.push(rejectedList(gen));
   box.replaceChildren(...parts.filter(Boolean));
-  renderSources(answer.citations, answer.abstained ? 'No citations: nothing answers this.' : undefined);
+  renderSources(answer.citations, answer.abstained ? 'No citations: nothing answers this.' : undefined,
+    answer.answer_span);
 }
 
 async function ask(question) {

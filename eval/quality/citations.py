@@ -16,6 +16,7 @@ from eval.extras import pyplot
 from eval.harness import percentiles
 from eval.quality import beir, rationales, runner
 from eval.quality.beir import Dataset, DatasetError
+from eval.quality.metrics import figure_lines
 from eval.quality.rationales import Claim, Counts
 from rag.config import Settings
 from rag.pipeline import Pipeline
@@ -131,12 +132,7 @@ ROWS = [("sentence precision (official)", "precision"), ("sentence recall (offic
 def table(report: dict[str, Any]) -> str:
     lines = [f"{report['dataset']}: {report['claims']} claims ({report['with_evidence']} with "
              f"evidence, {report['gold_sentences']} gold sentences), k={report['k']}"]
-    for label, key in ROWS:
-        value = report[key]
-        lines.append(f"  {label:<32}{'n/a' if value is None else f'{value:.3f}':>8}")
-    ms = report["ask_ms"]
-    lines.append(f"  {'ask latency p50 / p95 (ms)':<32}{ms['p50']:>8.1f} / {ms['p95']:.1f}")
-    return "\n".join(lines)
+    return "\n".join(lines + figure_lines(report, ROWS, 32))
 
 
 def plot(report: dict[str, Any], out: Path) -> None:

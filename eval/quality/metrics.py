@@ -8,7 +8,8 @@ does); a grade above 0 is relevant; nDCG uses the grade as linear gain.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 Run = Mapping[str, Mapping[str, float]]
 Qrels = Mapping[str, Mapping[str, int]]
@@ -80,3 +81,16 @@ def evaluate(run: Run, qrels: Qrels) -> dict[str, float]:
     scores = per_query(run, qrels)
     n = max(len(scores), 1)
     return {name: sum(s[name] for s in scores.values()) / n for name in METRICS}
+
+
+def figure_lines(report: Mapping[str, Any], rows: Sequence[tuple[str, str]],
+                 width: int) -> list[str]:
+    """One line per (label, key) of a report, "n/a" for a figure that could not be
+    computed, then the ask latency: the body of the questions' and the claims' tables."""
+    lines = []
+    for label, key in rows:
+        value = report[key]
+        lines.append(f"  {label:<{width}}{'n/a' if value is None else f'{value:.3f}':>8}")
+    ms = report["ask_ms"]
+    lines.append(f"  {'ask latency p50 / p95 (ms)':<{width}}{ms['p50']:>8.1f} / {ms['p95']:.1f}")
+    return lines

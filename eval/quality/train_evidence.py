@@ -1,362 +1,291 @@
-"""Fit the evidence scorer on SciFact's train claims, cross-validated, and write it out.
+"""Fit the evidence scorer on questions and claims together, cross-validated, and write it out.
 
-    python -m eval.quality.train_evidence --dataset ../shared/datasets/scifact \\
+    python -m eval.quality.train_evidence --questions ../shared/datasets/squad2 \\
+        --dataset ../shared/datasets/scifact \\
         --rationales ../shared/datasets/scifact/rationales/train.jsonl \\
-        [--out rag/data/evidence] [--folds 5] [--no-cross] [--json report.json]
+        [--out rag/data/evidence] [--folds 4] [--no-cross] [--reuse] [--json report.json]
 
-Every claim is retrieved for exactly as ``POST /v1/ask`` does (default settings,
-k=5) and its candidate sentences get the composer's features (rag.evidence); a
-candidate is positive when it stands for a sentence the annotators marked.
+Every question (SQuAD 2.0's, half of them unanswerable) and every claim (SciFact's
+train claims) is retrieved for exactly as ``POST /v1/ask`` does and its candidates get
+the composer's features (eval.quality.evidence_data).
 
 - Linear stage: logistic regression on standardized features, written back as
   weights on the raw features.
-- Cross-encoder stage (unless --no-cross): a LoRA adapter and head on the packaged
-  MiniLM (eval.quality.evidence_cross) trained on each claim's best candidates by the
-  linear stage, then a logistic regression over the two stages' logits
-  (rag.scorer.combiner_inputs).
-- Policy: the abstention and citation thresholds with the best sentence F1.
+- Cross-encoder stage (unless --no-cross): a LoRA adapter, an evidence head and an
+  answer-phrase head on the packaged MiniLM (eval.quality.evidence_cross), trained on
+  each example's best candidates by the linear stage; then a logistic regression
+  over the two stages' logits (rag.scorer.combiner_inputs).
+- Answerability: a logistic regression over the citable candidates' logits
+  (rag.scorer.ANSWERABILITY_INPUTS), learned from the unanswerable questions and the
+  claims without evidence; then the policy (abstention, citation and answer-phrase
+  thresholds) with the best objective (eval.quality.evidence_policy).
 
-Cross-validation is k-fold over claims: fold f's claims are scored by a linear
-stage and an adapter fit without them, and by a combiner and policy chosen on the
-other folds' out-of-fold scores. Each fold's scorer is written under ``--cv-dir``
-and the held-out claims are asked through the real ``Pipeline.ask`` with it
-(eval.quality.citations), so the reported figures come from the service's own code path.
-The shipped scorer is then fit on every train claim. Test claims are never read.
+Cross-validation holds out whole articles (questions) and claims: fold f is scored by a
+linear stage and an adapter fit without it, and by a combiner, answerability model and
+policy chosen on the other folds' out-of-fold outputs. Each fold's scorer is written
+under ``--cv-dir`` with the articles and claims it never saw (``held_out.json``), and
+the held-out questions and claims are asked through the real ``Pipeline.ask`` with it
+(eval.quality.questions, eval.quality.citations): the reported figures come from the
+service's own code path. The shipped scorer is then fit on everything. Test claims and
+the articles of other question sets are never read.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import random
+import pickle
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import rag  # noqa: F401
-from eval import SEEDS
-from eval.quality import calibrate, citations, rationales
-from eval.quality.evidence_cross import CROSS_CONFIG, TOP, predict, train_cross
-from eval.quality.rationales import Claim, Counts
-from rag.answer import choose
-from rag.arrays import Vectors
+from eval.quality import citations, questions, runner, squad
+from eval.quality.evidence_cross import (
+    CROSS_CONFIG,
+    TOP,
+    Bottom,
+    below_of,
+)
+from eval.quality.evidence_data import Example, assign_folds, collect_claims, collect_questions
+from eval.quality.evidence_fit import cross_outputs, fit_cross, fit_linear, stage_fit
+from eval.quality.evidence_policy import Outputs
+from eval.quality.questions import HELD_OUT
+from eval.quality.rationales import Claim
 from rag.config import Settings
-from rag.crossencoder import ADAPTER_WEIGHTS, build_model, pair_tokenizer
+from rag.crossencoder import ADAPTER_WEIGHTS
 from rag.embedding import packaged_model_path
-from rag.evidence import FEATURES, Candidate, features, gather
+from rag.evidence import FEATURES
 from rag.pipeline import Pipeline
-from rag.scorer import FORMAT, SCORER_FILE, Policy, combiner_inputs, sigmoid
+from rag.scorer import FORMAT, SCORER_FILE, Answerability, Policy
 
-K = 5  # passages per question, as `rag ask` and /v1/ask default to
-SEED = 0
-ABSTAIN = tuple(round(x, 3) for x in np.arange(0.05, 0.8, 0.025))
-CITE = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
-MARGIN = (0.1, 0.2, 0.3, 0.5, 1.0)
-MAX_SENTENCES = (1, 2, 3)
-Floats = np.ndarray
+SHIPPED = Path(__file__).resolve().parents[2] / "rag" / "data" / "evidence"
+K = 5
 
 
-@dataclass
-class Example:
-    """One claim's candidates as the composer sees them, with labels."""
-
-    claim: Claim
-    candidates: list[Candidate]
-    vectors: Vectors
-    rows: Floats
-    labels: Floats
-
-    def top(self, z: Floats) -> Floats:
-        return np.argsort(-z, kind="stable")[:TOP]
-
-
-def collect(pipeline: Pipeline, claims: Sequence[Claim], neighbours: int) -> list[Example]:
-    out = []
-    for claim in claims:
-        index, hits, vector, _ = pipeline.retrieve(claim.text, K)
-        cands, vectors = gather(hits, index, index.store.document, neighbours)
-        rows = features(claim.text, vector, cands, vectors, index.lexical.idf,
-                        index.lexical.query_tokens)
-        labels = np.array([bool(claim.evidence_sentences(c.doc_id) & rationales.sentences_covered(
-            c.start, c.end, claim.spans.get(c.doc_id, ()))) for c in cands], dtype=bool)
-        out.append(Example(claim, cands, vectors, rows, labels))
-    return out
-
-
-def folds_of(n: int, k: int) -> list[int]:
-    order = list(range(n))
-    random.Random(SEED).shuffle(order)
-    fold = [0] * n
-    for rank, i in enumerate(order):
-        fold[i] = rank % k
-    return fold
-
-
-def fit_linear(examples: Sequence[Example]) -> tuple[list[float], float]:
-    """Logistic regression on standardized features, returned as raw-feature weights."""
-    from sklearn.linear_model import LogisticRegression
-
-    x = np.vstack([e.rows for e in examples if len(e.rows)])
-    y = np.concatenate([e.labels for e in examples])
-    mean, scale = x.mean(0), x.std(0)
-    scale[scale < 1e-9] = 1.0
-    model = LogisticRegression(C=1.0, max_iter=5000).fit((x - mean) / scale, y)
-    weights = model.coef_[0] / scale
-    bias = float(model.intercept_[0] - (model.coef_[0] * mean / scale).sum())
-    return [float(w) for w in weights], bias
-
-
-def fit_combiner(examples: Sequence[Example], z1: Sequence[Floats],
-                 cross: Sequence[Floats]) -> tuple[list[float], float]:
-    """Weights of rag.scorer.COMBINER_INPUTS over each claim's top candidates."""
-    from sklearn.linear_model import LogisticRegression
-
-    tops = [e.top(z) for e, z in zip(examples, z1, strict=True)]
-    x = np.vstack([combiner_inputs(z[t], c[t]) for z, c, t in zip(z1, cross, tops, strict=True)])
-    y = np.concatenate([e.labels[t] for e, t in zip(examples, tops, strict=True)])
-    model = LogisticRegression(C=1.0, max_iter=5000).fit(x, y)
-    return [float(w) for w in model.coef_[0]], float(model.intercept_[0])
-
-
-def combined(example: Example, z1: Floats, cross: Floats,
-             combiner: tuple[list[float], float]) -> Floats:
-    """What RerankedScorer computes: the top candidates combined, the rest never cited."""
-    weights, bias = combiner
-    top = example.top(z1)
-    z = np.full(len(z1), -np.inf)
-    z[top] = combiner_inputs(z1[top], cross[top]) @ np.asarray(weights) + bias
-    return sigmoid(z)
-
-
-@dataclass
-class Prefixes:
-    """One claim under every policy at once.
-
-    Whatever the thresholds, the composer cites a prefix of the sentences it would
-    cite with none (``choose`` stops at the first sentence under a threshold), so a
-    policy is read off the probabilities and metric counts of the first 0..3 of them.
-    """
-
-    probs: Floats
-    counts: list[Counts]
-
-
-def prefixes(e: Example, p: Floats, max_words: int) -> Prefixes:
-    chosen = choose(p, Policy(0.0, 0.0, np.inf, max(MAX_SENTENCES)), e.candidates, e.vectors,
-                    max_words)
-    cited = [(e.candidates[i].doc_id, e.candidates[i].start, e.candidates[i].end)
-             for i in chosen]
-    return Prefixes(p[chosen], [rationales.score_claim(e.claim, cited[:n])
-                                for n in range(len(cited) + 1)])
-
-
-def counts_for(table: Sequence[Prefixes], policy: Policy) -> Counts:
-    total = Counts()
-    for t in table:
-        n = 0
-        if len(t.probs) and t.probs[0] >= policy.abstain_below:
-            floor = max(policy.cite_from, t.probs[0] - policy.margin)
-            n = min(policy.max_sentences, int((t.probs >= floor).sum()))
-        total.add(t.counts[n])
-    return total
-
-
-def choose_policy(examples: Sequence[Example], probs: Sequence[Floats],
-                  max_words: int) -> tuple[Policy, dict[str, float]]:
-    """The thresholds with the best sentence F1 on these (out-of-fold) probabilities."""
-    table = [prefixes(e, p, max_words) for e, p in zip(examples, probs, strict=True)]
-    best: tuple[float, Policy, dict[str, float]] | None = None
-    for abstain in ABSTAIN:
-        for cite in (c for c in CITE if c <= abstain):
-            for margin in MARGIN:
-                for most in MAX_SENTENCES:
-                    policy = Policy(abstain, cite, margin, most)
-                    scores = counts_for(table, policy).scores()
-                    if best is None or scores["f1"] > best[0]:
-                        best = (scores["f1"], policy, scores)
-    assert best is not None
-    return best[1], best[2]
-
-
-def write_scorer(folder: Path, linear: tuple[list[float], float], linear_policy: Policy,
-                 rerank: dict[str, Any] | None, about: dict[str, Any]) -> None:
+def write_scorer(folder: Path, linear: tuple[list[float], float],
+                 stages: dict[str, tuple[Any, Answerability, Policy]],
+                 about: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    data = {"format": FORMAT, "features": list(FEATURES),
-            "linear": {"weights": [round(w, 8) for w in linear[0]], "bias": round(linear[1], 8),
-                       "policy": linear_policy.as_dict()},
-            "rerank": rerank, "about": about}
+    _, lin_answerability, lin_policy = stages["linear"]
+    data: dict[str, Any] = {
+        "format": FORMAT, "features": list(FEATURES),
+        "linear": {"weights": [round(w, 8) for w in linear[0]], "bias": round(linear[1], 8),
+                   "answerability": lin_answerability.as_dict(),
+                   "policy": lin_policy.as_dict()},
+        "rerank": None, "about": about}
+    if "rerank" in stages:
+        combiner, answerability, policy = stages["rerank"]
+        data["rerank"] = {"top": TOP, "weights": [round(w, 8) for w in combiner[0]],
+                          "bias": round(combiner[1], 8),
+                          "answerability": answerability.as_dict(), "policy": policy.as_dict(),
+                          "cross_encoder": CROSS_CONFIG}
     (folder / SCORER_FILE).write_text(json.dumps(data, indent=2) + "\n")
 
 
-def rerank_dict(combiner: tuple[list[float], float], policy: Policy) -> dict[str, Any]:
-    return {"top": TOP, "weights": [round(w, 8) for w in combiner[0]],
-            "bias": round(combiner[1], 8), "policy": policy.as_dict(),
-            "cross_encoder": CROSS_CONFIG}
-
-
-def fit_cross(base: Path, examples: Sequence[Example], linear: tuple[list[float], float],
-              seed: int, folder: Path) -> Any:
-    """An adapter trained on the examples' top candidates by ``linear``, saved and reloaded."""
-    w, b = np.asarray(linear[0]), linear[1]
-    tops = [e.top(e.rows @ w + b) for e in examples]
-    trained = train_cross(base, [e.claim.text for e in examples],
-                          [[e.candidates[j].quote for j in t] for e, t in
-                           zip(examples, tops, strict=True)],
-                          [e.labels[t] for e, t in zip(examples, tops, strict=True)], seed=seed)
-    shutil.rmtree(folder, ignore_errors=True)
-    return trained.save(folder)
-
-
-def fill_cross(base: Path, adapter: Path, tokenizer: Any, examples: Sequence[Example],
-               z1: Sequence[Floats], kept: Sequence[Floats]) -> None:
-    """Kept logits for candidates that entered a claim's top by a changed linear stage.
-
-    The fold's saved adapter scores them (in place), so --reuse stays valid after a
-    change to the features that moves a few candidates into or out of the top ten.
-    """
-    missing = [(e, c, [j for j in e.top(z) if np.isnan(c[j])])
-               for e, z, c in zip(examples, z1, kept, strict=True)]
-    if not any(m for _, _, m in missing):
-        return
-    model = build_model(base, adapter)
-    for e, c, m in missing:
-        if m:
-            c[m] = predict(model, tokenizer, e.claim.text, [e.candidates[j].quote for j in m])
-
-
-def cross_logits(model: Any, tokenizer: Any, example: Example, z1: Floats) -> Floats:
-    out = np.full(len(z1), np.nan)
-    top = example.top(z1)
-    out[top] = predict(model, tokenizer, example.claim.text,
-                       [example.candidates[j].quote for j in top])
-    return out
+def collect(settings: Settings, args: argparse.Namespace
+            ) -> tuple[list[Example], squad.QuestionSet, Path]:
+    """Every question and claim as the composer sees it (cached under --cache)."""
+    qs = squad.load(args.questions)
+    claims, claims_index = citations.claims_and_index(args.dataset, args.rationales, settings,
+                                                      args.cache)
+    questions_index, _ = runner.cached_index(qs.dataset, settings, args.cache)
+    saved = args.cache / f"examples-{questions_index.parent.name}-{claims_index.parent.name}.pkl"
+    examples: list[Example]
+    if args.reuse and saved.is_file():
+        with saved.open("rb") as f:
+            examples = pickle.load(f)
+        return examples, qs, claims_index
+    n = settings.evidence_neighbours
+    examples = collect_questions(Pipeline(settings.model_copy(
+        update={"index_dir": questions_index})), qs.questions, n)
+    examples += collect_claims(Pipeline(settings.model_copy(update={"index_dir": claims_index})),
+                               claims, n)
+    with saved.open("wb") as f:
+        pickle.dump(examples, f)
+    return examples, qs, claims_index
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--questions", type=Path, required=True)
     parser.add_argument("--dataset", type=Path, required=True)
     parser.add_argument("--rationales", type=Path, required=True)
-    parser.add_argument("--out", type=Path,
-                        default=calibrate.SCORER)
+    parser.add_argument("--out", type=Path, default=SHIPPED)
     parser.add_argument("--cv-dir", type=Path, default=Path(".cache/evidence-cv"))
     parser.add_argument("--cache", type=Path, default=Path(".cache/eval"))
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--no-cross", action="store_true", help="the linear stage only")
     parser.add_argument("--reuse", action="store_true",
-                        help="keep the fold adapters and logits already under --cv-dir (after "
-                        "a change that leaves the features and the training alone)")
+                        help="keep the examples, fold adapters and logits already made")
+    parser.add_argument("--one-cross", action="store_true",
+                        help="train the cross-encoder once, without fold 0, measure it on fold "
+                             "0 and ship it (a quarter of the training time)")
+    parser.add_argument("--cv-stages", nargs="+", choices=("linear", "rerank"), default=None,
+                        help="the stages asked through Pipeline.ask (default: every stage fit)")
+    parser.add_argument("--cross-set", nargs="+", default=[], metavar="KEY=JSON",
+                        help="a variant of the cross-encoder's training (CROSS_CONFIG), e.g. "
+                             "claim_weight=3 train_examples=7000; recorded in scorer.json")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    for item in args.cross_set:
+        key, _, value = item.partition("=")
+        if key not in CROSS_CONFIG:
+            parser.error(f"--cross-set: {key} is not one of {sorted(CROSS_CONFIG)}")
+        CROSS_CONFIG[key] = json.loads(value)
     t_start = time.time()
     settings = Settings()
-    claims, index_dir = citations.claims_and_index(args.dataset, args.rationales, settings,
-                                                   args.cache)
-    settings = settings.model_copy(update={"index_dir": index_dir})
     base = settings.model_path or packaged_model_path()
     words = settings.answer_max_words
-    examples = collect(Pipeline(settings), claims, settings.evidence_neighbours)
+    examples, qs, claims_index = collect(settings, args)
     report: dict[str, Any] = {
-        "claims": len(examples), "folds": args.folds,
+        "examples": len(examples), "folds": args.folds,
+        "questions": sum(e.kind == "question" for e in examples),
+        "claims": sum(e.kind == "claim" for e in examples),
         "candidates": sum(len(e.candidates) for e in examples),
-        "positives": int(sum(e.labels.sum() for e in examples)), "cv": {}, "cv_pipeline": {}}
-    print(f"{report['claims']} claims, {report['candidates']} candidates, "
-          f"{report['positives']} of them evidence", flush=True)
+        "positives": int(sum(e.labels.sum() for e in examples)), "cv": {}}
+    print(f"{report['questions']} questions and {report['claims']} claims, "
+          f"{report['candidates']} candidates, {report['positives']} positive "
+          f"({time.time() - t_start:.0f} s)", flush=True)
     stages = ["linear"] if args.no_cross else ["linear", "rerank"]
-    fold = folds_of(len(examples), args.folds)
+    fold = assign_folds(examples, args.folds)
     held = [[i for i in range(len(examples)) if fold[i] == f] for f in range(args.folds)]
     rest = [[i for i in range(len(examples)) if fold[i] != f] for f in range(args.folds)]
 
-    # Out-of-fold outputs of each stage for every claim.
-    z1: list[Floats] = [np.zeros(0)] * len(examples)
-    cross: list[Floats] = [np.zeros(0)] * len(examples)
+    # Out-of-fold outputs of each stage for every example.
+    outputs = [Outputs(np.zeros(0)) for _ in examples]
     linears = []
-    tokenizer = pair_tokenizer(base)
+    bottom = Bottom(base, below_of(base, CROSS_CONFIG))
     for f in range(args.folds):
         linears.append(fit_linear([examples[i] for i in rest[f]]))
         w, b = np.asarray(linears[f][0]), linears[f][1]
-        for i in held[f]:
-            z1[i] = examples[i].rows @ w + b
-        if "rerank" in stages:
-            saved = args.cv_dir / f"fold-{f}" / "cross.npz"
-            if args.reuse and saved.is_file():
-                with np.load(saved) as kept:
-                    for i in held[f]:
-                        cross[i] = kept[examples[i].claim.claim_id]
-                fill_cross(base, args.cv_dir / f"fold-{f}" / "adapter", tokenizer,
-                           [examples[i] for i in held[f]], [z1[i] for i in held[f]],
-                           [cross[i] for i in held[f]])
-                continue
-            t0 = time.time()
-            model = fit_cross(base, [examples[i] for i in rest[f]], linears[f], SEED + f,
-                              args.cv_dir / f"fold-{f}" / "adapter")
+        for i in range(len(examples)):
+            if fold[i] == f:
+                outputs[i] = Outputs(examples[i].rows @ w + b)
+        if "rerank" not in stages or (args.one_cross and f > 0):
+            continue
+        saved = args.cv_dir / f"fold-{f}" / "cross.pkl"
+        if args.reuse and saved.is_file():
+            with saved.open("rb") as fh:
+                kept = pickle.load(fh)
             for i in held[f]:
-                cross[i] = cross_logits(model, tokenizer, examples[i], z1[i])
-            np.savez(saved, allow_pickle=False,
-                     **{examples[i].claim.claim_id: cross[i] for i in held[f]})
-            print(f"fold {f}: cross-encoder trained in {time.time() - t0:.0f}s", flush=True)
+                outputs[i] = kept[i]
+            continue
+        t0 = time.time()
+        z_rest = [examples[i].rows @ w + b for i in rest[f]]
+        model = fit_cross(bottom, [examples[i] for i in rest[f]], z_rest, f,
+                          args.cv_dir / f"fold-{f}" / "adapter")
+        for i, o in zip(held[f], cross_outputs(model, bottom, [examples[i] for i in held[f]],
+                                               [outputs[i].linear for i in held[f]]),
+                        strict=True):
+            outputs[i] = o
+        with saved.open("wb") as fh:
+            pickle.dump({i: outputs[i] for i in held[f]}, fh)
+        print(f"fold {f}: cross-encoder trained and read in {time.time() - t0:.0f} s", flush=True)
 
-    lin_probs = [sigmoid(z) for z in z1]
-    for stage in stages:
-        total, asked = Counts(), []
-        for f in range(args.folds):
-            others = [examples[i] for i in rest[f]]
-            lin_policy, _ = choose_policy(others, [lin_probs[i] for i in rest[f]], words)
-            probs, policy, rerank = lin_probs, lin_policy, None
-            if stage == "rerank":
-                combiner = fit_combiner(others, [z1[i] for i in rest[f]],
-                                        [cross[i] for i in rest[f]])
-                probs = [combined(e, z, c, combiner) for e, z, c in
-                         zip(examples, z1, cross, strict=True)]
-                policy, _ = choose_policy(others, [probs[i] for i in rest[f]], words)
-                rerank = rerank_dict(combiner, policy)
-            total.add(counts_for([prefixes(examples[i], probs[i], words) for i in held[f]],
-                                 policy))
-            folder = args.cv_dir / f"fold-{f}"
-            write_scorer(folder, linears[f], lin_policy, rerank, {"fold": f})
-            # The held-out claims through the service's own code path, with this fold's scorer.
-            fold_settings = settings.model_copy(update={"evidence_model": folder,
-                                                        "evidence_rerank": stage == "rerank"})
-            asked += citations.ask_all(Pipeline(fold_settings),
-                                       [examples[i].claim for i in held[f]], K)
-        report["cv"][stage] = {k: round(v, 4) for k, v in total.scores().items()}
-        report["cv_pipeline"][stage] = citations.summarize(asked)
-        print(f"{stage}, cross-validated, from the scores: {report['cv'][stage]}", flush=True)
-        print(f"{stage}, cross-validated, asked through Pipeline.ask: "
-              f"{json.dumps(report['cv_pipeline'][stage])}", flush=True)
+    partial = "rerank" in stages and args.one_cross
+    fitted_linear = []
+    for f in range(args.folds):
+        fitted: dict[str, tuple[Any, Answerability, Policy]] = {}
+        for stage in stages if not partial else ["linear"]:
+            combiner, answerability, policy, _ = stage_fit(
+                [examples[i] for i in rest[f]], [outputs[i] for i in rest[f]],
+                stage == "rerank", words)
+            fitted[stage] = (combiner, answerability, policy)
+        fitted_linear.append(fitted["linear"])
+        write_fold(args.cv_dir / f"fold-{f}", linears[f], fitted, examples, held[f], {"fold": f})
+    roots = {stage: args.cv_dir for stage in stages}
+    read = list(range(len(examples)))  # the examples with the cross-encoder's outputs
+    if partial:
+        # The one adapter (fit without fold 0) is measured on fold 0, whose articles are
+        # split in two: each half is scored by a combiner, answerability model and policy
+        # chosen on the other half.
+        read = held[0]
+        roots["rerank"] = args.cv_dir / "rerank"
+        half = assign_folds([examples[i] for i in read], 2)
+        for h in range(2):
+            train = [i for i, k in zip(read, half, strict=True) if k != h]
+            combiner, answerability, policy, _ = stage_fit(
+                [examples[i] for i in train], [outputs[i] for i in train], True, words)
+            folder = roots["rerank"] / f"half-{h}"
+            write_fold(folder, linears[0], {"linear": fitted_linear[0],
+                                            "rerank": (combiner, answerability, policy)},
+                       examples, [i for i, k in zip(read, half, strict=True) if k == h],
+                       {"fold": 0, "half": h})
+            (folder / "adapter").unlink(missing_ok=True)
+            (folder / "adapter").symlink_to((args.cv_dir / "fold-0" / "adapter").resolve())
+    report["cv"] = {stage: cross_validate(settings, args, stage, roots[stage], qs,
+                                          claims_index, examples)
+                    for stage in args.cv_stages or stages}
 
-    # The shipped scorer: stages fit on every claim, combiner and policies on out-of-fold scores.
+    # The shipped scorer: the linear stage fit on everything; combiner, answerability and
+    # policy on the out-of-fold outputs; with --one-cross, fold 0's adapter.
     linear = fit_linear(examples)
-    lin_policy, lin_fit = choose_policy(examples, lin_probs, words)
-    rerank = None
-    if "rerank" in stages:
-        combiner = fit_combiner(examples, z1, cross)
-        probs = [combined(e, z, c, combiner) for e, z, c in zip(examples, z1, cross, strict=True)]
-        policy, _ = choose_policy(examples, probs, words)
-        if not (args.reuse and (args.out / "adapter" / ADAPTER_WEIGHTS).is_file()):
-            fit_cross(base, examples, linear, SEED, args.out / "adapter")
-        rerank = rerank_dict(combiner, policy)
-    about = {"made_by": "python -m eval.quality.train_evidence", "claims": len(examples),
-             "data": f"SciFact train claims and their rationales ({args.rationales.name})",
+    shipped: dict[str, tuple[Any, Answerability, Policy]] = {}
+    report["fit"] = {}
+    for stage in stages:
+        use = read if stage == "rerank" else list(range(len(examples)))
+        combiner, answerability, policy, fit = stage_fit(
+            [examples[i] for i in use], [outputs[i] for i in use], stage == "rerank", words)
+        shipped[stage] = (combiner, answerability, policy)
+        report["fit"][stage] = {"policy": policy.as_dict(), "out_of_fold": fit}
+    if partial:
+        shutil.rmtree(args.out / "adapter", ignore_errors=True)
+        shutil.copytree(args.cv_dir / "fold-0" / "adapter", args.out / "adapter")
+    elif "rerank" in stages and not (args.reuse and (args.out / "adapter" / ADAPTER_WEIGHTS)
+                                     .is_file()):
+        w, b = np.asarray(linear[0]), linear[1]
+        fit_cross(bottom, examples, [e.rows @ w + b for e in examples], 0, args.out / "adapter")
+    about = {"made_by": "python -m eval.quality.train_evidence",
+             "questions": report["questions"], "claims": report["claims"],
+             "data": f"{args.questions.name} questions; SciFact train claims and their "
+                     f"rationales ({args.rationales.name})",
              "k": K, "folds": args.folds, "cross_encoder_int8": settings.evidence_int8,
-             "cross_validated": report["cv_pipeline"],
-             "seconds": round(time.time() - t_start)}
-    write_scorer(args.out, linear, lin_policy, rerank, about)
-    print(f"wrote {args.out / SCORER_FILE}; linear policy {lin_policy.as_dict()} "
-          f"(out-of-fold F1 {lin_fit['f1']:.4f})")
-    # SciFact has no questions: their threshold comes from the seeds (eval.quality.calibrate).
-    found = calibrate.calibrate(args.out, SEEDS, calibrate.QUESTIONS, calibrate.OFF_TOPIC)
-    calibrate.write(args.out, found)
-    report["questions"] = {stage: {k: v for k, v in r.items() if k != "answerable"
-                                   and k != "off_topic"} for stage, r in found.items()}
-    print(f"question thresholds: {report['questions']}")
+             "cross_encoder_fit_on": "folds 1-3, measured on fold 0" if partial else "all",
+             "cross_validated": report["cv"], "seconds": round(time.time() - t_start)}
+    write_scorer(args.out, linear, shipped, about)
+    print(f"wrote {args.out / SCORER_FILE}: {json.dumps(report['fit'])}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
+
+
+def write_fold(folder: Path, linear: tuple[list[float], float],
+               stages: dict[str, tuple[Any, Answerability, Policy]],
+               examples: Sequence[Example], held: Sequence[int], about: dict[str, Any]) -> None:
+    """A scorer not fit on ``held``, and the articles and claims it may be asked about."""
+    write_scorer(folder, linear, stages, about)
+    held_out = {"articles": sorted({examples[i].group for i in held
+                                    if examples[i].kind == "question"}),
+                "claims": sorted(examples[i].source.claim_id  # type: ignore[union-attr]
+                                 for i in held if examples[i].kind == "claim")}
+    (folder / HELD_OUT).write_text(json.dumps(held_out, indent=1) + "\n")
+
+
+def cross_validate(settings: Settings, args: argparse.Namespace, stage: str, root: Path,
+                   qs: squad.QuestionSet, claims_index: Path,
+                   examples: Sequence[Example]) -> dict[str, Any]:
+    """Every question and claim held out by a scorer under ``root`` asked through
+    ``Pipeline.ask`` with that scorer."""
+    claims = {e.source.claim_id: e.source for e in examples if isinstance(e.source, Claim)}
+    questions_index, _ = runner.cached_index(qs.dataset, settings, args.cache)
+    staged = settings.model_copy(update={"evidence_rerank": stage == "rerank"})
+    held = {f.parent: json.loads(f.read_text()) for f in sorted(root.glob(f"*/{HELD_OUT}"))}
+    articles = {a for h in held.values() for a in h["articles"]}
+    subset = dataclasses.replace(qs, questions=[q for q in qs.questions if q.doc_id in articles])
+    records = questions.ask_all(staged, subset, questions_index, K, root)
+    asked = []
+    for folder, h in held.items():
+        pipeline = Pipeline(staged.model_copy(update={"index_dir": claims_index,
+                                                      "evidence_model": folder}))
+        asked += citations.ask_all(pipeline, [claims[c] for c in h["claims"]], K)
+    out = {"questions": questions.summarize(records), "claims": citations.summarize(asked)}
+    print(f"{stage}, cross-validated through Pipeline.ask: {json.dumps(out)}", flush=True)
+    return out
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from eval.quality import citations, rationales
-from eval.quality.train_evidence import folds_of
+from eval.quality.questions import HELD_OUT
 from rag.arrays import Floats
 from rag.config import Settings
 from rag.index import Index
@@ -110,24 +110,23 @@ def main() -> None:
     parser.add_argument("--rationales", type=Path, required=True)
     parser.add_argument("--cv-dir", type=Path, default=Path(".cache/evidence-cv"))
     parser.add_argument("--cache", type=Path, default=Path(".cache/eval"))
-    parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     t0 = time.time()
     settings = Settings()
     claims, index_dir = citations.claims_and_index(args.dataset, args.rationales, settings,
                                                    args.cache)
-    fold = folds_of(len(claims), args.folds)
+    folders = sorted(p.parent for p in args.cv_dir.glob(f"*/{HELD_OUT}"))
+    if not folders:
+        raise SystemExit(f"{args.cv_dir} holds no fold scorer: run python -m "
+                         "eval.quality.train_evidence first (it writes --cv-dir)")
     judged: list[Judged] = []
-    for f in range(args.folds):
-        folder = args.cv_dir / f"fold-{f}"
-        if not (folder / "scorer.json").is_file():
-            raise SystemExit(f"{folder} holds no fold scorer: run python -m "
-                             "eval.quality.train_evidence first (it writes --cv-dir)")
+    for folder in folders:
+        held = set(json.loads((folder / HELD_OUT).read_text())["claims"])
         pipeline = Pipeline(settings.model_copy(update={"index_dir": index_dir,
                                                         "evidence_model": folder}))
-        judged += judge_fold(pipeline, [c for c, k in zip(claims, fold, strict=True) if k == f])
-        print(f"fold {f} judged ({time.time() - t0:.0f} s)", flush=True)
+        judged += judge_fold(pipeline, [c for c in claims if c.claim_id in held])
+        print(f"{folder.name} judged ({time.time() - t0:.0f} s)", flush=True)
     table = [figures(judged, t) for t in THRESHOLDS]
     # A verifier's mistakes are not even: showing an unsupported sentence breaks the
     # promise, dropping a supported one costs a sentence (the extractive answer steps in
