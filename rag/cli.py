@@ -11,7 +11,14 @@ from typing import Any
 import click
 
 from rag import cli_admin, cli_eval, cli_serve
-from rag.cli_base import AS_JSON, collection_option, filter_options, use_ray, where_of
+from rag.cli_base import (
+    AS_JSON,
+    collection_option,
+    filter_options,
+    no_ocr_option,
+    use_ray,
+    where_of,
+)
 from rag.cli_base import emit as _emit
 from rag.cli_base import errors as _errors
 from rag.cli_base import pipeline as _pipeline
@@ -50,8 +57,7 @@ def main(ctx: click.Context, index_dir: Path | None, verbose: bool) -> None:
 @click.option("--strict", is_flag=True,
               help="Any file in a folder that cannot be read stops the ingest (exit 1, "
                    "nothing changed); without it such files are skipped and listed.")
-@click.option("--no-ocr", is_flag=True,
-              help="Do not read scanned pages and images with OCR (as RAG_OCR=off).")
+@no_ocr_option
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE",
               help="Metadata of every file ingested (team=legal; repeat for more); a file's "
                    "sidecar NAME.meta.json wins for it.")
@@ -60,15 +66,13 @@ def main(ctx: click.Context, index_dir: Path | None, verbose: bool) -> None:
 @click.pass_context
 @_errors
 def ingest(ctx: click.Context, paths: tuple[Path, ...], prune: bool, ray_address: str | None,
-           strict: bool, no_ocr: bool, meta: tuple[str, ...], collection: str,
+           strict: bool, meta: tuple[str, ...], collection: str,
            as_json: bool) -> None:
     """Index files and folders (the formats: the documentation's Formats page); unchanged
     files are skipped."""
     from rag.metadata import parse_pairs
 
     use_ray(ctx, ray_address, None)
-    if no_ocr:
-        ctx.obj = ctx.obj.model_copy(update={"ocr": False})
     given = parse_pairs(meta)
     pipeline = _pipeline(ctx, collection)
     report = pipeline.ingest(paths, prune=prune, progress=sys.stderr.isatty(), strict=strict,

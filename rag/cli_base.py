@@ -54,6 +54,18 @@ def use_ray(ctx: click.Context, address: str | None, shards: int | None) -> None
         ctx.obj = ctx.obj.model_copy(update=update)
 
 
+def _ocr_off(ctx: click.Context, _: click.Parameter, off: bool) -> None:
+    if off:
+        ctx.obj = ctx.obj.model_copy(update={"ocr": False})
+
+
+def no_ocr_option(func: F) -> F:
+    """``--no-ocr``: the command's settings with OCR off, as RAG_OCR=off."""
+    return click.option("--no-ocr", is_flag=True, expose_value=False, callback=_ocr_off,
+                        help="Do not read scanned pages and images with OCR "
+                             "(as RAG_OCR=off).")(func)
+
+
 def collection_option(func: F) -> F:
     return click.option("--collection", default=DEFAULT, show_default=True, metavar="NAME",
                         help="The collection to use (`rag collections` lists them).")(func)

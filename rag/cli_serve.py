@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from rag.cli_base import collection_option, errors, pipeline, use_ray
+from rag.cli_base import collection_option, errors, no_ocr_option, pipeline, use_ray
 from rag.collections import DEFAULT, Collections, check_name
 from rag.config import Settings
 from rag.errors import CollectionNotFoundError
@@ -27,18 +27,16 @@ def _exists(settings: Settings, name: str) -> None:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--no-ocr", is_flag=True, help="Do not read scanned pages and images with OCR.")
+@no_ocr_option
 @collection_option
 @click.pass_context
 @errors
-def watch(ctx: click.Context, paths: tuple[Path, ...], no_ocr: bool, collection: str) -> None:
+def watch(ctx: click.Context, paths: tuple[Path, ...], collection: str) -> None:
     """Keep the collection equal to these folders: ingest them now, then again after each
     burst of changes (added, changed, deleted files); Ctrl-C or SIGTERM stops. A `rag serve`
     on the same index picks up each snapshot."""
     from rag.sync import Syncer, SyncRun
 
-    if no_ocr:
-        ctx.obj = ctx.obj.model_copy(update={"ocr": False})
     _exists(ctx.obj, collection)
     synced = pipeline(ctx, collection)
 
